@@ -1,0 +1,377 @@
+//! `iglu:rs.sauna.config/RuntimeConfig/avro/1-0-0`: the tuning knobs Sauna's own schemas have
+//! no room for (mailboxes, lease timings, checkpoint batching, metrics, retries). Every field
+//! has a default, so a directory without this file runs with the defaults documented in the
+//! schema and the README.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use apache_avro::types::Value as AvroValue;
+use serde::Deserialize;
+
+use super::avro_json::FieldError;
+
+/// The Iglu key of this config.
+pub const RUNTIME_CONFIG_KEY: &str = "iglu:rs.sauna.config/RuntimeConfig/avro/1-0-0";
+
+/// Mailbox capacity of each actor kind.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MailboxCapacities {
+    pub supervisor: usize,
+    pub lease_manager: usize,
+    pub shard_consumer: usize,
+    pub checkpointer: usize,
+    pub metrics: usize,
+    pub responder: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseSettings {
+    /// A lease whose counter this worker has not seen change for this long is expired.
+    pub failover_time: Duration,
+    pub renew_interval: Duration,
+    pub take_interval: Duration,
+    pub max_leases_for_worker: Option<usize>,
+    /// `None`: steal as many as bring this worker to its share in one cycle.
+    pub max_leases_to_steal_at_one_time: Option<usize>,
+    pub shard_sync_interval: Duration,
+    pub parent_shard_poll_interval: Duration,
+    pub cleanup_leases_upon_shard_completion: bool,
+    /// `None`: `<hostname>:<random UUID>`, fresh for every process.
+    pub worker_id: Option<String>,
+}
+
+/// How a shard's commands may overlap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Ordering {
+    /// Same partition key: one at a time, in sequence order. Different keys overlap.
+    PartitionKey,
+    /// One command at a time per shard, in sequence order.
+    Shard,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetrievalSettings {
+    pub idle_time_between_reads: Duration,
+    pub max_in_flight_per_shard: usize,
+    pub ordering: Ordering,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum MetricsLevel {
+    None,
+    Summary,
+    Detailed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsSettings {
+    pub enabled: bool,
+    pub flush_interval: Duration,
+    pub level: MetricsLevel,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+    pub request_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Endpoints {
+    pub pager_duty_events_url: String,
+    pub sendgrid_api_url: String,
+}
+
+/// The runtime tuning of the whole process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeConfig {
+    pub mailboxes: MailboxCapacities,
+    pub leases: LeaseSettings,
+    pub retrieval: RetrievalSettings,
+    pub checkpoint_interval: Duration,
+    pub metrics: MetricsSettings,
+    pub retry: RetryPolicy,
+    /// Folders of local static Iglu repositories, already resolved against the config dir.
+    pub iglu_repositories: Vec<PathBuf>,
+    pub endpoints: Endpoints,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Raw {
+    mailboxes: MailboxCapacities,
+    leases: RawLeases,
+    retrieval: RawRetrieval,
+    checkpoint: RawCheckpoint,
+    metrics: RawMetrics,
+    retry: RawRetry,
+    iglu_repositories: Vec<String>,
+    endpoints: Endpoints,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawLeases {
+    failover_time_millis: i64,
+    renew_interval_millis: Option<i64>,
+    take_interval_millis: Option<i64>,
+    max_leases_for_worker: Option<i32>,
+    max_leases_to_steal_at_one_time: Option<i32>,
+    shard_sync_interval_millis: i64,
+    parent_shard_poll_interval_millis: i64,
+    cleanup_leases_upon_shard_completion: bool,
+    worker_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawRetrieval {
+    idle_time_between_reads_millis: i64,
+    max_in_flight_per_shard: i32,
+    ordering: Ordering,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawCheckpoint {
+    interval_millis: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawMetrics {
+    enabled: bool,
+    flush_interval_millis: i64,
+    level: MetricsLevel,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawRetry {
+    max_attempts: i32,
+    initial_backoff_millis: i64,
+    max_backoff_millis: i64,
+    request_timeout_millis: i64,
+}
+
+/// KCL's ε: renewals are scheduled slightly inside the failover window.
+const EPSILON: Duration = Duration::from_millis(25);
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        let schema = super::schemas::runtime_schema();
+        let value = super::avro_json::json_to_avro(&serde_json::json!({}), schema, "data")
+            .expect("the runtime schema has a default for every field");
+        RuntimeConfig::from_avro(&value, std::path::Path::new("."))
+            .expect("the runtime schema defaults are valid")
+    }
+}
+
+impl RuntimeConfig {
+    /// Builds the typed config; relative Iglu repository paths are resolved against `base_dir`.
+    pub fn from_avro(value: &AvroValue, base_dir: &std::path::Path) -> Result<Self, FieldError> {
+        let raw: Raw = apache_avro::from_value(value)
+            .map_err(|e| FieldError::new("data", format!("cannot decode: {e}")))?;
+
+        let m = &raw.mailboxes;
+        for (name, cap) in [
+            ("supervisor", m.supervisor),
+            ("leaseManager", m.lease_manager),
+            ("shardConsumer", m.shard_consumer),
+            ("checkpointer", m.checkpointer),
+            ("metrics", m.metrics),
+            ("responder", m.responder),
+        ] {
+            if !(1..=1_000_000).contains(&cap) {
+                return Err(FieldError::new(
+                    format!("data.mailboxes.{name}"),
+                    format!("expected a capacity from 1 to 1000000, found {cap}"),
+                ));
+            }
+        }
+
+        let l = &raw.leases;
+        let failover = millis(
+            l.failover_time_millis,
+            "data.leases.failoverTimeMillis",
+            100,
+        )?;
+        let renew = match l.renew_interval_millis {
+            Some(ms) => millis(ms, "data.leases.renewIntervalMillis", 10)?,
+            None => (failover / 3)
+                .saturating_sub(EPSILON)
+                .max(Duration::from_millis(10)),
+        };
+        if renew >= failover {
+            return Err(FieldError::new(
+                "data.leases.renewIntervalMillis",
+                format!(
+                    "expected less than failoverTimeMillis ({} ms) so a live worker renews before its leases expire, found {} ms",
+                    failover.as_millis(),
+                    renew.as_millis()
+                ),
+            ));
+        }
+        let take = match l.take_interval_millis {
+            Some(ms) => millis(ms, "data.leases.takeIntervalMillis", 10)?,
+            None => (failover + EPSILON) * 2,
+        };
+        let positive = |v: Option<i32>, path: &str| -> Result<Option<usize>, FieldError> {
+            match v {
+                None => Ok(None),
+                Some(n) if n >= 1 => Ok(Some(n as usize)),
+                Some(n) => Err(FieldError::new(
+                    path,
+                    format!("expected null or an integer of at least 1, found {n}"),
+                )),
+            }
+        };
+        let leases = LeaseSettings {
+            failover_time: failover,
+            renew_interval: renew,
+            take_interval: take,
+            max_leases_for_worker: positive(
+                l.max_leases_for_worker,
+                "data.leases.maxLeasesForWorker",
+            )?,
+            max_leases_to_steal_at_one_time: positive(
+                l.max_leases_to_steal_at_one_time,
+                "data.leases.maxLeasesToStealAtOneTime",
+            )?,
+            shard_sync_interval: millis(
+                l.shard_sync_interval_millis,
+                "data.leases.shardSyncIntervalMillis",
+                100,
+            )?,
+            parent_shard_poll_interval: millis(
+                l.parent_shard_poll_interval_millis,
+                "data.leases.parentShardPollIntervalMillis",
+                10,
+            )?,
+            cleanup_leases_upon_shard_completion: l.cleanup_leases_upon_shard_completion,
+            worker_id: match &l.worker_id {
+                Some(w) if w.trim().is_empty() => {
+                    return Err(FieldError::new(
+                        "data.leases.workerId",
+                        "expected null or a non-empty string",
+                    ));
+                }
+                other => other.clone(),
+            },
+        };
+
+        let r = &raw.retrieval;
+        let retrieval = RetrievalSettings {
+            // 0 is allowed: a test or a latency-critical user may poll without pause (the 5
+            // GetRecords/s/shard limit then throttles, and throttles back off).
+            idle_time_between_reads: millis(
+                r.idle_time_between_reads_millis,
+                "data.retrieval.idleTimeBetweenReadsMillis",
+                0,
+            )?,
+            max_in_flight_per_shard: match r.max_in_flight_per_shard {
+                n @ 1..=100_000 => n as usize,
+                n => {
+                    return Err(FieldError::new(
+                        "data.retrieval.maxInFlightPerShard",
+                        format!("expected an integer from 1 to 100000, found {n}"),
+                    ));
+                }
+            },
+            ordering: r.ordering,
+        };
+
+        let metrics = MetricsSettings {
+            enabled: raw.metrics.enabled,
+            flush_interval: millis(
+                raw.metrics.flush_interval_millis,
+                "data.metrics.flushIntervalMillis",
+                100,
+            )?,
+            level: raw.metrics.level,
+        };
+
+        let rt = &raw.retry;
+        if !(1..=100).contains(&rt.max_attempts) {
+            return Err(FieldError::new(
+                "data.retry.maxAttempts",
+                format!(
+                    "expected an integer from 1 to 100 (attempts in all, the first included), found {}",
+                    rt.max_attempts
+                ),
+            ));
+        }
+        let retry = RetryPolicy {
+            max_attempts: rt.max_attempts as u32,
+            initial_backoff: millis(
+                rt.initial_backoff_millis,
+                "data.retry.initialBackoffMillis",
+                0,
+            )?,
+            max_backoff: millis(rt.max_backoff_millis, "data.retry.maxBackoffMillis", 0)?,
+            request_timeout: millis(
+                rt.request_timeout_millis,
+                "data.retry.requestTimeoutMillis",
+                1,
+            )?,
+        };
+
+        for (name, url) in [
+            ("pagerDutyEventsUrl", &raw.endpoints.pager_duty_events_url),
+            ("sendgridApiUrl", &raw.endpoints.sendgrid_api_url),
+        ] {
+            check_http_url(url)
+                .map_err(|m| FieldError::new(format!("data.endpoints.{name}"), m))?;
+        }
+
+        let iglu_repositories = raw
+            .iglu_repositories
+            .iter()
+            .map(|p| base_dir.join(p))
+            .collect();
+
+        Ok(RuntimeConfig {
+            mailboxes: raw.mailboxes,
+            leases,
+            retrieval,
+            checkpoint_interval: millis(
+                raw.checkpoint.interval_millis,
+                "data.checkpoint.intervalMillis",
+                1,
+            )?,
+            metrics,
+            retry,
+            iglu_repositories,
+            endpoints: raw.endpoints,
+        })
+    }
+}
+
+/// A duration in milliseconds of at least `min` and at most a day.
+fn millis(ms: i64, path: &str, min: i64) -> Result<Duration, FieldError> {
+    const DAY: i64 = 86_400_000;
+    if (min..=DAY).contains(&ms) {
+        Ok(Duration::from_millis(ms as u64))
+    } else {
+        Err(FieldError::new(
+            path,
+            format!("expected milliseconds from {min} to {DAY}, found {ms}"),
+        ))
+    }
+}
+
+/// An absolute http(s) URL.
+pub(crate) fn check_http_url(url: &str) -> Result<(), String> {
+    match reqwest::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => Ok(()),
+        _ => Err("expected an absolute http:// or https:// URL".to_owned()),
+    }
+}

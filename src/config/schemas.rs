@@ -1,0 +1,171 @@
+//! The config schemas this build knows, embedded at compile time, keyed by Iglu key.
+
+use std::sync::OnceLock;
+
+use apache_avro::Schema;
+
+use crate::iglu::SchemaKey;
+use crate::responders::{self, ResponderModule};
+
+/// What a config file of a schema configures.
+#[derive(Clone, Copy)]
+pub enum ConfigKind {
+    KinesisObserver,
+    DynamodbLogger,
+    Runtime,
+    Responder(&'static ResponderModule),
+    /// A Sauna schema this program recognises but will not run: enabled, it is an error with
+    /// this explanation; disabled, it is ignored like any disabled config.
+    Refused(&'static str),
+}
+
+/// One known config schema.
+pub struct KnownSchema {
+    pub key: SchemaKey,
+    pub kind: ConfigKind,
+    /// `None` for refused schemas (they are never decoded).
+    pub avro: Option<Schema>,
+    /// Whether a config that omits `enabled` runs. Sauna's own configs require `enabled: true`;
+    /// the runtime config has a default for every field, `enabled` included.
+    pub enabled_by_default: bool,
+}
+
+const KINESIS_OBSERVER: (&str, &str) = (
+    "iglu:com.snowplowanalytics.sauna.observers/AmazonKinesisConfig/avro/1-0-0",
+    include_str!(
+        "../../resources/iglu/schemas/com.snowplowanalytics.sauna.observers/AmazonKinesisConfig/avro/1-0-0"
+    ),
+);
+const DYNAMODB_LOGGER: (&str, &str) = (
+    "iglu:com.snowplowanalytics.sauna.loggers/AmazonDynamodbConfig/avro/1-0-0",
+    include_str!(
+        "../../resources/iglu/schemas/com.snowplowanalytics.sauna.loggers/AmazonDynamodbConfig/avro/1-0-0"
+    ),
+);
+const RUNTIME: (&str, &str) = (
+    super::runtime::RUNTIME_CONFIG_KEY,
+    include_str!("../../resources/iglu/schemas/rs.sauna.config/RuntimeConfig/avro/1-0-0"),
+);
+
+const HIPCHAT_RETIRED: &str = "HipChat was retired by Atlassian in February 2019 and its API no longer answers; remove this file or set \"enabled\": false (Slack or the webhook responder can take its place)";
+const BATCH_ONLY: &str = "this is one of Sauna's batch (file) components, which are not part of the Kinesis observer; remove this file or set \"enabled\": false";
+
+const REFUSED: &[(&str, &str)] = &[
+    (
+        "iglu:com.snowplowanalytics.sauna.responders/HipchatConfig/avro/1-0-0",
+        HIPCHAT_RETIRED,
+    ),
+    (
+        "iglu:com.snowplowanalytics.sauna.loggers/HipchatConfig/avro/1-0-0",
+        HIPCHAT_RETIRED,
+    ),
+    (
+        "iglu:com.snowplowanalytics.sauna.responders/OptimizelyConfig/avro/1-0-0",
+        BATCH_ONLY,
+    ),
+    (
+        "iglu:com.snowplowanalytics.sauna.observers/AmazonS3Config/avro/1-0-0",
+        BATCH_ONLY,
+    ),
+    (
+        "iglu:com.snowplowanalytics.sauna.observers/LocalFilesystemConfig/avro/1-0-0",
+        BATCH_ONLY,
+    ),
+];
+
+fn parse(key: &str, avro: Option<&str>, kind: ConfigKind, enabled_by_default: bool) -> KnownSchema {
+    KnownSchema {
+        key: key
+            .parse()
+            .unwrap_or_else(|e| panic!("embedded config key {key}: {e}")),
+        kind,
+        avro: avro.map(|text| {
+            Schema::parse_str(text).unwrap_or_else(|e| panic!("embedded Avro schema {key}: {e}"))
+        }),
+        enabled_by_default,
+    }
+}
+
+/// Every config schema of this build.
+pub fn known() -> &'static [KnownSchema] {
+    static KNOWN: OnceLock<Vec<KnownSchema>> = OnceLock::new();
+    KNOWN.get_or_init(|| {
+        let mut all = vec![
+            parse(
+                KINESIS_OBSERVER.0,
+                Some(KINESIS_OBSERVER.1),
+                ConfigKind::KinesisObserver,
+                false,
+            ),
+            parse(
+                DYNAMODB_LOGGER.0,
+                Some(DYNAMODB_LOGGER.1),
+                ConfigKind::DynamodbLogger,
+                false,
+            ),
+            parse(RUNTIME.0, Some(RUNTIME.1), ConfigKind::Runtime, true),
+        ];
+        for module in responders::MODULES {
+            for schema in module.config_schemas {
+                all.push(parse(
+                    schema.key,
+                    Some(schema.avro),
+                    ConfigKind::Responder(module),
+                    false,
+                ));
+            }
+        }
+        for (key, why) in REFUSED {
+            all.push(parse(key, None, ConfigKind::Refused(why), false));
+        }
+        all
+    })
+}
+
+pub fn lookup(key: &SchemaKey) -> Option<&'static KnownSchema> {
+    known().iter().find(|k| &k.key == key)
+}
+
+/// Finds a known schema by the full name of its Avro record (how a binary `.avro` file
+/// without Iglu metadata names its schema).
+pub fn lookup_by_avro_name(fullname: &str) -> Option<&'static KnownSchema> {
+    known().iter().find(|k| {
+        k.avro
+            .as_ref()
+            .and_then(|s| s.name())
+            .is_some_and(|n| n.fullname(None) == fullname)
+    })
+}
+
+pub fn runtime_schema() -> &'static Schema {
+    known()
+        .iter()
+        .find(|k| matches!(k.kind, ConfigKind::Runtime))
+        .and_then(|k| k.avro.as_ref())
+        .expect("the runtime schema is embedded")
+}
+
+/// The keys of every schema that can be enabled, for "expected one of" messages.
+pub fn supported_keys() -> Vec<String> {
+    known()
+        .iter()
+        .filter(|k| !matches!(k.kind, ConfigKind::Refused(_)))
+        .map(|k| k.key.to_string())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_embedded_schema_parses_and_is_found_by_name() {
+        for k in known() {
+            if let Some(schema) = &k.avro {
+                let name = schema.name().expect("records are named").fullname(None);
+                assert!(lookup_by_avro_name(&name).is_some(), "{name}");
+            }
+            assert!(lookup(&k.key).is_some());
+        }
+    }
+}

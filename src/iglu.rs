@@ -1,0 +1,268 @@
+//! Iglu schema keys (`iglu:vendor/name/format/M-R-A`) and criteria (`M-R-*`).
+//!
+//! Every config file and every command names its schema with a key; responders accept a family
+//! of versions with a criterion. Sauna's rule (kept here): vendor, name, format and MODEL must be
+//! equal; a criterion `1-0-*` fixes the REVISION too and accepts any ADDITION, so `1-0-3`
+//! matches while `1-1-0` and `2-0-0` do not.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A SchemaVer `MODEL-REVISION-ADDITION`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SchemaVer {
+    pub model: u32,
+    pub revision: u32,
+    pub addition: u32,
+}
+
+impl fmt::Display for SchemaVer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}-{}", self.model, self.revision, self.addition)
+    }
+}
+
+/// Why a string is not an Iglu key or criterion.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "expected an Iglu URI iglu:vendor/name/format/MODEL-REVISION-ADDITION, found {found:?}: {why}"
+)]
+pub struct IgluParseError {
+    pub found: String,
+    pub why: &'static str,
+}
+
+/// The full address of one schema, e.g.
+/// `iglu:com.slack.sauna.commands/send_message/jsonschema/1-0-0`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SchemaKey {
+    pub vendor: String,
+    pub name: String,
+    pub format: String,
+    pub version: SchemaVer,
+}
+
+impl SchemaKey {
+    /// `vendor/name/format/M-R-A`, the path of this schema in a static Iglu repository.
+    pub fn repository_path(&self) -> String {
+        format!(
+            "{}/{}/{}/{}",
+            self.vendor, self.name, self.format, self.version
+        )
+    }
+}
+
+impl fmt::Display for SchemaKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "iglu:{}", self.repository_path())
+    }
+}
+
+impl FromStr for SchemaKey {
+    type Err = IgluParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (vendor, name, format, version) = split_uri(s)?;
+        let parts: Vec<&str> = version.split('-').collect();
+        let err = |why| IgluParseError {
+            found: s.to_owned(),
+            why,
+        };
+        if parts.len() != 3 {
+            return Err(err("the version must be MODEL-REVISION-ADDITION"));
+        }
+        let num = |p: &str| {
+            p.parse::<u32>()
+                .map_err(|_| err("version parts must be numbers"))
+        };
+        Ok(SchemaKey {
+            vendor: vendor.to_owned(),
+            name: name.to_owned(),
+            format: format.to_owned(),
+            version: SchemaVer {
+                model: num(parts[0])?,
+                revision: num(parts[1])?,
+                addition: num(parts[2])?,
+            },
+        })
+    }
+}
+
+/// A family of schema versions a responder accepts, e.g. `…/send_message/jsonschema/1-0-*`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SchemaCriterion {
+    pub vendor: String,
+    pub name: String,
+    pub format: String,
+    pub model: u32,
+    /// `None` is `*`.
+    pub revision: Option<u32>,
+    /// `None` is `*`.
+    pub addition: Option<u32>,
+}
+
+impl SchemaCriterion {
+    /// True when `key` is one of the versions this criterion names.
+    pub fn matches(&self, key: &SchemaKey) -> bool {
+        self.vendor == key.vendor
+            && self.name == key.name
+            && self.format == key.format
+            && self.model == key.version.model
+            && self.revision.is_none_or(|r| r == key.version.revision)
+            && self.addition.is_none_or(|a| a == key.version.addition)
+    }
+}
+
+impl fmt::Display for SchemaCriterion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let star = |v: Option<u32>| v.map_or_else(|| "*".to_owned(), |n| n.to_string());
+        write!(
+            f,
+            "iglu:{}/{}/{}/{}-{}-{}",
+            self.vendor,
+            self.name,
+            self.format,
+            self.model,
+            star(self.revision),
+            star(self.addition)
+        )
+    }
+}
+
+impl FromStr for SchemaCriterion {
+    type Err = IgluParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (vendor, name, format, version) = split_uri(s)?;
+        let err = |why| IgluParseError {
+            found: s.to_owned(),
+            why,
+        };
+        let parts: Vec<&str> = version.split('-').collect();
+        if parts.len() != 3 {
+            return Err(err("the version must be MODEL-REVISION-ADDITION"));
+        }
+        let model = parts[0]
+            .parse::<u32>()
+            .map_err(|_| err("the MODEL of a criterion must be a number"))?;
+        let part = |p: &str| -> Result<Option<u32>, IgluParseError> {
+            if p == "*" {
+                Ok(None)
+            } else {
+                p.parse::<u32>()
+                    .map(Some)
+                    .map_err(|_| err("REVISION and ADDITION must be numbers or *"))
+            }
+        };
+        let revision = part(parts[1])?;
+        let addition = part(parts[2])?;
+        if revision.is_none() && addition.is_some() {
+            return Err(err("a fixed ADDITION needs a fixed REVISION"));
+        }
+        Ok(SchemaCriterion {
+            vendor: vendor.to_owned(),
+            name: name.to_owned(),
+            format: format.to_owned(),
+            model,
+            revision,
+            addition,
+        })
+    }
+}
+
+/// Splits `iglu:vendor/name/format/version`, checking the characters Iglu allows.
+fn split_uri(s: &str) -> Result<(&str, &str, &str, &str), IgluParseError> {
+    let err = |why| IgluParseError {
+        found: s.to_owned(),
+        why,
+    };
+    let rest = s
+        .strip_prefix("iglu:")
+        .ok_or_else(|| err("it must start with \"iglu:\""))?;
+    let parts: Vec<&str> = rest.split('/').collect();
+    let [vendor, name, format, version] = parts[..] else {
+        return Err(err("it must have four parts separated by '/'"));
+    };
+    let ok = |p: &str, dots: bool| {
+        !p.is_empty()
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || (dots && c == '.'))
+    };
+    if !ok(vendor, true) {
+        return Err(err(
+            "the vendor may hold only letters, digits, '-', '_' and '.'",
+        ));
+    }
+    if !ok(name, false) || !ok(format, false) {
+        return Err(err(
+            "name and format may hold only letters, digits, '-' and '_'",
+        ));
+    }
+    Ok((vendor, name, format, version))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(s: &str) -> SchemaKey {
+        s.parse().expect("valid key")
+    }
+
+    #[test]
+    fn parses_and_prints_keys() {
+        let k = key("iglu:com.slack.sauna.commands/send_message/jsonschema/1-0-0");
+        assert_eq!(k.vendor, "com.slack.sauna.commands");
+        assert_eq!(k.name, "send_message");
+        assert_eq!(
+            k.to_string(),
+            "iglu:com.slack.sauna.commands/send_message/jsonschema/1-0-0"
+        );
+    }
+
+    #[test]
+    fn rejects_bad_keys() {
+        for bad in [
+            "",
+            "com.acme/x/jsonschema/1-0-0",
+            "iglu:com.acme/x/jsonschema",
+            "iglu:com.acme/x/jsonschema/1-0",
+            "iglu:com.acme/x/jsonschema/1-0-a",
+            "iglu:com acme/x/jsonschema/1-0-0",
+            "iglu:com.acme/x.y/jsonschema/1-0-0",
+            "iglu:com.acme/x/jsonschema/1-0-*",
+        ] {
+            assert!(
+                bad.parse::<SchemaKey>().is_err(),
+                "{bad} should be rejected"
+            );
+        }
+    }
+
+    #[test]
+    fn criterion_matches_any_addition_of_its_revision() {
+        let c: SchemaCriterion = "iglu:com.slack.sauna.commands/send_message/jsonschema/1-0-*"
+            .parse()
+            .expect("valid criterion");
+        let base = "iglu:com.slack.sauna.commands/send_message/jsonschema/";
+        assert!(c.matches(&key(&format!("{base}1-0-0"))));
+        assert!(c.matches(&key(&format!("{base}1-0-3"))));
+        assert!(!c.matches(&key(&format!("{base}1-1-0"))));
+        assert!(!c.matches(&key(&format!("{base}2-0-0"))));
+        assert!(!c.matches(&key("iglu:com.slack.sauna.commands/other/jsonschema/1-0-0")));
+        assert!(!c.matches(&key("iglu:com.acme/send_message/jsonschema/1-0-0")));
+        assert_eq!(c.to_string(), format!("{base}1-0-*"));
+    }
+
+    #[test]
+    fn criterion_with_star_revision() {
+        let c: SchemaCriterion = "iglu:a/b/jsonschema/1-*-*".parse().expect("valid");
+        assert!(c.matches(&key("iglu:a/b/jsonschema/1-7-2")));
+        assert!(!c.matches(&key("iglu:a/b/jsonschema/2-0-0")));
+        assert!(
+            "iglu:a/b/jsonschema/1-*-2"
+                .parse::<SchemaCriterion>()
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,61 @@
+//! PagerDuty: `com.pagerduty.sauna.commands/create_event/jsonschema/1-0-*` sent to the Events
+//! API (`PagerDutyConfig` 1-0-0; the `service_key` travels in each command).
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use super::{ConfigSchema, Configured, Responder, ResponderConfigFile, ResponderModule};
+use crate::config::avro_json::FieldError;
+use crate::iglu::SchemaCriterion;
+
+pub static MODULE: ResponderModule = ResponderModule {
+    name: "PagerDuty",
+    config_schemas: &[ConfigSchema {
+        key: "iglu:com.snowplowanalytics.sauna.responders/PagerDutyConfig/avro/1-0-0",
+        avro: include_str!(
+            "../../resources/iglu/schemas/com.snowplowanalytics.sauna.responders/PagerDutyConfig/avro/1-0-0"
+        ),
+    }],
+    configure,
+};
+
+pub const CREATE_EVENT: &str = "iglu:com.pagerduty.sauna.commands/create_event/jsonschema/1-0-*";
+
+#[derive(Debug)]
+pub struct PagerDutyResponder {
+    pub id: String,
+}
+
+impl Responder for PagerDutyResponder {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn criteria(&self) -> Vec<SchemaCriterion> {
+        vec![super::criterion(CREATE_EVENT)]
+    }
+}
+
+#[derive(Deserialize)]
+struct Raw {
+    id: String,
+    parameters: RawParameters,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawParameters {
+    create_event_enabled: bool,
+}
+
+fn configure(file: &ResponderConfigFile<'_>) -> Result<Configured, FieldError> {
+    let raw: Raw = super::decode(file.value)?;
+    if !raw.parameters.create_event_enabled {
+        return Ok(Configured::default());
+    }
+    Ok(Configured {
+        responders: vec![Arc::new(PagerDutyResponder { id: raw.id })],
+        warnings: vec![],
+    })
+}
