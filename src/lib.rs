@@ -3,35 +3,34 @@
 //! Reads Sauna commands from every shard of a Kinesis stream, hands each to the responder for
 //! its command type, and checkpoints progress in a KCL-compatible DynamoDB lease table.
 //!
-//! Module map (the actor map of the design, one concept per module):
-//! - [`config`]: the config directory (self-describing Avro configs) and the runtime tuning;
-//! - [`command`]: a record's bytes → a routable command or the reason it is not one;
-//! - [`iglu`]: schema keys and criteria;
-//! - [`responders`]: one module per external service;
-//! - [`aws`]: SDK clients from an observer's config.
+//! The actors, one module each (the actor map of the design):
+//!
+//! ```text
+//! Supervisor (one per observer config; restarts children with backoff)   supervisor
+//! ├── LeaseManager      renew / take / steal / release leases; shard sync  lease_manager
+//! ├── ShardConsumer ×N  one per held lease: GetRecords → parse → dispatch  shard_consumer
+//! ├── Checkpointer      "done up to S" per shard → batched writes         checkpointer
+//! ├── Metrics           aggregates, flushes to CloudWatch                  metrics
+//! └── Responders        one actor per command type                         responders
+//! ```
+//!
+//! Around them: [`config`] (the config directory), [`command`] (a record's bytes → a command
+//! or the reason it is not one), [`parser_pool`] (parsing on every core), [`outcome`], [`iglu`],
+//! [`aws`], [`supervision`] and [`app`] (the process and its signals).
 
+pub mod app;
 pub mod aws;
+pub mod checkpointer;
 pub mod command;
 pub mod config;
 pub mod iglu;
+pub mod lease_manager;
+pub mod metrics;
+pub mod outcome;
+pub mod parser_pool;
 pub mod responders;
+pub mod shard_consumer;
+pub mod supervision;
+pub mod supervisor;
 
-/// Why the observers stopped with an error.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    #[error("the observer runtime is not part of this build yet")]
-    NotBuilt,
-}
-
-/// Runs every observer of a loaded configuration until SIGTERM/SIGINT.
-pub fn run(configuration: config::Configuration) -> Result<(), RunError> {
-    for o in &configuration.observers {
-        log::info!(
-            "observer {} on stream {} ({})",
-            o.id,
-            o.stream_name,
-            o.region
-        );
-    }
-    Err(RunError::NotBuilt)
-}
+pub use app::{Observers, RunError, run};

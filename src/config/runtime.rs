@@ -99,6 +99,10 @@ pub struct RuntimeConfig {
     pub checkpoint_interval: Duration,
     pub metrics: MetricsSettings,
     pub retry: RetryPolicy,
+    /// Commands each responder actions at once.
+    pub responder_concurrency: usize,
+    /// How long a graceful shutdown waits for in-flight commands.
+    pub shutdown_timeout: Duration,
     /// Folders of local static Iglu repositories, already resolved against the config dir.
     pub iglu_repositories: Vec<PathBuf>,
     pub endpoints: Endpoints,
@@ -113,6 +117,8 @@ struct Raw {
     checkpoint: RawCheckpoint,
     metrics: RawMetrics,
     retry: RawRetry,
+    responder_concurrency: i32,
+    shutdown_timeout_millis: i64,
     iglu_repositories: Vec<String>,
     endpoints: Endpoints,
 }
@@ -349,6 +355,16 @@ impl RuntimeConfig {
             )?,
             metrics,
             retry,
+            responder_concurrency: match raw.responder_concurrency {
+                n @ 1..=10_000 => n as usize,
+                n => {
+                    return Err(FieldError::new(
+                        "data.responderConcurrency",
+                        format!("expected an integer from 1 to 10000, found {n}"),
+                    ));
+                }
+            },
+            shutdown_timeout: millis(raw.shutdown_timeout_millis, "data.shutdownTimeoutMillis", 0)?,
             iglu_repositories,
             endpoints: raw.endpoints,
         })

@@ -4,16 +4,28 @@
 //! command criteria it accepts, and `execute`. Registering it is one line in [`MODULES`].
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use apache_avro::types::Value as AvroValue;
 
+use crate::command::Command;
 use crate::config::avro_json::FieldError;
+use crate::config::runtime::Endpoints;
 use crate::iglu::{SchemaCriterion, SchemaKey};
 
+mod actor;
+pub mod http;
 pub mod pagerduty;
 pub mod sendgrid;
 pub mod slack;
+
+pub use actor::{
+    CommandResult, Execute, ObserveResponder, ResponderActor, ResponderSnapshot,
+    backoff as backoff_delay,
+};
 
 /// An Avro config schema embedded in the binary.
 #[derive(Debug, Clone, Copy)]
@@ -51,13 +63,61 @@ pub struct ResponderModule {
 /// Every responder this build knows. Adding a responder: write its module, add one line here.
 pub static MODULES: &[&ResponderModule] = &[&slack::MODULE, &pagerduty::MODULE, &sendgrid::MODULE];
 
+/// What one attempt at a command came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// Actioned; the detail is for the log (e.g. "HTTP 200").
+    Done(String),
+    /// A transient failure (timeout, connection error, 5xx, 429): worth another attempt, not
+    /// before `retry_after` when the service said so.
+    Retry {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    /// A permanent failure (a 4xx other than 429): another attempt would fail the same way.
+    Fail(String),
+}
+
+/// What every responder gets to do its work: one shared HTTP client (connection pools, TLS),
+/// the configured API base URLs, and the per-attempt timeout.
+#[derive(Debug, Clone)]
+pub struct ResponderContext {
+    pub http: reqwest::Client,
+    pub endpoints: Endpoints,
+    pub request_timeout: Duration,
+}
+
+impl ResponderContext {
+    pub fn new(endpoints: Endpoints, request_timeout: Duration) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(request_timeout)
+            .connect_timeout(request_timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("sauna/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        ResponderContext {
+            http,
+            endpoints,
+            request_timeout,
+        }
+    }
+}
+
+/// The future of one attempt.
+pub type AttemptFuture<'a> = Pin<Box<dyn Future<Output = Attempt> + Send + 'a>>;
+
 /// A configured responder. `Debug` must not print secrets (hold them in
 /// [`crate::config::Secret`]).
+///
+/// A responder only makes one attempt at a time; the shared [`ResponderActor`] around it gives
+/// it a mailbox, a concurrency limit, timeouts, retries with backoff, restarts and metrics.
 pub trait Responder: Send + Sync + fmt::Debug {
     /// The config id, unique in the config directory.
     fn id(&self) -> &str;
     /// The command types this responder actions.
     fn criteria(&self) -> Vec<SchemaCriterion>;
+    /// One attempt at actioning `command`.
+    fn execute<'a>(&'a self, command: &'a Command, ctx: &'a ResponderContext) -> AttemptFuture<'a>;
 }
 
 /// Parses a criterion written in a responder module; a bad literal is a programming error.

@@ -5,7 +5,11 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::{ConfigSchema, Configured, Responder, ResponderConfigFile, ResponderModule};
+use super::{
+    Attempt, AttemptFuture, ConfigSchema, Configured, Responder, ResponderConfigFile,
+    ResponderContext, ResponderModule,
+};
+use crate::command::Command;
 use crate::config::avro_json::FieldError;
 use crate::iglu::SchemaCriterion;
 
@@ -34,6 +38,26 @@ impl Responder for PagerDutyResponder {
 
     fn criteria(&self) -> Vec<SchemaCriterion> {
         vec![super::criterion(CREATE_EVENT)]
+    }
+
+    /// The command's data is an Events API (v1) event as it stands: `service_key`,
+    /// `event_type` (trigger / acknowledge / resolve), `incident_key`, `description`,
+    /// `details`, `client`, `client_url`, `contexts`.
+    fn execute<'a>(&'a self, command: &'a Command, ctx: &'a ResponderContext) -> AttemptFuture<'a> {
+        Box::pin(async move {
+            let request = ctx
+                .http
+                .post(&ctx.endpoints.pager_duty_events_url)
+                .json(&command.data);
+            match super::http::send(request).await {
+                // The Events API answers 403 when the service key is rate limited.
+                Attempt::Fail(reason) if reason.starts_with("HTTP 403") => Attempt::Retry {
+                    reason: format!("{reason} (rate limited)"),
+                    retry_after: None,
+                },
+                other => other,
+            }
+        })
     }
 }
 

@@ -6,7 +6,11 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::{ConfigSchema, Configured, Responder, ResponderConfigFile, ResponderModule};
+use super::{
+    AttemptFuture, ConfigSchema, Configured, Responder, ResponderConfigFile, ResponderContext,
+    ResponderModule,
+};
+use crate::command::Command;
 use crate::config::Secret;
 use crate::config::avro_json::FieldError;
 use crate::iglu::SchemaCriterion;
@@ -45,6 +49,21 @@ impl Responder for SendgridResponder {
 
     fn criteria(&self) -> Vec<SchemaCriterion> {
         vec![super::criterion(SEND_EMAIL)]
+    }
+
+    /// The command's data is a v3 mail/send body as it stands (personalizations, from,
+    /// content, attachments, templates, settings…).
+    fn execute<'a>(&'a self, command: &'a Command, ctx: &'a ResponderContext) -> AttemptFuture<'a> {
+        let url = format!(
+            "{}/v3/mail/send",
+            ctx.endpoints.sendgrid_api_url.trim_end_matches('/')
+        );
+        Box::pin(super::http::send(
+            ctx.http
+                .post(url)
+                .bearer_auth(self.api_key.expose())
+                .json(&command.data),
+        ))
     }
 }
 

@@ -5,7 +5,11 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::{ConfigSchema, Configured, Responder, ResponderConfigFile, ResponderModule};
+use super::{
+    AttemptFuture, ConfigSchema, Configured, Responder, ResponderConfigFile, ResponderContext,
+    ResponderModule,
+};
+use crate::command::Command;
 use crate::config::Secret;
 use crate::config::avro_json::FieldError;
 use crate::iglu::SchemaCriterion;
@@ -38,6 +42,14 @@ impl Responder for SlackResponder {
 
     fn criteria(&self) -> Vec<SchemaCriterion> {
         vec![super::criterion(SEND_MESSAGE)]
+    }
+
+    /// The command's data is an incoming-webhook message as it stands (text, channel,
+    /// username, icons, attachments…): it is posted unchanged.
+    fn execute<'a>(&'a self, command: &'a Command, ctx: &'a ResponderContext) -> AttemptFuture<'a> {
+        Box::pin(super::http::send(
+            ctx.http.post(self.webhook_url.expose()).json(&command.data),
+        ))
     }
 }
 

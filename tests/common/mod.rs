@@ -3,6 +3,10 @@
 
 #![allow(dead_code)]
 
+pub mod http;
+pub mod kinesis;
+pub mod sauna;
+
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;

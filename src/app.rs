@@ -1,0 +1,156 @@
+//! The process: one actix System, one Supervisor per enabled observer, SIGTERM/SIGINT handling.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use actix_rt::Arbiter;
+
+use crate::aws::AwsClients;
+use crate::config::Configuration;
+use crate::supervisor::{
+    InjectConsumerFailure, ObserveObserver, ObserverSnapshot, Shutdown, Supervisor, SupervisorSpec,
+};
+
+/// Why the process stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot install the signal handlers: {0}")]
+    Signals(std::io::Error),
+    #[error("the actor system failed: {0}")]
+    System(std::io::Error),
+}
+
+/// The running observers of a process.
+pub struct Observers {
+    supervisors: Vec<(String, Addr<Supervisor>)>,
+    /// Kept alive for as long as the observers run; stopped on drop.
+    arbiters: Vec<Arbiter>,
+}
+
+impl Observers {
+    /// Starts every enabled observer of `configuration` (inside a running actix System).
+    pub async fn start(configuration: Configuration) -> Observers {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        let arbiters: Vec<Arbiter> = (0..cores).map(|_| Arbiter::new()).collect();
+        let handles: Vec<_> = arbiters.iter().map(Arbiter::handle).collect();
+        let worker_id = configuration
+            .runtime
+            .leases
+            .worker_id
+            .clone()
+            .unwrap_or_else(default_worker_id);
+        let mut supervisors = vec![];
+        for observer in &configuration.observers {
+            let clients = AwsClients::for_observer(&observer.region, &observer.credentials).await;
+            let spec = SupervisorSpec {
+                observer: observer.clone(),
+                runtime: configuration.runtime.clone(),
+                worker_id: worker_id.clone(),
+                clients,
+                responders: configuration.responders.clone(),
+                command_schemas: Arc::clone(&configuration.command_schemas),
+                arbiters: handles.clone(),
+            };
+            supervisors.push((observer.id.clone(), Supervisor::new(spec).start()));
+        }
+        Observers {
+            supervisors,
+            arbiters,
+        }
+    }
+
+    pub fn ids(&self) -> Vec<&str> {
+        self.supervisors.iter().map(|(id, _)| id.as_str()).collect()
+    }
+
+    fn supervisor(&self, id: &str) -> Option<&Addr<Supervisor>> {
+        self.supervisors
+            .iter()
+            .find(|(i, _)| i == id)
+            .map(|(_, a)| a)
+    }
+
+    /// A snapshot of every observer.
+    pub async fn observe(&self) -> Vec<ObserverSnapshot> {
+        let mut out = vec![];
+        for (_, s) in &self.supervisors {
+            if let Ok(snapshot) = s.send(ObserveObserver).await {
+                out.push(snapshot);
+            }
+        }
+        out
+    }
+
+    /// Fails the consumer of `shard` of observer `id` (tests of supervision).
+    pub async fn inject_consumer_failure(&self, id: &str, shard: &str, panic: bool) -> bool {
+        match self.supervisor(id) {
+            Some(s) => s
+                .send(InjectConsumerFailure {
+                    shard: shard.to_owned(),
+                    panic,
+                })
+                .await
+                .unwrap_or(false),
+            None => false,
+        }
+    }
+
+    /// Graceful stop of every observer: in-flight commands finish, checkpoints are written,
+    /// leases released.
+    pub async fn shutdown(self) {
+        let stops: Vec<_> = self
+            .supervisors
+            .iter()
+            .map(|(_, s)| s.send(Shutdown))
+            .collect();
+        futures::future::join_all(stops).await;
+        for a in &self.arbiters {
+            a.stop();
+        }
+    }
+}
+
+/// `<hostname>:<random UUID>`: unique per process, readable in the lease table.
+pub fn default_worker_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("{host}:{}", uuid::Uuid::new_v4())
+}
+
+/// Runs the observers until SIGTERM or SIGINT, then stops them gracefully. A second signal
+/// during the graceful stop exits at once.
+pub fn run(configuration: Configuration) -> Result<(), RunError> {
+    let system = actix::System::new();
+    system.block_on(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).map_err(RunError::Signals)?;
+        let mut int = signal(SignalKind::interrupt()).map_err(RunError::Signals)?;
+        let observers = Observers::start(configuration).await;
+        log::info!(
+            "sauna running: observers [{}]; stop with SIGTERM or SIGINT",
+            observers.ids().join(", ")
+        );
+        let which = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        log::info!("{which} received: stopping gracefully (send it again to stop at once)");
+        let graceful = observers.shutdown();
+        tokio::select! {
+            _ = graceful => {}
+            _ = term.recv() => { log::warn!("second signal: stopping at once"); }
+            _ = int.recv() => { log::warn!("second signal: stopping at once"); }
+        }
+        // Let the last log lines and releases leave before the runtime goes.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        Ok::<(), RunError>(())
+    })?;
+    Ok(())
+}

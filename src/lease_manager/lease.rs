@@ -1,0 +1,360 @@
+//! A lease row of the KCL lease table, with the Java KCL's attribute names and types, so a team
+//! moving from a Java KCL application keeps its checkpoints (and can move back).
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::fmt;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+/// A Kinesis sequence number: a decimal string of up to 128 bits' worth of digits, compared as
+/// the number it is (the KCL compares them as BigInteger).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SequenceNumber(String);
+
+impl SequenceNumber {
+    /// A sequence number is digits only; anything else is not one.
+    pub fn parse(s: &str) -> Option<Self> {
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| SequenceNumber(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    fn significant(&self) -> &str {
+        let t = self.0.trim_start_matches('0');
+        if t.is_empty() { "0" } else { t }
+    }
+}
+
+impl Ord for SequenceNumber {
+    fn cmp(&self, other: &Self) -> Ordering {
+        let (a, b) = (self.significant(), other.significant());
+        a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+    }
+}
+
+impl PartialOrd for SequenceNumber {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl fmt::Display for SequenceNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The `checkpoint` attribute: a sequence number or one of the KCL's sentinels.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Checkpoint {
+    TrimHorizon,
+    Latest,
+    /// The timestamp itself is not stored (as in the KCL): it comes from the observer config.
+    AtTimestamp,
+    /// Every record of the (closed) shard has an outcome.
+    ShardEnd,
+    /// Every record up to and including this one has an outcome.
+    Sequence(SequenceNumber),
+}
+
+impl Checkpoint {
+    pub fn as_attribute(&self) -> &str {
+        match self {
+            Checkpoint::TrimHorizon => "TRIM_HORIZON",
+            Checkpoint::Latest => "LATEST",
+            Checkpoint::AtTimestamp => "AT_TIMESTAMP",
+            Checkpoint::ShardEnd => "SHARD_END",
+            Checkpoint::Sequence(s) => s.as_str(),
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "TRIM_HORIZON" => Checkpoint::TrimHorizon,
+            "LATEST" => Checkpoint::Latest,
+            "AT_TIMESTAMP" => Checkpoint::AtTimestamp,
+            "SHARD_END" => Checkpoint::ShardEnd,
+            other => Checkpoint::Sequence(SequenceNumber::parse(other)?),
+        })
+    }
+
+    /// The KCL's order: sentinels that start a shard sort below every sequence number, and
+    /// SHARD_END above everything. A checkpoint never moves backwards in this order.
+    fn rank(&self) -> (u8, Option<&SequenceNumber>) {
+        match self {
+            Checkpoint::TrimHorizon | Checkpoint::Latest | Checkpoint::AtTimestamp => (0, None),
+            Checkpoint::Sequence(s) => (1, Some(s)),
+            Checkpoint::ShardEnd => (2, None),
+        }
+    }
+
+    /// True when moving from `self` to `next` would go backwards.
+    pub fn is_after(&self, next: &Checkpoint) -> bool {
+        self.rank() > next.rank()
+    }
+
+    /// A shard whose checkpoint is one of these has not processed a record yet.
+    pub fn is_start_position(&self) -> bool {
+        matches!(
+            self,
+            Checkpoint::TrimHorizon | Checkpoint::Latest | Checkpoint::AtTimestamp
+        )
+    }
+}
+
+impl fmt::Display for Checkpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_attribute())
+    }
+}
+
+/// One lease (one shard).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// `leaseKey` (S): the shard id.
+    pub key: String,
+    /// `leaseOwner` (S): the worker holding it; absent when free.
+    pub owner: Option<String>,
+    /// `leaseCounter` (N): bumped by every renew, take, checkpoint and release.
+    pub counter: u64,
+    /// `checkpoint` (S).
+    pub checkpoint: Checkpoint,
+    /// `checkpointSubSequenceNumber` (N): KPL sub-record index; 0 for plain records.
+    pub checkpoint_sub_sequence_number: u64,
+    /// `ownerSwitchesSinceCheckpoint` (N).
+    pub owner_switches_since_checkpoint: u64,
+    /// `parentShardId` (SS), written only when non-empty.
+    pub parent_shard_ids: Vec<String>,
+    /// `childShardIds` (SS), written at SHARD_END.
+    pub child_shard_ids: Vec<String>,
+    /// `startingHashKey` / `endingHashKey` (S, decimal).
+    pub starting_hash_key: Option<String>,
+    pub ending_hash_key: Option<String>,
+}
+
+/// Why a row is not a lease this program can use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RowError {
+    /// A KCL 3.5 single-table row (worker metrics, coordinator state…): not a lease, left as is.
+    #[error("not a lease (entityType {0})")]
+    NotALease(String),
+    #[error("attribute {attribute}: {problem}")]
+    Malformed {
+        attribute: &'static str,
+        problem: String,
+    },
+}
+
+pub const LEASE_KEY: &str = "leaseKey";
+pub const LEASE_OWNER: &str = "leaseOwner";
+pub const LEASE_COUNTER: &str = "leaseCounter";
+pub const CHECKPOINT: &str = "checkpoint";
+pub const CHECKPOINT_SUB_SEQUENCE_NUMBER: &str = "checkpointSubSequenceNumber";
+pub const OWNER_SWITCHES_SINCE_CHECKPOINT: &str = "ownerSwitchesSinceCheckpoint";
+pub const PARENT_SHARD_ID: &str = "parentShardId";
+pub const CHILD_SHARD_IDS: &str = "childShardIds";
+pub const STARTING_HASH_KEY: &str = "startingHashKey";
+pub const ENDING_HASH_KEY: &str = "endingHashKey";
+pub const ENTITY_TYPE: &str = "entityType";
+
+impl Lease {
+    /// A new, unowned lease.
+    pub fn new(key: impl Into<String>, checkpoint: Checkpoint) -> Self {
+        Lease {
+            key: key.into(),
+            owner: None,
+            counter: 0,
+            checkpoint,
+            checkpoint_sub_sequence_number: 0,
+            owner_switches_since_checkpoint: 0,
+            parent_shard_ids: vec![],
+            child_shard_ids: vec![],
+            starting_hash_key: None,
+            ending_hash_key: None,
+        }
+    }
+
+    /// Every shard of the stream has ended and been checkpointed there.
+    pub fn is_finished(&self) -> bool {
+        self.checkpoint == Checkpoint::ShardEnd
+    }
+
+    /// The full item, as the KCL's `toDynamoRecord` writes it.
+    pub fn to_item(&self) -> HashMap<String, AttributeValue> {
+        let mut item = HashMap::new();
+        item.insert(LEASE_KEY.into(), AttributeValue::S(self.key.clone()));
+        if let Some(owner) = &self.owner {
+            item.insert(LEASE_OWNER.into(), AttributeValue::S(owner.clone()));
+        }
+        item.insert(
+            LEASE_COUNTER.into(),
+            AttributeValue::N(self.counter.to_string()),
+        );
+        item.insert(
+            CHECKPOINT.into(),
+            AttributeValue::S(self.checkpoint.as_attribute().into()),
+        );
+        item.insert(
+            CHECKPOINT_SUB_SEQUENCE_NUMBER.into(),
+            AttributeValue::N(self.checkpoint_sub_sequence_number.to_string()),
+        );
+        item.insert(
+            OWNER_SWITCHES_SINCE_CHECKPOINT.into(),
+            AttributeValue::N(self.owner_switches_since_checkpoint.to_string()),
+        );
+        if !self.parent_shard_ids.is_empty() {
+            item.insert(
+                PARENT_SHARD_ID.into(),
+                AttributeValue::Ss(self.parent_shard_ids.clone()),
+            );
+        }
+        if !self.child_shard_ids.is_empty() {
+            item.insert(
+                CHILD_SHARD_IDS.into(),
+                AttributeValue::Ss(self.child_shard_ids.clone()),
+            );
+        }
+        if let Some(h) = &self.starting_hash_key {
+            item.insert(STARTING_HASH_KEY.into(), AttributeValue::S(h.clone()));
+        }
+        if let Some(h) = &self.ending_hash_key {
+            item.insert(ENDING_HASH_KEY.into(), AttributeValue::S(h.clone()));
+        }
+        item
+    }
+
+    /// Reads a row; rows of other entity types and malformed rows are errors the caller skips.
+    pub fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Self, RowError> {
+        if let Some(AttributeValue::S(t)) = item.get(ENTITY_TYPE) {
+            if t != "LEASE" {
+                return Err(RowError::NotALease(t.clone()));
+            }
+        }
+        let malformed = |attribute, problem: &str| RowError::Malformed {
+            attribute,
+            problem: problem.to_owned(),
+        };
+        let s = |name: &'static str| -> Result<Option<String>, RowError> {
+            match item.get(name) {
+                None => Ok(None),
+                Some(AttributeValue::S(v)) => Ok(Some(v.clone())),
+                Some(_) => Err(malformed(name, "expected a string (S)")),
+            }
+        };
+        let n = |name: &'static str| -> Result<u64, RowError> {
+            match item.get(name) {
+                None => Ok(0),
+                Some(AttributeValue::N(v)) => v
+                    .parse::<u64>()
+                    .map_err(|_| malformed(name, "expected a non-negative integer (N)")),
+                Some(_) => Err(malformed(name, "expected a number (N)")),
+            }
+        };
+        let ss = |name: &'static str| -> Result<Vec<String>, RowError> {
+            match item.get(name) {
+                None => Ok(vec![]),
+                Some(AttributeValue::Ss(v)) => {
+                    let mut v = v.clone();
+                    v.sort();
+                    Ok(v)
+                }
+                // Some tools write a list; read it rather than refuse the lease.
+                Some(AttributeValue::L(v)) => {
+                    Ok(v.iter().filter_map(|a| a.as_s().ok().cloned()).collect())
+                }
+                Some(_) => Err(malformed(name, "expected a string set (SS)")),
+            }
+        };
+        let key = s(LEASE_KEY)?.ok_or_else(|| malformed(LEASE_KEY, "missing"))?;
+        let checkpoint = match s(CHECKPOINT)? {
+            None => Checkpoint::TrimHorizon,
+            Some(c) => Checkpoint::parse(&c)
+                .ok_or_else(|| malformed(CHECKPOINT, "expected a sequence number or a sentinel"))?,
+        };
+        Ok(Lease {
+            key,
+            owner: s(LEASE_OWNER)?,
+            counter: n(LEASE_COUNTER)?,
+            checkpoint,
+            checkpoint_sub_sequence_number: n(CHECKPOINT_SUB_SEQUENCE_NUMBER)?,
+            owner_switches_since_checkpoint: n(OWNER_SWITCHES_SINCE_CHECKPOINT)?,
+            parent_shard_ids: ss(PARENT_SHARD_ID)?,
+            child_shard_ids: ss(CHILD_SHARD_IDS)?,
+            starting_hash_key: s(STARTING_HASH_KEY)?,
+            ending_hash_key: s(ENDING_HASH_KEY)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seq(s: &str) -> SequenceNumber {
+        SequenceNumber::parse(s).expect("digits")
+    }
+
+    #[test]
+    fn sequence_numbers_compare_as_numbers() {
+        assert!(seq("9") < seq("10"));
+        assert!(seq("0010") == seq("10").clone() || seq("0010") <= seq("10"));
+        assert_eq!(seq("0010").cmp(&seq("10")), Ordering::Equal);
+        let big = "49590338271490256608559692538361571095921575989136588898";
+        let bigger = "49590338271490256608559692538361571095921575989136588899";
+        assert!(seq(big) < seq(bigger));
+        assert!(SequenceNumber::parse("12a").is_none());
+        assert!(SequenceNumber::parse("").is_none());
+    }
+
+    #[test]
+    fn checkpoints_order_like_the_kcl() {
+        let a = Checkpoint::Sequence(seq("100"));
+        let b = Checkpoint::Sequence(seq("99"));
+        assert!(a.is_after(&b));
+        assert!(!b.is_after(&a));
+        assert!(!Checkpoint::TrimHorizon.is_after(&b));
+        assert!(a.is_after(&Checkpoint::Latest));
+        assert!(Checkpoint::ShardEnd.is_after(&a));
+        assert!(!a.is_after(&Checkpoint::ShardEnd));
+    }
+
+    #[test]
+    fn round_trips_kcl_items() {
+        let mut lease = Lease::new("shardId-000000000002", Checkpoint::Sequence(seq("123")));
+        lease.owner = Some("w1".into());
+        lease.counter = 7;
+        lease.parent_shard_ids = vec!["shardId-000000000000".into()];
+        lease.starting_hash_key = Some("0".into());
+        lease.ending_hash_key = Some("340282366920938463463374607431768211455".into());
+        let item = lease.to_item();
+        assert!(matches!(
+            item.get("parentShardId"),
+            Some(AttributeValue::Ss(_))
+        ));
+        assert!(matches!(
+            item.get("leaseCounter"),
+            Some(AttributeValue::N(_))
+        ));
+        assert!(
+            !item.contains_key("childShardIds"),
+            "empty sets are not written"
+        );
+        assert_eq!(Lease::from_item(&item), Ok(lease));
+    }
+
+    #[test]
+    fn other_entity_types_are_not_leases() {
+        let mut item = Lease::new("Leader", Checkpoint::TrimHorizon).to_item();
+        item.insert(ENTITY_TYPE.into(), AttributeValue::S("LEADER".into()));
+        assert_eq!(
+            Lease::from_item(&item),
+            Err(RowError::NotALease("LEADER".into()))
+        );
+        item.insert(ENTITY_TYPE.into(), AttributeValue::S("LEASE".into()));
+        assert!(Lease::from_item(&item).is_ok());
+    }
+}

@@ -1,0 +1,389 @@
+//! `LeaseTable`: the DynamoDB I/O of the lease table. Every write is conditional, as the KCL's:
+//! a renew, take, checkpoint or release succeeds only if the counter (and owner) are still what
+//! this worker last saw, so a worker that lost a lease cannot write to it.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType, TableStatus,
+};
+
+use super::lease::{
+    CHECKPOINT, CHECKPOINT_SUB_SEQUENCE_NUMBER, CHILD_SHARD_IDS, Checkpoint, LEASE_COUNTER,
+    LEASE_KEY, LEASE_OWNER, Lease, OWNER_SWITCHES_SINCE_CHECKPOINT, RowError,
+};
+
+/// A failed lease-table call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LeaseTableError {
+    /// The condition did not hold: someone else wrote the lease since we last saw it.
+    #[error("the lease changed since this worker last saw it (conditional check failed)")]
+    ConditionFailed,
+    #[error("DynamoDB throttled the request: {0}")]
+    Throttled(String),
+    #[error("the lease table {0} does not exist")]
+    TableMissing(String),
+    #[error("DynamoDB request failed: {0}")]
+    Other(String),
+}
+
+fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+    e: SdkError<E, R>,
+) -> LeaseTableError {
+    let code = e
+        .as_service_error()
+        .and_then(|s| s.code())
+        .map(str::to_owned);
+    match code.as_deref() {
+        Some("ConditionalCheckFailedException") => LeaseTableError::ConditionFailed,
+        Some(
+            "ProvisionedThroughputExceededException"
+            | "ThrottlingException"
+            | "RequestLimitExceeded",
+        ) => LeaseTableError::Throttled(code.unwrap_or_default()),
+        Some("ResourceNotFoundException") => LeaseTableError::TableMissing(String::new()),
+        _ => {
+            let message = e
+                .as_service_error()
+                .and_then(|s| s.message())
+                .map(str::to_owned);
+            LeaseTableError::Other(match (code, message) {
+                (Some(c), Some(m)) => format!("{c}: {m}"),
+                (Some(c), None) => c,
+                _ => format!("{e:?}").chars().take(300).collect(),
+            })
+        }
+    }
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: u64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+/// The lease table of one observer (named after its id).
+#[derive(Debug, Clone)]
+pub struct LeaseTable {
+    client: Client,
+    name: String,
+}
+
+impl LeaseTable {
+    pub fn new(client: Client, name: impl Into<String>) -> Self {
+        LeaseTable {
+            client,
+            name: name.into(),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Creates the table (on-demand billing, hash key `leaseKey`) unless it exists, and waits
+    /// until it is ACTIVE.
+    pub async fn ensure_exists(&self) -> Result<bool, LeaseTableError> {
+        let mut created = false;
+        match self
+            .client
+            .describe_table()
+            .table_name(&self.name)
+            .send()
+            .await
+        {
+            Ok(_) => {}
+            Err(e) => match classify(e) {
+                LeaseTableError::TableMissing(_) => {
+                    let result = self
+                        .client
+                        .create_table()
+                        .table_name(&self.name)
+                        .billing_mode(BillingMode::PayPerRequest)
+                        .attribute_definitions(
+                            AttributeDefinition::builder()
+                                .attribute_name(LEASE_KEY)
+                                .attribute_type(ScalarAttributeType::S)
+                                .build()
+                                .map_err(|e| LeaseTableError::Other(e.to_string()))?,
+                        )
+                        .key_schema(
+                            KeySchemaElement::builder()
+                                .attribute_name(LEASE_KEY)
+                                .key_type(KeyType::Hash)
+                                .build()
+                                .map_err(|e| LeaseTableError::Other(e.to_string()))?,
+                        )
+                        .send()
+                        .await;
+                    match result {
+                        Ok(_) => created = true,
+                        // Another worker created it at the same moment.
+                        Err(e)
+                            if e.as_service_error().and_then(|s| s.code())
+                                == Some("ResourceInUseException") => {}
+                        Err(e) => return Err(classify(e)),
+                    }
+                }
+                other => return Err(other),
+            },
+        }
+        for _ in 0..600 {
+            let d = self
+                .client
+                .describe_table()
+                .table_name(&self.name)
+                .send()
+                .await
+                .map_err(classify)?;
+            if d.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
+                return Ok(created);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(LeaseTableError::Other(format!(
+            "table {} did not become ACTIVE within 60 s",
+            self.name
+        )))
+    }
+
+    /// Every lease (strongly consistent, so counters are current), and the rows skipped.
+    pub async fn scan(&self) -> Result<(Vec<Lease>, Vec<(String, RowError)>), LeaseTableError> {
+        let mut leases = vec![];
+        let mut skipped = vec![];
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.name)
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| self.missing(classify(e)))?;
+            for item in page.items() {
+                match Lease::from_item(item) {
+                    Ok(l) => leases.push(l),
+                    Err(e) => {
+                        let key = item
+                            .get(LEASE_KEY)
+                            .and_then(|v| v.as_s().ok())
+                            .cloned()
+                            .unwrap_or_default();
+                        skipped.push((key, e));
+                    }
+                }
+            }
+            match page.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        leases.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok((leases, skipped))
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Option<Lease>, LeaseTableError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.name)
+            .key(LEASE_KEY, s(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.missing(classify(e)))?;
+        match out.item() {
+            None => Ok(None),
+            Some(item) => match Lease::from_item(item) {
+                Ok(l) => Ok(Some(l)),
+                Err(RowError::NotALease(_)) => Ok(None),
+                Err(e) => Err(LeaseTableError::Other(format!("lease {key}: {e}"))),
+            },
+        }
+    }
+
+    /// Writes a new lease unless one exists; true when this call created it.
+    pub async fn create_if_absent(&self, lease: &Lease) -> Result<bool, LeaseTableError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.name)
+            .set_item(Some(lease.to_item()))
+            .condition_expression("attribute_not_exists(#k)")
+            .expression_attribute_names("#k", LEASE_KEY)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) => match classify(e) {
+                LeaseTableError::ConditionFailed => Ok(false),
+                other => Err(self.missing(other)),
+            },
+        }
+    }
+
+    /// Heartbeat: counter + 1, if counter and owner are still ours. Returns the new counter.
+    pub async fn renew(
+        &self,
+        key: &str,
+        owner: &str,
+        counter: u64,
+    ) -> Result<u64, LeaseTableError> {
+        self.client
+            .update_item()
+            .table_name(&self.name)
+            .key(LEASE_KEY, s(key))
+            .update_expression("SET #c = :next")
+            .condition_expression("#c = :seen AND #o = :me")
+            .expression_attribute_names("#c", LEASE_COUNTER)
+            .expression_attribute_names("#o", LEASE_OWNER)
+            .expression_attribute_values(":next", n(counter + 1))
+            .expression_attribute_values(":seen", n(counter))
+            .expression_attribute_values(":me", s(owner))
+            .send()
+            .await
+            .map_err(|e| self.missing(classify(e)))?;
+        Ok(counter + 1)
+    }
+
+    /// Takes a lease seen with `counter` (and `previous_owner`, which may be none): it is ours
+    /// if nobody wrote it since. Returns the new counter.
+    pub async fn take(
+        &self,
+        key: &str,
+        counter: u64,
+        previous_owner: Option<&str>,
+        me: &str,
+    ) -> Result<u64, LeaseTableError> {
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .key(LEASE_KEY, s(key))
+            .expression_attribute_names("#c", LEASE_COUNTER)
+            .expression_attribute_names("#o", LEASE_OWNER)
+            .expression_attribute_values(":next", n(counter + 1))
+            .expression_attribute_values(":seen", n(counter))
+            .expression_attribute_values(":me", s(me));
+        // The owner switch counter moves only when the owner changes (the KCL's rule).
+        req = if previous_owner == Some(me) {
+            req.update_expression("SET #c = :next, #o = :me")
+        } else {
+            req.update_expression("SET #c = :next, #o = :me ADD #sw :one")
+                .expression_attribute_names("#sw", OWNER_SWITCHES_SINCE_CHECKPOINT)
+                .expression_attribute_values(":one", n(1))
+        };
+        req = match previous_owner {
+            Some(prev) => req
+                .condition_expression("#c = :seen AND #o = :prev")
+                .expression_attribute_values(":prev", s(prev)),
+            None => req.condition_expression("#c = :seen AND attribute_not_exists(#o)"),
+        };
+        req.send().await.map_err(|e| self.missing(classify(e)))?;
+        Ok(counter + 1)
+    }
+
+    /// Writes a checkpoint (and, at shard end, the child shard ids) if the lease is still ours
+    /// at `counter`. Resets `ownerSwitchesSinceCheckpoint`. Returns the new counter.
+    pub async fn checkpoint(
+        &self,
+        key: &str,
+        owner: &str,
+        counter: u64,
+        checkpoint: &Checkpoint,
+        child_shard_ids: &[String],
+    ) -> Result<u64, LeaseTableError> {
+        let mut update = "SET #c = :next, #cp = :cp, #sub = :zero, #sw = :zero".to_owned();
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .key(LEASE_KEY, s(key))
+            .condition_expression("#c = :seen AND #o = :me")
+            .expression_attribute_names("#c", LEASE_COUNTER)
+            .expression_attribute_names("#o", LEASE_OWNER)
+            .expression_attribute_names("#cp", CHECKPOINT)
+            .expression_attribute_names("#sub", CHECKPOINT_SUB_SEQUENCE_NUMBER)
+            .expression_attribute_names("#sw", OWNER_SWITCHES_SINCE_CHECKPOINT)
+            .expression_attribute_values(":next", n(counter + 1))
+            .expression_attribute_values(":seen", n(counter))
+            .expression_attribute_values(":me", s(owner))
+            .expression_attribute_values(":cp", s(checkpoint.as_attribute()))
+            .expression_attribute_values(":zero", n(0));
+        if !child_shard_ids.is_empty() {
+            update.push_str(", #children = :children");
+            req = req
+                .expression_attribute_names("#children", CHILD_SHARD_IDS)
+                .expression_attribute_values(
+                    ":children",
+                    AttributeValue::Ss(child_shard_ids.to_vec()),
+                );
+        }
+        req.update_expression(update)
+            .send()
+            .await
+            .map_err(|e| self.missing(classify(e)))?;
+        Ok(counter + 1)
+    }
+
+    /// Gives a lease up (removes the owner) if it is still ours at `counter`, so another
+    /// worker can take it at once.
+    pub async fn release(
+        &self,
+        key: &str,
+        owner: &str,
+        counter: u64,
+    ) -> Result<u64, LeaseTableError> {
+        self.client
+            .update_item()
+            .table_name(&self.name)
+            .key(LEASE_KEY, s(key))
+            .update_expression("SET #c = :next REMOVE #o")
+            .condition_expression("#c = :seen AND #o = :me")
+            .expression_attribute_names("#c", LEASE_COUNTER)
+            .expression_attribute_names("#o", LEASE_OWNER)
+            .expression_attribute_values(":next", n(counter + 1))
+            .expression_attribute_values(":seen", n(counter))
+            .expression_attribute_values(":me", s(owner))
+            .send()
+            .await
+            .map_err(|e| self.missing(classify(e)))?;
+        Ok(counter + 1)
+    }
+
+    /// Deletes a finished lease (only if it is still at SHARD_END).
+    pub async fn delete_finished(&self, key: &str) -> Result<bool, LeaseTableError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.name)
+            .key(LEASE_KEY, s(key))
+            .condition_expression("#cp = :end")
+            .expression_attribute_names("#cp", CHECKPOINT)
+            .expression_attribute_values(":end", s(Checkpoint::ShardEnd.as_attribute()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) => match classify(e) {
+                LeaseTableError::ConditionFailed => Ok(false),
+                other => Err(self.missing(other)),
+            },
+        }
+    }
+
+    fn missing(&self, e: LeaseTableError) -> LeaseTableError {
+        match e {
+            LeaseTableError::TableMissing(_) => LeaseTableError::TableMissing(self.name.clone()),
+            other => other,
+        }
+    }
+}

@@ -1,0 +1,397 @@
+//! `Metrics`: receives samples from every actor without blocking them, aggregates them into
+//! statistic sets, and flushes them to CloudWatch in batches (namespace = the observer id; the
+//! KCL's metric and dimension names). A CloudWatch outage only logs: samples of a failed flush
+//! are dropped, never queued without bound, and no sender ever waits.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use actix::dev::AsyncContextParts;
+use actix::prelude::*;
+use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit, StatisticSet};
+
+use crate::config::runtime::{MetricsLevel, MetricsSettings};
+use crate::supervision::ExitGuard;
+
+/// What a sample measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Unit {
+    Count,
+    Milliseconds,
+    Bytes,
+}
+
+impl Unit {
+    fn cloudwatch(self) -> StandardUnit {
+        match self {
+            Unit::Count => StandardUnit::Count,
+            Unit::Milliseconds => StandardUnit::Milliseconds,
+            Unit::Bytes => StandardUnit::Bytes,
+        }
+    }
+}
+
+/// The dimensions of a datum: the KCL's `Operation`, plus `ShardId` for per-shard metrics or
+/// `WorkerIdentifier` for per-worker ones.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Scope {
+    Shard(Arc<str>),
+    Worker,
+    /// Operation only.
+    Application,
+}
+
+/// One measurement.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct Sample {
+    pub name: &'static str,
+    pub operation: &'static str,
+    pub scope: Scope,
+    pub unit: Unit,
+    pub value: f64,
+}
+
+/// The aggregate of one series between two flushes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stat {
+    pub count: f64,
+    pub sum: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Stat {
+    fn of(v: f64) -> Self {
+        Stat {
+            count: 1.0,
+            sum: v,
+            min: v,
+            max: v,
+        }
+    }
+
+    fn add(&mut self, v: f64) {
+        self.count += 1.0;
+        self.sum += v;
+        self.min = self.min.min(v);
+        self.max = self.max.max(v);
+    }
+}
+
+type SeriesKey = (&'static str, &'static str, Scope, Unit);
+
+/// A cheap handle every actor holds to send samples. Sending never waits: when the Metrics
+/// mailbox is full the sample is dropped and counted.
+#[derive(Clone)]
+pub struct MetricsHandle {
+    addr: Option<Addr<Metrics>>,
+    level: MetricsLevel,
+    dropped: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for MetricsHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsHandle")
+            .field("level", &self.level)
+            .finish()
+    }
+}
+
+impl MetricsHandle {
+    /// A handle that records nothing (metrics disabled, unit tests).
+    pub fn disabled() -> Self {
+        MetricsHandle {
+            addr: None,
+            level: MetricsLevel::None,
+            dropped: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    pub fn new(addr: Addr<Metrics>, level: MetricsLevel) -> Self {
+        MetricsHandle {
+            addr: Some(addr),
+            level,
+            dropped: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    pub fn record(
+        &self,
+        name: &'static str,
+        operation: &'static str,
+        scope: Scope,
+        unit: Unit,
+        value: f64,
+    ) {
+        let Some(addr) = &self.addr else { return };
+        let scope = match (self.level, scope) {
+            (MetricsLevel::None, _) => return,
+            // SUMMARY drops the per-shard dimension.
+            (MetricsLevel::Summary, Scope::Shard(_)) => Scope::Application,
+            (_, s) => s,
+        };
+        let sample = Sample {
+            name,
+            operation,
+            scope,
+            unit,
+            value,
+        };
+        if addr.try_send(sample).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn count(&self, name: &'static str, operation: &'static str, scope: Scope, n: u64) {
+        self.record(name, operation, scope, Unit::Count, n as f64);
+    }
+
+    pub fn millis(&self, name: &'static str, operation: &'static str, scope: Scope, d: Duration) {
+        self.record(
+            name,
+            operation,
+            scope,
+            Unit::Milliseconds,
+            d.as_secs_f64() * 1000.0,
+        );
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// Totals since start, for tests and `Observe`.
+#[derive(Debug, Clone, Default)]
+pub struct MetricsSnapshot {
+    /// (name, operation, shard or "") → sum of all samples.
+    pub totals: BTreeMap<(String, String, String), f64>,
+    pub flushes: u64,
+    pub failed_flushes: u64,
+    pub datums_sent: u64,
+    pub mailbox_capacity: usize,
+}
+
+impl MetricsSnapshot {
+    /// Sum of a metric over every shard and operation.
+    pub fn total(&self, name: &str) -> f64 {
+        self.totals
+            .iter()
+            .filter(|((n, _, _), _)| n == name)
+            .map(|(_, v)| v)
+            .sum()
+    }
+}
+
+/// Asks an actor for a snapshot of its state.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Observe;
+
+impl Message for Observe {
+    type Result = MetricsSnapshot;
+}
+
+/// Sends what is buffered now (shutdown).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Flush;
+
+pub struct Metrics {
+    namespace: String,
+    worker_id: String,
+    client: aws_sdk_cloudwatch::Client,
+    settings: MetricsSettings,
+    mailbox: usize,
+    pending: BTreeMap<SeriesKey, Stat>,
+    totals: BTreeMap<(String, String, String), f64>,
+    flushes: u64,
+    failed_flushes: u64,
+    datums_sent: u64,
+    flush_in_flight: bool,
+    last_failure_log: Option<Instant>,
+    _exit: ExitGuard,
+}
+
+/// PutMetricData takes up to 1000 datums; the KCL sends 200 at a time, which keeps each request
+/// small and a failure cheap.
+const BATCH: usize = 200;
+
+impl Metrics {
+    pub fn new(
+        namespace: String,
+        worker_id: String,
+        client: aws_sdk_cloudwatch::Client,
+        settings: MetricsSettings,
+        mailbox: usize,
+        exit: ExitGuard,
+    ) -> Self {
+        Metrics {
+            namespace,
+            worker_id,
+            client,
+            settings,
+            mailbox,
+            pending: BTreeMap::new(),
+            totals: BTreeMap::new(),
+            flushes: 0,
+            failed_flushes: 0,
+            datums_sent: 0,
+            flush_in_flight: false,
+            last_failure_log: None,
+            _exit: exit,
+        }
+    }
+
+    fn datums(&mut self) -> Vec<MetricDatum> {
+        let now = aws_smithy_types::DateTime::from(std::time::SystemTime::now());
+        std::mem::take(&mut self.pending)
+            .into_iter()
+            .map(|((name, operation, scope, unit), stat)| {
+                let mut dims = vec![
+                    Dimension::builder()
+                        .name("Operation")
+                        .value(operation)
+                        .build(),
+                ];
+                match scope {
+                    Scope::Shard(shard) => {
+                        dims.push(Dimension::builder().name("ShardId").value(&*shard).build())
+                    }
+                    Scope::Worker => dims.push(
+                        Dimension::builder()
+                            .name("WorkerIdentifier")
+                            .value(&self.worker_id)
+                            .build(),
+                    ),
+                    Scope::Application => {}
+                }
+                MetricDatum::builder()
+                    .metric_name(name)
+                    .set_dimensions(Some(dims))
+                    .unit(unit.cloudwatch())
+                    .timestamp(now)
+                    .statistic_values(
+                        StatisticSet::builder()
+                            .sample_count(stat.count)
+                            .sum(stat.sum)
+                            .minimum(stat.min)
+                            .maximum(stat.max)
+                            .build(),
+                    )
+                    .build()
+            })
+            .collect()
+    }
+
+    /// Sends what has been aggregated since the last flush; a no-op while a flush is out (a
+    /// slow CloudWatch: aggregation goes on in the meantime).
+    fn flush(&mut self) -> ResponseActFuture<Self, ()> {
+        if self.pending.is_empty() || self.flush_in_flight {
+            return Box::pin(actix::fut::ready(()));
+        }
+        let datums = self.datums();
+        let client = self.client.clone();
+        let namespace = self.namespace.clone();
+        let timeout = self.settings.flush_interval.max(Duration::from_secs(5));
+        self.flush_in_flight = true;
+        let fut = async move {
+            let mut sent = 0u64;
+            for chunk in datums.chunks(BATCH) {
+                let call = client
+                    .put_metric_data()
+                    .namespace(&namespace)
+                    .set_metric_data(Some(chunk.to_vec()))
+                    .send();
+                match tokio::time::timeout(timeout, call).await {
+                    Ok(Ok(_)) => sent += chunk.len() as u64,
+                    Ok(Err(e)) => {
+                        return Err((
+                            sent,
+                            format!("{}", aws_sdk_cloudwatch::error::DisplayErrorContext(e)),
+                        ));
+                    }
+                    Err(_) => return Err((sent, format!("timed out after {timeout:?}"))),
+                }
+            }
+            Ok(sent)
+        };
+        Box::pin(fut.into_actor(self).map(|result, act, _| {
+            act.flush_in_flight = false;
+            act.flushes += 1;
+            match result {
+                Ok(sent) => act.datums_sent += sent,
+                Err((sent, e)) => {
+                    act.datums_sent += sent;
+                    act.failed_flushes += 1;
+                    let quiet = act.last_failure_log.is_some_and(|t| t.elapsed() < Duration::from_secs(60));
+                    if !quiet {
+                        log::warn!(
+                            "metrics: PutMetricData to namespace {} failed ({e}); these samples are dropped and processing goes on",
+                            act.namespace
+                        );
+                        act.last_failure_log = Some(Instant::now());
+                    }
+                }
+            }
+        }))
+    }
+}
+
+impl Actor for Metrics {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(self.mailbox);
+        ctx.run_interval(self.settings.flush_interval, |act, ctx| {
+            let flush = act.flush();
+            ctx.spawn(flush);
+        });
+    }
+}
+
+impl Handler<Sample> for Metrics {
+    type Result = ();
+
+    fn handle(&mut self, s: Sample, _: &mut Self::Context) {
+        let shard = match &s.scope {
+            Scope::Shard(id) => id.to_string(),
+            _ => String::new(),
+        };
+        *self
+            .totals
+            .entry((s.name.to_owned(), s.operation.to_owned(), shard))
+            .or_default() += s.value;
+        if !self.settings.enabled {
+            return;
+        }
+        self.pending
+            .entry((s.name, s.operation, s.scope, s.unit))
+            .and_modify(|st| st.add(s.value))
+            .or_insert_with(|| Stat::of(s.value));
+    }
+}
+
+impl Handler<Flush> for Metrics {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, _: Flush, _: &mut Self::Context) -> Self::Result {
+        self.flush()
+    }
+}
+
+impl Handler<Observe> for Metrics {
+    type Result = MessageResult<Observe>;
+
+    fn handle(&mut self, _: Observe, ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(MetricsSnapshot {
+            totals: self.totals.clone(),
+            flushes: self.flushes,
+            failed_flushes: self.failed_flushes,
+            datums_sent: self.datums_sent,
+            mailbox_capacity: ctx.parts().capacity(),
+        })
+    }
+}

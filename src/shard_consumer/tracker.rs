@@ -1,0 +1,250 @@
+//! The bookkeeping of one shard's records between "read" and "covered by the checkpoint":
+//! - commands with the same partition key go out one at a time, in sequence order (a PagerDuty
+//!   `resolve` never overtakes its `trigger`); different keys overlap;
+//! - at most `max_in_flight` commands are at responders at once;
+//! - the watermark is the highest sequence number below which every record has an outcome —
+//!   the only thing a checkpoint may ever cover.
+//!
+//! Pure data structure: the ShardConsumer drives it, the tests below exercise it directly.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use crate::lease_manager::lease::SequenceNumber;
+
+struct Slot<T> {
+    seq: SequenceNumber,
+    key: Option<Arc<str>>,
+    payload: Option<T>,
+    done: bool,
+}
+
+/// Records of one shard, in sequence order, until the watermark passes them.
+pub struct Tracker<T> {
+    max_in_flight: usize,
+    slots: VecDeque<Slot<T>>,
+    /// Index of `slots[0]`.
+    base: u64,
+    /// Keys with a command out; their queued followers, in order.
+    busy: HashMap<Arc<str>, VecDeque<u64>>,
+    /// Admitted commands whose key is free, waiting for an in-flight place.
+    ready: VecDeque<u64>,
+    in_flight: usize,
+    not_done: usize,
+    watermark: Option<SequenceNumber>,
+}
+
+impl<T> Tracker<T> {
+    pub fn new(max_in_flight: usize) -> Self {
+        Tracker {
+            max_in_flight: max_in_flight.max(1),
+            slots: VecDeque::new(),
+            base: 0,
+            busy: HashMap::new(),
+            ready: VecDeque::new(),
+            in_flight: 0,
+            not_done: 0,
+            watermark: None,
+        }
+    }
+
+    fn next_index(&self) -> u64 {
+        self.base + self.slots.len() as u64
+    }
+
+    /// Adds a record that already has its outcome (invalid, expired, unroutable).
+    pub fn admit_done(&mut self, seq: SequenceNumber) -> u64 {
+        let idx = self.next_index();
+        self.slots.push_back(Slot {
+            seq,
+            key: None,
+            payload: None,
+            done: true,
+        });
+        self.advance();
+        idx
+    }
+
+    /// Adds a command for a responder; it goes out when its key is free and a place is.
+    pub fn admit(&mut self, seq: SequenceNumber, key: Arc<str>, payload: T) -> u64 {
+        let idx = self.next_index();
+        self.slots.push_back(Slot {
+            seq,
+            key: Some(key.clone()),
+            payload: Some(payload),
+            done: false,
+        });
+        self.not_done += 1;
+        match self.busy.get_mut(&key) {
+            Some(queue) => queue.push_back(idx),
+            None => {
+                self.busy.insert(key, VecDeque::new());
+                self.ready.push_back(idx);
+            }
+        }
+        idx
+    }
+
+    /// The next command to send, if a place is free.
+    pub fn next_dispatch(&mut self) -> Option<(u64, T)> {
+        if self.in_flight >= self.max_in_flight {
+            return None;
+        }
+        while let Some(idx) = self.ready.pop_front() {
+            let slot = self.slot_mut(idx)?;
+            if let Some(payload) = slot.payload.take() {
+                self.in_flight += 1;
+                return Some((idx, payload));
+            }
+        }
+        None
+    }
+
+    /// Records the outcome of a dispatched command; its key's next command becomes ready.
+    /// Returns true when the watermark moved.
+    pub fn complete(&mut self, idx: u64) -> bool {
+        let Some(slot) = self.slot_mut(idx) else {
+            return false;
+        };
+        if slot.done {
+            return false;
+        }
+        slot.done = true;
+        let key = slot.key.clone();
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.not_done = self.not_done.saturating_sub(1);
+        if let Some(key) = key {
+            match self.busy.get_mut(&key).and_then(VecDeque::pop_front) {
+                Some(next) => self.ready.push_back(next),
+                None => {
+                    self.busy.remove(&key);
+                }
+            }
+        }
+        self.advance()
+    }
+
+    fn slot_mut(&mut self, idx: u64) -> Option<&mut Slot<T>> {
+        let i = usize::try_from(idx.checked_sub(self.base)?).ok()?;
+        self.slots.get_mut(i)
+    }
+
+    /// Drops the done prefix, moving the watermark to its last record.
+    fn advance(&mut self) -> bool {
+        let mut moved = false;
+        while self.slots.front().is_some_and(|s| s.done) {
+            if let Some(slot) = self.slots.pop_front() {
+                self.watermark = Some(slot.seq);
+                self.base += 1;
+                moved = true;
+            }
+        }
+        moved
+    }
+
+    pub fn watermark(&self) -> Option<&SequenceNumber> {
+        self.watermark.as_ref()
+    }
+
+    /// Records read and still without an outcome.
+    pub fn not_done(&self) -> usize {
+        self.not_done
+    }
+
+    /// Commands at responders right now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// Records kept until the watermark passes them (done ones behind a slow one included).
+    pub fn retained(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn all_done(&self) -> bool {
+        self.not_done == 0
+    }
+
+    /// Whether reading more would exceed the bounds: `max_in_flight` records without an outcome,
+    /// or ten times that many kept behind a slow command.
+    pub fn wants_more(&self) -> bool {
+        self.not_done < self.max_in_flight
+            && self.slots.len() < self.max_in_flight.saturating_mul(10).max(10_000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seq(n: u64) -> SequenceNumber {
+        SequenceNumber::parse(&n.to_string()).expect("digits")
+    }
+
+    fn key(k: &str) -> Arc<str> {
+        Arc::from(k)
+    }
+
+    #[test]
+    fn same_key_goes_out_one_at_a_time_in_order() {
+        let mut t = Tracker::new(10);
+        let a1 = t.admit(seq(1), key("a"), "a1");
+        let _b1 = t.admit(seq(2), key("b"), "b1");
+        let a2 = t.admit(seq(3), key("a"), "a2");
+        assert_eq!(t.next_dispatch(), Some((a1, "a1")));
+        assert_eq!(t.next_dispatch().map(|d| d.1), Some("b1"));
+        assert_eq!(t.next_dispatch(), None, "a2 waits for a1");
+        t.complete(a1);
+        assert_eq!(t.next_dispatch(), Some((a2, "a2")));
+    }
+
+    #[test]
+    fn watermark_covers_only_the_done_prefix() {
+        let mut t = Tracker::new(10);
+        let a = t.admit(seq(10), key("a"), ());
+        let b = t.admit(seq(20), key("b"), ());
+        t.admit_done(seq(30));
+        t.next_dispatch();
+        t.next_dispatch();
+        assert!(!t.complete(b), "20 is done but 10 is not: no move");
+        assert_eq!(t.watermark(), None);
+        assert!(t.complete(a));
+        assert_eq!(
+            t.watermark(),
+            Some(&seq(30)),
+            "10, 20 and the invalid 30 are all covered"
+        );
+        assert!(t.all_done());
+        assert_eq!(t.retained(), 0);
+    }
+
+    #[test]
+    fn in_flight_is_bounded_and_other_keys_pass_a_slow_one() {
+        let mut t = Tracker::new(2);
+        let slow = t.admit(seq(1), key("slow"), ());
+        t.admit(seq(2), key("slow"), ());
+        let f1 = t.admit(seq(3), key("f1"), ());
+        let f2 = t.admit(seq(4), key("f2"), ());
+        assert_eq!(t.next_dispatch().map(|d| d.0), Some(slow));
+        assert_eq!(t.next_dispatch().map(|d| d.0), Some(f1));
+        assert_eq!(t.next_dispatch(), None, "two in flight: the bound");
+        t.complete(f1);
+        assert_eq!(
+            t.next_dispatch().map(|d| d.0),
+            Some(f2),
+            "f2 overtakes the queued slow #2"
+        );
+        assert_eq!(t.in_flight(), 2);
+        assert_eq!(t.not_done(), 3);
+        assert!(!t.wants_more());
+    }
+
+    #[test]
+    fn strict_order_is_one_key() {
+        let mut t = Tracker::new(10);
+        let a = t.admit(seq(1), key(""), 1);
+        t.admit(seq(2), key(""), 2);
+        assert_eq!(t.next_dispatch(), Some((a, 1)));
+        assert_eq!(t.next_dispatch(), None);
+    }
+}
