@@ -1,0 +1,260 @@
+//! Drain benchmark: 100,000 Sauna commands on a 4-shard kinesalite stream, consumed
+//! 1. by a plain GetRecords loop (4 shards in parallel, 10,000 records per call, nothing done
+//!    with the records): the ceiling the emulator allows;
+//! 2. by the sauna observer (leases in dynalite, metrics to moto, every record parsed and
+//!    schema-validated, dispatched to a no-op responder, checkpointed).
+//!
+//! Reports records/s of each, sauna's ratio to the plain loop, sauna's CPU seconds per 100k
+//! commands, and sauna's peak RSS.
+//!
+//! Run: `scripts/bench.sh` (starts the emulators, then `cargo bench --bench drain`).
+//! `SAUNA_BENCH_RECORDS` changes the number of commands.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_sdk_kinesis::primitives::Blob;
+use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType};
+use sauna::command::Command;
+use sauna::iglu::SchemaCriterion;
+use sauna::responders::{Attempt, AttemptFuture, Responder, ResponderContext};
+use serde_json::json;
+
+const SHARDS: i32 = 4;
+
+/// Counts commands and does nothing else.
+#[derive(Debug, Default)]
+struct NoOp {
+    done: AtomicU64,
+}
+
+impl Responder for NoOp {
+    fn id(&self) -> &str {
+        "no-op"
+    }
+
+    fn criteria(&self) -> Vec<SchemaCriterion> {
+        vec!["iglu:com.slack.sauna.commands/send_message/jsonschema/1-0-*".parse().expect("criterion")]
+    }
+
+    fn execute<'a>(&'a self, _: &'a Command, _: &'a ResponderContext) -> AttemptFuture<'a> {
+        self.done.fetch_add(1, Ordering::Relaxed);
+        Box::pin(async { Attempt::Done("no-op".into()) })
+    }
+}
+
+fn command(i: usize) -> Vec<u8> {
+    json!({
+        "schema": "iglu:com.snowplowanalytics.sauna.commands/command/jsonschema/1-0-0",
+        "data": {
+            "envelope": {
+                "schema": "iglu:com.snowplowanalytics.sauna.commands/envelope/jsonschema/1-0-0",
+                "data": {
+                    "commandId": uuid::Uuid::new_v4().to_string(),
+                    "whenCreated": "2026-11-26T10:00:00Z",
+                    "execution": { "semantics": "AT_LEAST_ONCE", "timeToLive": null },
+                    "tags": { "source": "bench" }
+                }
+            },
+            "command": {
+                "schema": "iglu:com.slack.sauna.commands/send_message/jsonschema/1-0-0",
+                "data": { "channel": "#ops", "username": "sauna-bench", "text": format!("benchmark command {i}: the nightly load finished") }
+            }
+        }
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// User + system CPU time of this process.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    // Fields 14 and 15 of /proc/<pid>/stat (utime, stime), in clock ticks of 1/100 s.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Resets the peak RSS, so the next reading covers only what follows.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+async fn put_all(client: &aws_sdk_kinesis::Client, stream: &str, total: usize) {
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = vec![];
+    for _ in 0..4 {
+        let (client, stream, next) = (client.clone(), stream.to_owned(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let start = next.fetch_add(500, Ordering::Relaxed) as usize;
+                if start >= total {
+                    break;
+                }
+                let mut pending: Vec<(String, Vec<u8>)> = (start..(start + 500).min(total))
+                    .map(|i| (format!("key-{}", i % 1009), command(i)))
+                    .collect();
+                while !pending.is_empty() {
+                    let entries: Vec<_> = pending
+                        .iter()
+                        .map(|(k, d)| {
+                            PutRecordsRequestEntry::builder()
+                                .partition_key(k)
+                                .data(Blob::new(d.clone()))
+                                .build()
+                                .expect("entry")
+                        })
+                        .collect();
+                    let out = client
+                        .put_records()
+                        .stream_name(&stream)
+                        .set_records(Some(entries))
+                        .send()
+                        .await
+                        .expect("PutRecords");
+                    pending = pending
+                        .into_iter()
+                        .zip(out.records())
+                        .filter(|(_, r)| r.error_code().is_some())
+                        .map(|(p, _)| p)
+                        .collect();
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("put task");
+    }
+}
+
+/// The plain loop: every shard read from TRIM_HORIZON to its end, in parallel.
+async fn plain_drain(client: &aws_sdk_kinesis::Client, stream: &str, total: usize) -> Duration {
+    let shards = client.list_shards().stream_name(stream).send().await.expect("ListShards");
+    let read = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let mut tasks = vec![];
+    for shard in shards.shards() {
+        let (client, stream, id, read) = (client.clone(), stream.to_owned(), shard.shard_id().to_owned(), read.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut it = client
+                .get_shard_iterator()
+                .stream_name(&stream)
+                .shard_id(&id)
+                .shard_iterator_type(ShardIteratorType::TrimHorizon)
+                .send()
+                .await
+                .expect("GetShardIterator")
+                .shard_iterator
+                .expect("iterator");
+            loop {
+                let out = client.get_records().shard_iterator(&it).limit(10_000).send().await.expect("GetRecords");
+                let n = out.records().len() as u64;
+                let total_read = read.fetch_add(n, Ordering::Relaxed) + n;
+                if n == 0 || total_read >= total as u64 {
+                    // kinesalite reports MillisBehindLatest 0 always: an empty batch is the end.
+                    if n == 0 {
+                        break;
+                    }
+                }
+                match out.next_shard_iterator {
+                    Some(next) => it = next,
+                    None => break,
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("drain task");
+    }
+    assert_eq!(read.load(Ordering::Relaxed), total as u64, "the plain loop read everything");
+    start.elapsed()
+}
+
+fn main() {
+    let Ok(kinesalite) = std::env::var("SAUNA_BENCH_KINESIS_ENDPOINT") else {
+        eprintln!("SAUNA_BENCH_KINESIS_ENDPOINT is not set: run scripts/bench.sh");
+        std::process::exit(2);
+    };
+    // Point the SDK's Kinesis client at kinesalite; DynamoDB and CloudWatch stay on the
+    // emulators of AWS_ENDPOINT_URL_DYNAMODB / _CLOUDWATCH.
+    // SAFETY: single-threaded here, before any runtime or client exists.
+    unsafe { std::env::set_var("AWS_ENDPOINT_URL_KINESIS", &kinesalite) };
+    let total: usize = std::env::var("SAUNA_BENCH_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+
+    let system = actix::System::new();
+    system.block_on(async move {
+        let clients = sauna::aws::AwsClients::for_observer("us-east-1", &sauna::config::AwsCredentials::DefaultChain).await;
+        let stream = format!("bench-{}", uuid::Uuid::new_v4().simple());
+        clients.kinesis.create_stream().stream_name(&stream).shard_count(SHARDS).send().await.expect("CreateStream");
+        loop {
+            let d = clients.kinesis.describe_stream_summary().stream_name(&stream).send().await.expect("describe");
+            if d.stream_description_summary().map(|s| s.stream_status().as_str()) == Some("ACTIVE") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let t = Instant::now();
+        put_all(&clients.kinesis, &stream, total).await;
+        eprintln!("put {total} commands on {SHARDS} shards of kinesalite in {:.1?}", t.elapsed());
+
+        let plain = plain_drain(&clients.kinesis, &stream, total).await;
+        let plain_rate = total as f64 / plain.as_secs_f64();
+        eprintln!("plain GetRecords loop: {total} records in {plain:.2?} = {plain_rate:.0} records/s");
+
+        // The observer, in this process, with a no-op responder.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let write = |name: &str, v: serde_json::Value| std::fs::write(dir.path().join(name), v.to_string()).expect("write");
+        write("kinesis.json", json!({
+            "schema": "iglu:com.snowplowanalytics.sauna.observers/AmazonKinesisConfig/avro/1-0-0",
+            "data": { "enabled": true, "id": format!("{stream}-app"), "parameters": {
+                "aws": { "accessKeyId": "default", "secretAccessKey": "default" },
+                "kinesis": { "region": "us-east-1", "streamName": stream, "maxRecords": 10000,
+                             "initialPosition": "TRIM_HORIZON", "initialPositionModifiers": null } } }
+        }));
+        write("runtime.json", json!({
+            "schema": "iglu:rs.sauna.config/RuntimeConfig/avro/1-0-0",
+            "data": { "retrieval": { "maxInFlightPerShard": 2000 }, "responderConcurrency": 1000,
+                      "mailboxes": { "responder": 4096 } }
+        }));
+        let mut configuration = sauna::config::load_dir(dir.path()).expect("config");
+        let noop = Arc::new(NoOp::default());
+        configuration.responders = vec![noop.clone()];
+
+        reset_peak_rss();
+        let cpu0 = cpu_seconds();
+        let start = Instant::now();
+        let observers = sauna::Observers::start(configuration).await;
+        while (noop.done.load(Ordering::Relaxed) as usize) < total {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let elapsed = start.elapsed();
+        let cpu = cpu_seconds() - cpu0;
+        let rss = peak_rss_mib();
+        observers.shutdown().await;
+
+        let rate = total as f64 / elapsed.as_secs_f64();
+        let cpu_per_100k = cpu * 100_000.0 / total as f64;
+        eprintln!("sauna observer:        {total} commands in {elapsed:.2?} = {rate:.0} commands/s");
+        println!();
+        println!("| measure | value |");
+        println!("|---|---|");
+        println!("| commands | {total} on {SHARDS} kinesalite shards |");
+        println!("| plain GetRecords loop | {plain_rate:.0} records/s |");
+        println!("| sauna (parse + validate + dispatch + checkpoint) | {rate:.0} commands/s |");
+        println!("| ratio to the plain loop | {:.2} |", rate / plain_rate);
+        println!("| sauna CPU time per 100k commands | {cpu_per_100k:.2} s (user + system) |");
+        println!("| sauna peak RSS | {rss:.0} MiB |");
+    });
+}
