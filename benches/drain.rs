@@ -35,7 +35,11 @@ impl Responder for NoOp {
     }
 
     fn criteria(&self) -> Vec<SchemaCriterion> {
-        vec!["iglu:com.slack.sauna.commands/send_message/jsonschema/1-0-*".parse().expect("criterion")]
+        vec![
+            "iglu:com.slack.sauna.commands/send_message/jsonschema/1-0-*"
+                .parse()
+                .expect("criterion"),
+        ]
     }
 
     fn execute<'a>(&'a self, _: &'a Command, _: &'a ResponderContext) -> AttemptFuture<'a> {
@@ -72,7 +76,12 @@ fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     // Fields 14 and 15 of /proc/<pid>/stat (utime, stime), in clock ticks of 1/100 s.
     (ticks(11) + ticks(12)) / 100.0
 }
@@ -141,12 +150,22 @@ async fn put_all(client: &aws_sdk_kinesis::Client, stream: &str, total: usize) {
 
 /// The plain loop: every shard read from TRIM_HORIZON to its end, in parallel.
 async fn plain_drain(client: &aws_sdk_kinesis::Client, stream: &str, total: usize) -> Duration {
-    let shards = client.list_shards().stream_name(stream).send().await.expect("ListShards");
+    let shards = client
+        .list_shards()
+        .stream_name(stream)
+        .send()
+        .await
+        .expect("ListShards");
     let read = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let mut tasks = vec![];
     for shard in shards.shards() {
-        let (client, stream, id, read) = (client.clone(), stream.to_owned(), shard.shard_id().to_owned(), read.clone());
+        let (client, stream, id, read) = (
+            client.clone(),
+            stream.to_owned(),
+            shard.shard_id().to_owned(),
+            read.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut it = client
                 .get_shard_iterator()
@@ -159,14 +178,19 @@ async fn plain_drain(client: &aws_sdk_kinesis::Client, stream: &str, total: usiz
                 .shard_iterator
                 .expect("iterator");
             loop {
-                let out = client.get_records().shard_iterator(&it).limit(10_000).send().await.expect("GetRecords");
+                let out = client
+                    .get_records()
+                    .shard_iterator(&it)
+                    .limit(10_000)
+                    .send()
+                    .await
+                    .expect("GetRecords");
                 let n = out.records().len() as u64;
                 let total_read = read.fetch_add(n, Ordering::Relaxed) + n;
+                // kinesalite reports MillisBehindLatest 0 always: an empty batch is the end of
+                // this shard, and everything read is the end of all of them.
                 if n == 0 || total_read >= total as u64 {
-                    // kinesalite reports MillisBehindLatest 0 always: an empty batch is the end.
-                    if n == 0 {
-                        break;
-                    }
+                    break;
                 }
                 match out.next_shard_iterator {
                     Some(next) => it = next,
@@ -178,7 +202,11 @@ async fn plain_drain(client: &aws_sdk_kinesis::Client, stream: &str, total: usiz
     for t in tasks {
         t.await.expect("drain task");
     }
-    assert_eq!(read.load(Ordering::Relaxed), total as u64, "the plain loop read everything");
+    assert_eq!(
+        read.load(Ordering::Relaxed),
+        total as u64,
+        "the plain loop read everything"
+    );
     start.elapsed()
 }
 
@@ -191,7 +219,10 @@ fn main() {
     // emulators of AWS_ENDPOINT_URL_DYNAMODB / _CLOUDWATCH.
     // SAFETY: single-threaded here, before any runtime or client exists.
     unsafe { std::env::set_var("AWS_ENDPOINT_URL_KINESIS", &kinesalite) };
-    let total: usize = std::env::var("SAUNA_BENCH_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let total: usize = std::env::var("SAUNA_BENCH_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
 
     let system = actix::System::new();
     system.block_on(async move {
