@@ -35,11 +35,7 @@ impl Responder for NoOp {
     }
 
     fn criteria(&self) -> Vec<SchemaCriterion> {
-        vec![
-            "iglu:com.slack.sauna.commands/send_message/jsonschema/1-0-*"
-                .parse()
-                .expect("criterion"),
-        ]
+        vec!["iglu:com.slack.sauna.commands/send_message/jsonschema/1-0-*".parse().expect("criterion")]
     }
 
     fn execute<'a>(&'a self, _: &'a Command, _: &'a ResponderContext) -> AttemptFuture<'a> {
@@ -76,12 +72,7 @@ fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
     // Fields 14 and 15 of /proc/<pid>/stat (utime, stime), in clock ticks of 1/100 s.
     (ticks(11) + ticks(12)) / 100.0
 }
@@ -112,9 +103,8 @@ async fn put_all(client: &aws_sdk_kinesis::Client, stream: &str, total: usize) {
                 if start >= total {
                     break;
                 }
-                let mut pending: Vec<(String, Vec<u8>)> = (start..(start + 500).min(total))
-                    .map(|i| (format!("key-{}", i % 1009), command(i)))
-                    .collect();
+                let mut pending: Vec<(String, Vec<u8>)> =
+                    (start..(start + 500).min(total)).map(|i| (format!("key-{}", i % 1009), command(i))).collect();
                 while !pending.is_empty() {
                     let entries: Vec<_> = pending
                         .iter()
@@ -150,22 +140,12 @@ async fn put_all(client: &aws_sdk_kinesis::Client, stream: &str, total: usize) {
 
 /// The plain loop: every shard read from TRIM_HORIZON to its end, in parallel.
 async fn plain_drain(client: &aws_sdk_kinesis::Client, stream: &str, total: usize) -> Duration {
-    let shards = client
-        .list_shards()
-        .stream_name(stream)
-        .send()
-        .await
-        .expect("ListShards");
+    let shards = client.list_shards().stream_name(stream).send().await.expect("ListShards");
     let read = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let mut tasks = vec![];
     for shard in shards.shards() {
-        let (client, stream, id, read) = (
-            client.clone(),
-            stream.to_owned(),
-            shard.shard_id().to_owned(),
-            read.clone(),
-        );
+        let (client, stream, id, read) = (client.clone(), stream.to_owned(), shard.shard_id().to_owned(), read.clone());
         tasks.push(tokio::spawn(async move {
             let mut it = client
                 .get_shard_iterator()
@@ -178,13 +158,7 @@ async fn plain_drain(client: &aws_sdk_kinesis::Client, stream: &str, total: usiz
                 .shard_iterator
                 .expect("iterator");
             loop {
-                let out = client
-                    .get_records()
-                    .shard_iterator(&it)
-                    .limit(10_000)
-                    .send()
-                    .await
-                    .expect("GetRecords");
+                let out = client.get_records().shard_iterator(&it).limit(10_000).send().await.expect("GetRecords");
                 let n = out.records().len() as u64;
                 let total_read = read.fetch_add(n, Ordering::Relaxed) + n;
                 // kinesalite reports MillisBehindLatest 0 always: an empty batch is the end of
@@ -202,11 +176,7 @@ async fn plain_drain(client: &aws_sdk_kinesis::Client, stream: &str, total: usiz
     for t in tasks {
         t.await.expect("drain task");
     }
-    assert_eq!(
-        read.load(Ordering::Relaxed),
-        total as u64,
-        "the plain loop read everything"
-    );
+    assert_eq!(read.load(Ordering::Relaxed), total as u64, "the plain loop read everything");
     start.elapsed()
 }
 
@@ -219,14 +189,12 @@ fn main() {
     // emulators of AWS_ENDPOINT_URL_DYNAMODB / _CLOUDWATCH.
     // SAFETY: single-threaded here, before any runtime or client exists.
     unsafe { std::env::set_var("AWS_ENDPOINT_URL_KINESIS", &kinesalite) };
-    let total: usize = std::env::var("SAUNA_BENCH_RECORDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100_000);
+    let total: usize = std::env::var("SAUNA_BENCH_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
 
     let system = actix::System::new();
     system.block_on(async move {
-        let clients = sauna::aws::AwsClients::for_observer("us-east-1", &sauna::config::AwsCredentials::DefaultChain).await;
+        let clients =
+            sauna::aws::AwsClients::for_observer("us-east-1", &sauna::config::AwsCredentials::DefaultChain).await;
         let stream = format!("bench-{}", uuid::Uuid::new_v4().simple());
         clients.kinesis.create_stream().stream_name(&stream).shard_count(SHARDS).send().await.expect("CreateStream");
         loop {
@@ -246,19 +214,26 @@ fn main() {
 
         // The observer, in this process, with a no-op responder.
         let dir = tempfile::tempdir().expect("tempdir");
-        let write = |name: &str, v: serde_json::Value| std::fs::write(dir.path().join(name), v.to_string()).expect("write");
-        write("kinesis.json", json!({
-            "schema": "iglu:com.snowplowanalytics.sauna.observers/AmazonKinesisConfig/avro/1-0-0",
-            "data": { "enabled": true, "id": format!("{stream}-app"), "parameters": {
-                "aws": { "accessKeyId": "default", "secretAccessKey": "default" },
-                "kinesis": { "region": "us-east-1", "streamName": stream, "maxRecords": 10000,
-                             "initialPosition": "TRIM_HORIZON", "initialPositionModifiers": null } } }
-        }));
-        write("runtime.json", json!({
-            "schema": "iglu:rs.sauna.config/RuntimeConfig/avro/1-0-0",
-            "data": { "retrieval": { "maxInFlightPerShard": 2000 }, "responderConcurrency": 1000,
-                      "mailboxes": { "responder": 4096 } }
-        }));
+        let write =
+            |name: &str, v: serde_json::Value| std::fs::write(dir.path().join(name), v.to_string()).expect("write");
+        write(
+            "kinesis.json",
+            json!({
+                "schema": "iglu:com.snowplowanalytics.sauna.observers/AmazonKinesisConfig/avro/1-0-0",
+                "data": { "enabled": true, "id": format!("{stream}-app"), "parameters": {
+                    "aws": { "accessKeyId": "default", "secretAccessKey": "default" },
+                    "kinesis": { "region": "us-east-1", "streamName": stream, "maxRecords": 10000,
+                                 "initialPosition": "TRIM_HORIZON", "initialPositionModifiers": null } } }
+            }),
+        );
+        write(
+            "runtime.json",
+            json!({
+                "schema": "iglu:rs.sauna.config/RuntimeConfig/avro/1-0-0",
+                "data": { "retrieval": { "maxInFlightPerShard": 2000 }, "responderConcurrency": 1000,
+                          "mailboxes": { "responder": 4096 } }
+            }),
+        );
         let mut configuration = sauna::config::load_dir(dir.path()).expect("config");
         let noop = Arc::new(NoOp::default());
         configuration.responders = vec![noop.clone()];

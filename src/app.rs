@@ -31,17 +31,10 @@ pub struct Observers {
 impl Observers {
     /// Starts every enabled observer of `configuration` (inside a running actix System).
     pub async fn start(configuration: Configuration) -> Observers {
-        let cores = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2);
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         let arbiters: Vec<Arbiter> = (0..cores).map(|_| Arbiter::new()).collect();
         let handles: Vec<_> = arbiters.iter().map(Arbiter::handle).collect();
-        let worker_id = configuration
-            .runtime
-            .leases
-            .worker_id
-            .clone()
-            .unwrap_or_else(default_worker_id);
+        let worker_id = configuration.runtime.leases.worker_id.clone().unwrap_or_else(default_worker_id);
         let mut supervisors = vec![];
         for observer in &configuration.observers {
             let clients = AwsClients::for_observer(&observer.region, &observer.credentials).await;
@@ -56,10 +49,7 @@ impl Observers {
             };
             supervisors.push((observer.id.clone(), Supervisor::new(spec).start()));
         }
-        Observers {
-            supervisors,
-            arbiters,
-        }
+        Observers { supervisors, arbiters }
     }
 
     pub fn ids(&self) -> Vec<&str> {
@@ -67,10 +57,7 @@ impl Observers {
     }
 
     fn supervisor(&self, id: &str) -> Option<&Addr<Supervisor>> {
-        self.supervisors
-            .iter()
-            .find(|(i, _)| i == id)
-            .map(|(_, a)| a)
+        self.supervisors.iter().find(|(i, _)| i == id).map(|(_, a)| a)
     }
 
     /// A snapshot of every observer.
@@ -87,13 +74,7 @@ impl Observers {
     /// Fails the consumer of `shard` of observer `id` (tests of supervision).
     pub async fn inject_consumer_failure(&self, id: &str, shard: &str, panic: bool) -> bool {
         match self.supervisor(id) {
-            Some(s) => s
-                .send(InjectConsumerFailure {
-                    shard: shard.to_owned(),
-                    panic,
-                })
-                .await
-                .unwrap_or(false),
+            Some(s) => s.send(InjectConsumerFailure { shard: shard.to_owned(), panic }).await.unwrap_or(false),
             None => false,
         }
     }
@@ -101,11 +82,7 @@ impl Observers {
     /// Graceful stop of every observer: in-flight commands finish, checkpoints are written,
     /// leases released.
     pub async fn shutdown(self) {
-        let stops: Vec<_> = self
-            .supervisors
-            .iter()
-            .map(|(_, s)| s.send(Shutdown))
-            .collect();
+        let stops: Vec<_> = self.supervisors.iter().map(|(_, s)| s.send(Shutdown)).collect();
         futures::future::join_all(stops).await;
         for a in &self.arbiters {
             a.stop();
@@ -133,10 +110,7 @@ pub fn run(configuration: Configuration) -> Result<(), RunError> {
         let mut term = signal(SignalKind::terminate()).map_err(RunError::Signals)?;
         let mut int = signal(SignalKind::interrupt()).map_err(RunError::Signals)?;
         let observers = Observers::start(configuration).await;
-        log::info!(
-            "sauna running: observers [{}]; stop with SIGTERM or SIGINT",
-            observers.ids().join(", ")
-        );
+        log::info!("sauna running: observers [{}]; stop with SIGTERM or SIGINT", observers.ids().join(", "));
         let which = tokio::select! {
             _ = term.recv() => "SIGTERM",
             _ = int.recv() => "SIGINT",

@@ -24,15 +24,9 @@ pub async fn sdk_config(region: &str, credentials: &AwsCredentials) -> SdkConfig
         )
         // A paused peer is a failed attempt after 10 s of no progress, not a hung shard.
         .stalled_stream_protection(
-            StalledStreamProtectionConfig::enabled()
-                .grace_period(Duration::from_secs(10))
-                .build(),
+            StalledStreamProtectionConfig::enabled().grace_period(Duration::from_secs(10)).build(),
         );
-    if let AwsCredentials::Static {
-        access_key_id,
-        secret_access_key,
-    } = credentials
-    {
+    if let AwsCredentials::Static { access_key_id, secret_access_key } = credentials {
         loader = loader.credentials_provider(Credentials::new(
             access_key_id.expose(),
             secret_access_key.expose(),

@@ -167,10 +167,7 @@ impl Checkpointer {
         if st.in_flight || !st.dirty() {
             return None;
         }
-        let wait = st
-            .last_write
-            .map(|t| interval.saturating_sub(t.elapsed()))
-            .unwrap_or_default();
+        let wait = st.last_write.map(|t| interval.saturating_sub(t.elapsed())).unwrap_or_default();
         if !now && !wait.is_zero() {
             if !st.scheduled {
                 st.scheduled = true;
@@ -196,62 +193,50 @@ impl Checkpointer {
                 st.min_gap = Some(st.min_gap.map_or(gap, |g| g.min(gap)));
             }
         }
-        let request = self.lease_manager.send(WriteCheckpoint {
-            shard: shard.clone(),
-            tenure,
-            checkpoint: checkpoint.clone(),
-        });
+        let request =
+            self.lease_manager.send(WriteCheckpoint { shard: shard.clone(), tenure, checkpoint: checkpoint.clone() });
         let shard = shard.clone();
-        Some(Box::pin(request.into_actor(self).map(
-            move |result, act, ctx| {
-                let result = result.unwrap_or_else(|e| Err(LeaseError::Transient(e.to_string())));
-                let Some(st) = act.shards.get_mut(&shard) else {
-                    return;
-                };
-                if st.tenure != tenure {
-                    return;
-                }
-                st.in_flight = false;
-                match result {
-                    Ok(()) => {
-                        st.written = Some(checkpoint);
-                        st.last_write = Some(started);
-                        st.writes += 1;
-                        act.writes += 1;
-                        act.metrics.count(
-                            "CheckpointWrites",
-                            "Checkpointer",
-                            Scope::Shard(shard.clone()),
-                            1,
-                        );
-                        act.metrics.millis(
-                            "CheckpointLatency",
-                            "Checkpointer",
-                            Scope::Shard(shard.clone()),
-                            started.elapsed(),
-                        );
-                        // More progress may have come in meanwhile.
-                        if let Some(f) = act.maybe_write(&shard, false, ctx) {
-                            ctx.spawn(f);
-                        }
-                    }
-                    Err(LeaseError::Transient(e)) => {
-                        st.last_write = Some(started);
-                        log::warn!(
-                            "checkpoint of {shard} failed ({e}); retrying at the next interval"
-                        );
-                        if let Some(f) = act.maybe_write(&shard, false, ctx) {
-                            ctx.spawn(f);
-                        }
-                    }
-                    Err(e) => {
-                        act.refused += 1;
-                        log::warn!("checkpoint of {shard} refused: {e}");
-                        act.shards.remove(&shard);
+        Some(Box::pin(request.into_actor(self).map(move |result, act, ctx| {
+            let result = result.unwrap_or_else(|e| Err(LeaseError::Transient(e.to_string())));
+            let Some(st) = act.shards.get_mut(&shard) else {
+                return;
+            };
+            if st.tenure != tenure {
+                return;
+            }
+            st.in_flight = false;
+            match result {
+                Ok(()) => {
+                    st.written = Some(checkpoint);
+                    st.last_write = Some(started);
+                    st.writes += 1;
+                    act.writes += 1;
+                    act.metrics.count("CheckpointWrites", "Checkpointer", Scope::Shard(shard.clone()), 1);
+                    act.metrics.millis(
+                        "CheckpointLatency",
+                        "Checkpointer",
+                        Scope::Shard(shard.clone()),
+                        started.elapsed(),
+                    );
+                    // More progress may have come in meanwhile.
+                    if let Some(f) = act.maybe_write(&shard, false, ctx) {
+                        ctx.spawn(f);
                     }
                 }
-            },
-        )))
+                Err(LeaseError::Transient(e)) => {
+                    st.last_write = Some(started);
+                    log::warn!("checkpoint of {shard} failed ({e}); retrying at the next interval");
+                    if let Some(f) = act.maybe_write(&shard, false, ctx) {
+                        ctx.spawn(f);
+                    }
+                }
+                Err(e) => {
+                    act.refused += 1;
+                    log::warn!("checkpoint of {shard} refused: {e}");
+                    act.shards.remove(&shard);
+                }
+            }
+        })))
     }
 }
 
@@ -267,10 +252,7 @@ impl Handler<Progress> for Checkpointer {
     type Result = ();
 
     fn handle(&mut self, p: Progress, ctx: &mut Self::Context) {
-        let st = self
-            .shards
-            .entry(p.shard.clone())
-            .or_insert_with(|| ShardState::new(p.tenure));
+        let st = self.shards.entry(p.shard.clone()).or_insert_with(|| ShardState::new(p.tenure));
         if st.tenure != p.tenure {
             if p.tenure < st.tenure {
                 // A consumer of an earlier tenure: refused here already.
@@ -278,10 +260,7 @@ impl Handler<Progress> for Checkpointer {
             }
             *st = ShardState::new(p.tenure);
         }
-        let backwards = st
-            .latest
-            .as_ref()
-            .is_some_and(|l| l.is_after(&p.checkpoint));
+        let backwards = st.latest.as_ref().is_some_and(|l| l.is_after(&p.checkpoint));
         if !backwards {
             st.latest = Some(p.checkpoint);
         }
@@ -298,20 +277,11 @@ impl Handler<ShardEnded> for Checkpointer {
         let lm = self.lease_manager.clone();
         self.shards.remove(&msg.shard);
         self.writes += 1;
-        self.metrics.count(
-            "CheckpointWrites",
-            "Checkpointer",
-            Scope::Shard(msg.shard.clone()),
-            1,
-        );
+        self.metrics.count("CheckpointWrites", "Checkpointer", Scope::Shard(msg.shard.clone()), 1);
         Box::pin(async move {
-            lm.send(EndShard {
-                shard: msg.shard,
-                tenure: msg.tenure,
-                children: msg.children,
-            })
-            .await
-            .unwrap_or_else(|e| Err(LeaseError::Transient(e.to_string())))
+            lm.send(EndShard { shard: msg.shard, tenure: msg.tenure, children: msg.children })
+                .await
+                .unwrap_or_else(|e| Err(LeaseError::Transient(e.to_string())))
         })
     }
 }
@@ -320,11 +290,7 @@ impl Handler<FlushShard> for Checkpointer {
     type Result = ResponseActFuture<Self, ()>;
 
     fn handle(&mut self, msg: FlushShard, ctx: &mut Self::Context) -> Self::Result {
-        if self
-            .shards
-            .get(&msg.shard)
-            .is_some_and(|s| s.tenure == msg.tenure)
-        {
+        if self.shards.get(&msg.shard).is_some_and(|s| s.tenure == msg.tenure) {
             if let Some(f) = self.maybe_write(&msg.shard, true, ctx) {
                 return f;
             }
@@ -366,10 +332,7 @@ impl Handler<LatestCheckpoint> for Checkpointer {
     type Result = Option<Checkpoint>;
 
     fn handle(&mut self, msg: LatestCheckpoint, _: &mut Self::Context) -> Option<Checkpoint> {
-        self.shards
-            .get(&msg.shard)
-            .filter(|s| s.tenure == msg.tenure)
-            .and_then(|s| s.latest.clone())
+        self.shards.get(&msg.shard).filter(|s| s.tenure == msg.tenure).and_then(|s| s.latest.clone())
     }
 }
 

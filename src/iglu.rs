@@ -24,9 +24,7 @@ impl fmt::Display for SchemaVer {
 
 /// Why a string is not an Iglu key or criterion.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "expected an Iglu URI iglu:vendor/name/format/MODEL-REVISION-ADDITION, found {found:?}: {why}"
-)]
+#[error("expected an Iglu URI iglu:vendor/name/format/MODEL-REVISION-ADDITION, found {found:?}: {why}")]
 pub struct IgluParseError {
     pub found: String,
     pub why: &'static str,
@@ -45,10 +43,7 @@ pub struct SchemaKey {
 impl SchemaKey {
     /// `vendor/name/format/M-R-A`, the path of this schema in a static Iglu repository.
     pub fn repository_path(&self) -> String {
-        format!(
-            "{}/{}/{}/{}",
-            self.vendor, self.name, self.format, self.version
-        )
+        format!("{}/{}/{}/{}", self.vendor, self.name, self.format, self.version)
     }
 }
 
@@ -64,26 +59,16 @@ impl FromStr for SchemaKey {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (vendor, name, format, version) = split_uri(s)?;
         let parts: Vec<&str> = version.split('-').collect();
-        let err = |why| IgluParseError {
-            found: s.to_owned(),
-            why,
-        };
+        let err = |why| IgluParseError { found: s.to_owned(), why };
         if parts.len() != 3 {
             return Err(err("the version must be MODEL-REVISION-ADDITION"));
         }
-        let num = |p: &str| {
-            p.parse::<u32>()
-                .map_err(|_| err("version parts must be numbers"))
-        };
+        let num = |p: &str| p.parse::<u32>().map_err(|_| err("version parts must be numbers"));
         Ok(SchemaKey {
             vendor: vendor.to_owned(),
             name: name.to_owned(),
             format: format.to_owned(),
-            version: SchemaVer {
-                model: num(parts[0])?,
-                revision: num(parts[1])?,
-                addition: num(parts[2])?,
-            },
+            version: SchemaVer { model: num(parts[0])?, revision: num(parts[1])?, addition: num(parts[2])? },
         })
     }
 }
@@ -134,24 +119,17 @@ impl FromStr for SchemaCriterion {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (vendor, name, format, version) = split_uri(s)?;
-        let err = |why| IgluParseError {
-            found: s.to_owned(),
-            why,
-        };
+        let err = |why| IgluParseError { found: s.to_owned(), why };
         let parts: Vec<&str> = version.split('-').collect();
         if parts.len() != 3 {
             return Err(err("the version must be MODEL-REVISION-ADDITION"));
         }
-        let model = parts[0]
-            .parse::<u32>()
-            .map_err(|_| err("the MODEL of a criterion must be a number"))?;
+        let model = parts[0].parse::<u32>().map_err(|_| err("the MODEL of a criterion must be a number"))?;
         let part = |p: &str| -> Result<Option<u32>, IgluParseError> {
             if p == "*" {
                 Ok(None)
             } else {
-                p.parse::<u32>()
-                    .map(Some)
-                    .map_err(|_| err("REVISION and ADDITION must be numbers or *"))
+                p.parse::<u32>().map(Some).map_err(|_| err("REVISION and ADDITION must be numbers or *"))
             }
         };
         let revision = part(parts[1])?;
@@ -172,31 +150,20 @@ impl FromStr for SchemaCriterion {
 
 /// Splits `iglu:vendor/name/format/version`, checking the characters Iglu allows.
 fn split_uri(s: &str) -> Result<(&str, &str, &str, &str), IgluParseError> {
-    let err = |why| IgluParseError {
-        found: s.to_owned(),
-        why,
-    };
-    let rest = s
-        .strip_prefix("iglu:")
-        .ok_or_else(|| err("it must start with \"iglu:\""))?;
+    let err = |why| IgluParseError { found: s.to_owned(), why };
+    let rest = s.strip_prefix("iglu:").ok_or_else(|| err("it must start with \"iglu:\""))?;
     let parts: Vec<&str> = rest.split('/').collect();
     let [vendor, name, format, version] = parts[..] else {
         return Err(err("it must have four parts separated by '/'"));
     };
     let ok = |p: &str, dots: bool| {
-        !p.is_empty()
-            && p.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || (dots && c == '.'))
+        !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || (dots && c == '.'))
     };
     if !ok(vendor, true) {
-        return Err(err(
-            "the vendor may hold only letters, digits, '-', '_' and '.'",
-        ));
+        return Err(err("the vendor may hold only letters, digits, '-', '_' and '.'"));
     }
     if !ok(name, false) || !ok(format, false) {
-        return Err(err(
-            "name and format may hold only letters, digits, '-' and '_'",
-        ));
+        return Err(err("name and format may hold only letters, digits, '-' and '_'"));
     }
     Ok((vendor, name, format, version))
 }
@@ -214,10 +181,7 @@ mod tests {
         let k = key("iglu:com.slack.sauna.commands/send_message/jsonschema/1-0-0");
         assert_eq!(k.vendor, "com.slack.sauna.commands");
         assert_eq!(k.name, "send_message");
-        assert_eq!(
-            k.to_string(),
-            "iglu:com.slack.sauna.commands/send_message/jsonschema/1-0-0"
-        );
+        assert_eq!(k.to_string(), "iglu:com.slack.sauna.commands/send_message/jsonschema/1-0-0");
     }
 
     #[test]
@@ -232,18 +196,14 @@ mod tests {
             "iglu:com.acme/x.y/jsonschema/1-0-0",
             "iglu:com.acme/x/jsonschema/1-0-*",
         ] {
-            assert!(
-                bad.parse::<SchemaKey>().is_err(),
-                "{bad} should be rejected"
-            );
+            assert!(bad.parse::<SchemaKey>().is_err(), "{bad} should be rejected");
         }
     }
 
     #[test]
     fn criterion_matches_any_addition_of_its_revision() {
-        let c: SchemaCriterion = "iglu:com.slack.sauna.commands/send_message/jsonschema/1-0-*"
-            .parse()
-            .expect("valid criterion");
+        let c: SchemaCriterion =
+            "iglu:com.slack.sauna.commands/send_message/jsonschema/1-0-*".parse().expect("valid criterion");
         let base = "iglu:com.slack.sauna.commands/send_message/jsonschema/";
         assert!(c.matches(&key(&format!("{base}1-0-0"))));
         assert!(c.matches(&key(&format!("{base}1-0-3"))));
@@ -259,10 +219,6 @@ mod tests {
         let c: SchemaCriterion = "iglu:a/b/jsonschema/1-*-*".parse().expect("valid");
         assert!(c.matches(&key("iglu:a/b/jsonschema/1-7-2")));
         assert!(!c.matches(&key("iglu:a/b/jsonschema/2-0-0")));
-        assert!(
-            "iglu:a/b/jsonschema/1-*-2"
-                .parse::<SchemaCriterion>()
-                .is_err()
-        );
+        assert!("iglu:a/b/jsonschema/1-*-2".parse::<SchemaCriterion>().is_err());
     }
 }

@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use sauna::config::{self, FileStatus};
+use sauna::lease_manager::report;
+use sauna::lease_manager::table::LeaseTable;
 
 /// Sauna's Amazon Kinesis observer: reads Sauna commands from a Kinesis stream and hands each
 /// to the responder for its command type (Slack, PagerDuty, SendGrid…), checkpointing progress
@@ -31,17 +33,35 @@ enum Command {
     /// Check every config file of a directory: one line per file (OK, DISABLED or the error),
     /// then the checks of the directory as a whole. Exit code 0 only if all is valid.
     Validate(DirArgs),
+    /// Show the lease table of every observer: one line per shard with its owner, counter,
+    /// checkpoint, parents and state (running, waiting on parent, ended, free), or JSON.
+    ///
+    /// With --give-up SHARD, asks the worker holding that shard to hand it over gracefully:
+    /// it finishes the commands in flight, checkpoints and releases the lease, and another
+    /// worker takes it.
+    Leases(LeasesArgs),
+}
+
+#[derive(Debug, Args)]
+struct LeasesArgs {
+    #[command(flatten)]
+    dir: DirArgs,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Only the observer with this id.
+    #[arg(long, value_name = "ID")]
+    observer: Option<String>,
+    /// Ask the worker holding this shard to hand it over (graceful: no command twice).
+    #[arg(long, value_name = "SHARD")]
+    give_up: Option<String>,
 }
 
 #[derive(Debug, Args)]
 struct DirArgs {
     /// The config directory: its *.json and *.avro files are read (not recursively); other
     /// files are ignored.
-    #[arg(
-        long = "config-dir",
-        visible_alias = "configurations",
-        value_name = "DIR"
-    )]
+    #[arg(long = "config-dir", visible_alias = "configurations", value_name = "DIR")]
     config_dir: PathBuf,
 }
 
@@ -53,7 +73,87 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Validate(args) => validate(&args.config_dir),
         Command::Run(args) => run(&args.config_dir),
+        Command::Leases(args) => leases(&args),
     }
+}
+
+fn leases(args: &LeasesArgs) -> ExitCode {
+    let configuration = match config::load_dir(&args.dir.config_dir) {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("error: {e}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    let observers: Vec<_> = configuration
+        .observers
+        .iter()
+        .filter(|o| args.observer.as_ref().is_none_or(|id| *id == o.id))
+        .cloned()
+        .collect();
+    if observers.is_empty() {
+        eprintln!("error: no enabled observer with id {:?}", args.observer.as_deref().unwrap_or(""));
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let mut reports = vec![];
+        for o in &observers {
+            let clients = sauna::aws::AwsClients::for_observer(&o.region, &o.credentials).await;
+            let table = LeaseTable::new(clients.dynamodb.clone(), o.id.clone());
+            if let Some(shard) = &args.give_up {
+                let requester = format!(
+                    "{} ({})",
+                    sauna::lease_manager::OPERATOR,
+                    std::env::var("USER").unwrap_or_else(|_| "sauna leases".into())
+                );
+                match table.request_handoff(shard, None, &requester).await {
+                    Ok(true) => println!("observer {}: asked the owner of {shard} to hand it over", o.id),
+                    Ok(false) => {
+                        eprintln!(
+                            "error: observer {}: {shard} has no lease, no owner, has ended, or a handoff is already pending",
+                            o.id
+                        );
+                        return ExitCode::FAILURE;
+                    }
+                    Err(e) => {
+                        eprintln!("error: observer {}: lease table {}: {e}", o.id, o.id);
+                        return ExitCode::FAILURE;
+                    }
+                }
+                continue;
+            }
+            match report::read(&o.id, &o.stream_name, &table).await {
+                Ok(r) => reports.push(r),
+                Err(e) => {
+                    eprintln!("error: observer {}: cannot read lease table {}: {e}", o.id, o.id);
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        if args.give_up.is_none() {
+            if args.json {
+                match serde_json::to_string_pretty(&reports) {
+                    Ok(text) => println!("{text}"),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            } else {
+                print!("{}", report::to_text(&reports));
+            }
+        }
+        ExitCode::SUCCESS
+    })
 }
 
 fn validate(dir: &Path) -> ExitCode {
@@ -77,11 +177,7 @@ fn validate(dir: &Path) -> ExitCode {
     for w in &report.warnings {
         println!("WARNING   {w}");
     }
-    if report.configuration.is_some() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    if report.configuration.is_some() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
 fn run(dir: &Path) -> ExitCode {
@@ -91,10 +187,7 @@ fn run(dir: &Path) -> ExitCode {
             for e in &errors.0 {
                 eprintln!("error: {e}");
             }
-            eprintln!(
-                "error: the config directory {} is not valid; nothing was started",
-                dir.display()
-            );
+            eprintln!("error: the config directory {} is not valid; nothing was started", dir.display());
             return ExitCode::FAILURE;
         }
     };

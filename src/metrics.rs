@@ -65,12 +65,7 @@ pub struct Stat {
 
 impl Stat {
     fn of(v: f64) -> Self {
-        Stat {
-            count: 1.0,
-            sum: v,
-            min: v,
-            max: v,
-        }
+        Stat { count: 1.0, sum: v, min: v, max: v }
     }
 
     fn add(&mut self, v: f64) {
@@ -94,38 +89,21 @@ pub struct MetricsHandle {
 
 impl std::fmt::Debug for MetricsHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MetricsHandle")
-            .field("level", &self.level)
-            .finish()
+        f.debug_struct("MetricsHandle").field("level", &self.level).finish()
     }
 }
 
 impl MetricsHandle {
     /// A handle that records nothing (metrics disabled, unit tests).
     pub fn disabled() -> Self {
-        MetricsHandle {
-            addr: None,
-            level: MetricsLevel::None,
-            dropped: Arc::new(AtomicU64::new(0)),
-        }
+        MetricsHandle { addr: None, level: MetricsLevel::None, dropped: Arc::new(AtomicU64::new(0)) }
     }
 
     pub fn new(addr: Addr<Metrics>, level: MetricsLevel) -> Self {
-        MetricsHandle {
-            addr: Some(addr),
-            level,
-            dropped: Arc::new(AtomicU64::new(0)),
-        }
+        MetricsHandle { addr: Some(addr), level, dropped: Arc::new(AtomicU64::new(0)) }
     }
 
-    pub fn record(
-        &self,
-        name: &'static str,
-        operation: &'static str,
-        scope: Scope,
-        unit: Unit,
-        value: f64,
-    ) {
+    pub fn record(&self, name: &'static str, operation: &'static str, scope: Scope, unit: Unit, value: f64) {
         let Some(addr) = &self.addr else { return };
         let scope = match (self.level, scope) {
             (MetricsLevel::None, _) => return,
@@ -133,13 +111,7 @@ impl MetricsHandle {
             (MetricsLevel::Summary, Scope::Shard(_)) => Scope::Application,
             (_, s) => s,
         };
-        let sample = Sample {
-            name,
-            operation,
-            scope,
-            unit,
-            value,
-        };
+        let sample = Sample { name, operation, scope, unit, value };
         if addr.try_send(sample).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
@@ -150,13 +122,7 @@ impl MetricsHandle {
     }
 
     pub fn millis(&self, name: &'static str, operation: &'static str, scope: Scope, d: Duration) {
-        self.record(
-            name,
-            operation,
-            scope,
-            Unit::Milliseconds,
-            d.as_secs_f64() * 1000.0,
-        );
+        self.record(name, operation, scope, Unit::Milliseconds, d.as_secs_f64() * 1000.0);
     }
 
     pub fn dropped(&self) -> u64 {
@@ -178,11 +144,7 @@ pub struct MetricsSnapshot {
 impl MetricsSnapshot {
     /// Sum of a metric over every shard and operation.
     pub fn total(&self, name: &str) -> f64 {
-        self.totals
-            .iter()
-            .filter(|((n, _, _), _)| n == name)
-            .map(|(_, v)| v)
-            .sum()
+        self.totals.iter().filter(|((n, _, _), _)| n == name).map(|(_, v)| v).sum()
     }
 }
 
@@ -250,22 +212,12 @@ impl Metrics {
         std::mem::take(&mut self.pending)
             .into_iter()
             .map(|((name, operation, scope, unit), stat)| {
-                let mut dims = vec![
-                    Dimension::builder()
-                        .name("Operation")
-                        .value(operation)
-                        .build(),
-                ];
+                let mut dims = vec![Dimension::builder().name("Operation").value(operation).build()];
                 match scope {
-                    Scope::Shard(shard) => {
-                        dims.push(Dimension::builder().name("ShardId").value(&*shard).build())
+                    Scope::Shard(shard) => dims.push(Dimension::builder().name("ShardId").value(&*shard).build()),
+                    Scope::Worker => {
+                        dims.push(Dimension::builder().name("WorkerIdentifier").value(&self.worker_id).build())
                     }
-                    Scope::Worker => dims.push(
-                        Dimension::builder()
-                            .name("WorkerIdentifier")
-                            .value(&self.worker_id)
-                            .build(),
-                    ),
                     Scope::Application => {}
                 }
                 MetricDatum::builder()
@@ -300,18 +252,11 @@ impl Metrics {
         let fut = async move {
             let mut sent = 0u64;
             for chunk in datums.chunks(BATCH) {
-                let call = client
-                    .put_metric_data()
-                    .namespace(&namespace)
-                    .set_metric_data(Some(chunk.to_vec()))
-                    .send();
+                let call = client.put_metric_data().namespace(&namespace).set_metric_data(Some(chunk.to_vec())).send();
                 match tokio::time::timeout(timeout, call).await {
                     Ok(Ok(_)) => sent += chunk.len() as u64,
                     Ok(Err(e)) => {
-                        return Err((
-                            sent,
-                            format!("{}", aws_sdk_cloudwatch::error::DisplayErrorContext(e)),
-                        ));
+                        return Err((sent, format!("{}", aws_sdk_cloudwatch::error::DisplayErrorContext(e))));
                     }
                     Err(_) => return Err((sent, format!("timed out after {timeout:?}"))),
                 }
@@ -360,10 +305,7 @@ impl Handler<Sample> for Metrics {
             Scope::Shard(id) => id.to_string(),
             _ => String::new(),
         };
-        *self
-            .totals
-            .entry((s.name.to_owned(), s.operation.to_owned(), shard))
-            .or_default() += s.value;
+        *self.totals.entry((s.name.to_owned(), s.operation.to_owned(), shard)).or_default() += s.value;
         if !self.settings.enabled {
             return;
         }

@@ -20,13 +20,8 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 5] = [
-        Outcome::Done,
-        Outcome::Expired,
-        Outcome::Invalid,
-        Outcome::Unroutable,
-        Outcome::Failed,
-    ];
+    pub const ALL: [Outcome; 5] =
+        [Outcome::Done, Outcome::Expired, Outcome::Invalid, Outcome::Unroutable, Outcome::Failed];
 
     pub fn as_str(self) -> &'static str {
         match self {

@@ -53,7 +53,5 @@ impl Handler<ParseBatch> for ParseWorker {
 
 /// Starts `threads` parse workers sharing one mailbox.
 pub fn start(parser: Arc<CommandParser>, threads: usize) -> Addr<ParseWorker> {
-    SyncArbiter::start(threads.max(1), move || ParseWorker {
-        parser: parser.clone(),
-    })
+    SyncArbiter::start(threads.max(1), move || ParseWorker { parser: parser.clone() })
 }

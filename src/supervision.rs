@@ -55,20 +55,12 @@ pub struct ExitGuard {
 
 impl ExitGuard {
     pub fn new(child: ChildId, to: Recipient<ChildExited>) -> Self {
-        ExitGuard {
-            child,
-            to: Some(to),
-            reason: None,
-        }
+        ExitGuard { child, to: Some(to), reason: None }
     }
 
     /// A guard that reports to nobody (an actor started outside a Supervisor, in a test).
     pub fn detached(child: ChildId) -> Self {
-        ExitGuard {
-            child,
-            to: None,
-            reason: None,
-        }
+        ExitGuard { child, to: None, reason: None }
     }
 
     /// Sets how the child is about to end; without it, a stop is `Finished`.
@@ -89,10 +81,7 @@ impl Drop for ExitGuard {
             self.reason.take().unwrap_or(ExitReason::Finished)
         };
         if let Some(to) = self.to.take() {
-            to.do_send(ChildExited {
-                child: self.child.clone(),
-                reason,
-            });
+            to.do_send(ChildExited { child: self.child.clone(), reason });
         }
     }
 }
@@ -108,11 +97,7 @@ pub struct Backoff {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Backoff {
-            restarts: 0,
-            next: Self::INITIAL,
-            started: Instant::now(),
-        }
+        Backoff { restarts: 0, next: Self::INITIAL, started: Instant::now() }
     }
 }
 

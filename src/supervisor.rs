@@ -21,7 +21,7 @@ use actix_rt::ArbiterHandle;
 
 use crate::aws::AwsClients;
 use crate::checkpointer::{
-    Checkpointer, CheckpointerSnapshot, FlushAll, Forget, LatestCheckpoint, ObserveCheckpointer,
+    Checkpointer, CheckpointerSnapshot, FlushAll, FlushShard, Forget, LatestCheckpoint, ObserveCheckpointer,
 };
 use crate::command::{CommandParser, SchemaRegistry};
 use crate::config::runtime::RuntimeConfig;
@@ -29,19 +29,15 @@ use crate::config::{InitialPosition, KinesisObserverConfig};
 use crate::lease_manager::lease::Checkpoint;
 use crate::lease_manager::table::LeaseTable;
 use crate::lease_manager::{
-    HeldLeaseInfo, LeaseEvent, LeaseManager, LeaseManagerSettings, LeaseManagerSnapshot,
-    ObserveLeases, ReleaseAll,
+    HeldLeaseInfo, LeaseEvent, LeaseManager, LeaseManagerSettings, LeaseManagerSnapshot, ObserveLeases, Release,
+    ReleaseAll,
 };
-use crate::metrics::{
-    Flush, Metrics, MetricsHandle, MetricsSnapshot, Observe as ObserveMetrics, Scope,
-};
+use crate::metrics::{Flush, Metrics, MetricsHandle, MetricsSnapshot, Observe as ObserveMetrics, Scope};
 use crate::parser_pool::{self, ParseWorker};
-use crate::responders::{
-    ObserveResponder, Responder, ResponderActor, ResponderContext, ResponderSnapshot,
-};
+use crate::responders::{ObserveResponder, Responder, ResponderActor, ResponderContext, ResponderSnapshot};
 use crate::shard_consumer::{
-    ConsumerLinks, ConsumerSettings, Drain, InjectFailure, ObserveConsumer, ParentFinished, Route,
-    ShardConsumer, ShardConsumerSnapshot, StopConsumer,
+    ConsumerLinks, ConsumerSettings, Drain, InjectFailure, ObserveConsumer, ParentFinished, Route, ShardConsumer,
+    ShardConsumerSnapshot, StopConsumer,
 };
 use crate::supervision::{Backoff, ChildExited, ChildId, ExitGuard, ExitReason};
 
@@ -161,8 +157,7 @@ impl Supervisor {
     fn count_restart(&mut self, kind: &str) {
         *self.restarts.entry(kind.to_owned()).or_default() += 1;
         if let Some(core) = &self.core {
-            core.metrics_handle
-                .count("Restarts", "Supervisor", Scope::Worker, 1);
+            core.metrics_handle.count("Restarts", "Supervisor", Scope::Worker, 1);
         }
     }
 
@@ -221,10 +216,7 @@ impl Supervisor {
 
         // Responders and the parse pool outlive core restarts only in spirit: they are cheap
         // to rebuild, and rebuilding keeps one clear owner of every address.
-        let context = Arc::new(ResponderContext::new(
-            r.endpoints.clone(),
-            r.retry.request_timeout,
-        ));
+        let context = Arc::new(ResponderContext::new(r.endpoints.clone(), r.retry.request_timeout));
         let mut routes = vec![];
         let mut responders = vec![];
         for responder in &spec.responders {
@@ -237,17 +229,12 @@ impl Supervisor {
                 metrics_handle.clone(),
             )
             .start_supervised();
-            routes.push(Route {
-                responder_id: Arc::from(responder.id()),
-                recipient: addr.clone().recipient(),
-            });
+            routes.push(Route { responder_id: Arc::from(responder.id()), recipient: addr.clone().recipient() });
             responders.push(addr);
         }
         let criteria = spec.responders.iter().map(|r| r.criteria()).collect();
         let parser = Arc::new(CommandParser::new(spec.command_schemas.clone(), criteria));
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2);
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         let parser = parser_pool::start(parser, threads);
 
         log::info!(
@@ -298,13 +285,7 @@ impl Supervisor {
         };
         let settings = self.consumer_settings.clone();
         let exited = ctx.address().recipient::<ChildExited>();
-        let guard = ExitGuard::new(
-            ChildId::ShardConsumer {
-                shard: lease.shard.clone(),
-                incarnation,
-            },
-            exited,
-        );
+        let guard = ExitGuard::new(ChildId::ShardConsumer { shard: lease.shard.clone(), incarnation }, exited);
         let lease_for_actor = lease.clone();
         let arbiter = &self.spec.arbiters[self.next_arbiter % self.spec.arbiters.len().max(1)];
         self.next_arbiter += 1;
@@ -313,30 +294,12 @@ impl Supervisor {
         });
         let mut backoff = backoff;
         backoff.started();
-        self.consumers.insert(
-            lease.shard.clone(),
-            ConsumerSlot {
-                addr,
-                lease,
-                incarnation,
-                backoff,
-            },
-        );
+        self.consumers.insert(lease.shard.clone(), ConsumerSlot { addr, lease, incarnation, backoff });
     }
 
-    fn consumer_exited(
-        &mut self,
-        shard: Arc<str>,
-        incarnation: u64,
-        reason: ExitReason,
-        ctx: &mut Context<Self>,
-    ) {
+    fn consumer_exited(&mut self, shard: Arc<str>, incarnation: u64, reason: ExitReason, ctx: &mut Context<Self>) {
         // Only the running incarnation counts: a consumer we stopped was removed already.
-        if self
-            .consumers
-            .get(&shard)
-            .is_none_or(|s| s.incarnation != incarnation)
-        {
+        if self.consumers.get(&shard).is_none_or(|s| s.incarnation != incarnation) {
             return;
         }
         let Some(mut slot) = self.consumers.remove(&shard) else {
@@ -360,10 +323,8 @@ impl Supervisor {
         );
         ctx.run_later(delay, move |act, ctx| {
             let Some(core) = &act.core else { return };
-            let request = core.checkpointer.send(LatestCheckpoint {
-                shard: slot.lease.shard.clone(),
-                tenure: slot.lease.tenure,
-            });
+            let request =
+                core.checkpointer.send(LatestCheckpoint { shard: slot.lease.shard.clone(), tenure: slot.lease.tenure });
             ctx.spawn(request.into_actor(act).map(move |latest, act, ctx| {
                 let mut lease = slot.lease.clone();
                 if let Ok(Some(cp)) = latest {
@@ -375,6 +336,57 @@ impl Supervisor {
                 act.start_consumer(lease, slot.backoff.clone(), ctx);
             }));
         });
+    }
+}
+
+impl Supervisor {
+    /// Graceful handoff of one lease: no more reads, the commands in flight finish (up to
+    /// `shutdownTimeoutMillis`), the final checkpoint is written, then the lease is released
+    /// for the worker that asked. Nothing is actioned twice.
+    fn hand_over(&mut self, shard: Arc<str>, tenure: u64, by: String, ctx: &mut Context<Self>) {
+        let Some(core) = &self.core else { return };
+        let drain = self
+            .consumers
+            .get(&shard)
+            .filter(|s| s.lease.tenure == tenure)
+            .map(|s| (s.addr.send(Drain), s.incarnation));
+        let checkpointer = core.checkpointer.clone();
+        let lease_manager = core.lease_manager.clone();
+        let timeout = self.spec.runtime.shutdown_timeout;
+        let id = self.id().to_owned();
+        let started = std::time::Instant::now();
+        let s = shard.clone();
+        let fut = async move {
+            let incarnation = match drain {
+                Some((d, incarnation)) => {
+                    if tokio::time::timeout(timeout, d).await.is_err() {
+                        log::warn!(
+                            "observer {id}: shard {s}: commands still in flight after {} ms; handing over what is done",
+                            timeout.as_millis()
+                        );
+                    }
+                    Some(incarnation)
+                }
+                None => None,
+            };
+            let _ = checkpointer.send(FlushShard { shard: s.clone(), tenure }).await;
+            let released = lease_manager.send(Release { shard: s, tenure }).await.unwrap_or(false);
+            (incarnation, released)
+        };
+        ctx.spawn(fut.into_actor(self).map(move |(incarnation, released), act, _| {
+            if let Some(slot) = act.consumers.get(&shard) {
+                if Some(slot.incarnation) == incarnation {
+                    slot.addr.do_send(StopConsumer);
+                    act.consumers.remove(&shard);
+                }
+            }
+            log::info!(
+                "observer {}: shard {shard} handed over to {by} in {} ms ({})",
+                act.id(),
+                started.elapsed().as_millis(),
+                if released { "released" } else { "release failed: it will expire" }
+            );
+        }));
     }
 }
 
@@ -398,17 +410,10 @@ impl Handler<LeaseEvent> for Supervisor {
                 }
                 self.start_consumer(lease, Backoff::default(), ctx);
             }
-            LeaseEvent::Lost {
-                shard,
-                tenure,
-                reason,
-            } => {
+            LeaseEvent::Lost { shard, tenure, reason } => {
                 if let Some(slot) = self.consumers.get(&shard) {
                     if slot.lease.tenure == tenure {
-                        log::warn!(
-                            "observer {}: stopping the consumer of shard {shard}: {reason}",
-                            self.id()
-                        );
+                        log::warn!("observer {}: stopping the consumer of shard {shard}: {reason}", self.id());
                         slot.addr.do_send(StopConsumer);
                         self.consumers.remove(&shard);
                     }
@@ -417,12 +422,9 @@ impl Handler<LeaseEvent> for Supervisor {
                     core.checkpointer.do_send(Forget { shard });
                 }
             }
+            LeaseEvent::HandoffRequested { shard, tenure, by } => self.hand_over(shard, tenure, by, ctx),
             LeaseEvent::Ended { shard, tenure } => {
-                if self
-                    .consumers
-                    .get(&shard)
-                    .is_some_and(|s| s.lease.tenure == tenure)
-                {
+                if self.consumers.get(&shard).is_some_and(|s| s.lease.tenure == tenure) {
                     self.consumers.remove(&shard);
                 }
                 // Children of this shard waiting here may start now.
@@ -439,9 +441,7 @@ impl Handler<ChildExited> for Supervisor {
 
     fn handle(&mut self, msg: ChildExited, ctx: &mut Self::Context) {
         match msg.child {
-            ChildId::ShardConsumer { shard, incarnation } => {
-                self.consumer_exited(shard, incarnation, msg.reason, ctx)
-            }
+            ChildId::ShardConsumer { shard, incarnation } => self.consumer_exited(shard, incarnation, msg.reason, ctx),
             ChildId::Core { kind, generation } => {
                 if msg.reason == ExitReason::Finished || self.shutting_down {
                     return;
@@ -477,34 +477,23 @@ impl Handler<Shutdown> for Supervisor {
         };
         let id = self.id().to_owned();
         let timeout = self.spec.runtime.shutdown_timeout;
-        let drains: Vec<_> = self
-            .consumers
-            .values()
-            .map(|s| s.addr.send(Drain))
-            .collect();
+        let drains: Vec<_> = self.consumers.values().map(|s| s.addr.send(Drain)).collect();
         let consumers = self.consumers.len();
         let checkpointer = core.checkpointer.clone();
         let lease_manager = core.lease_manager.clone();
         let metrics = core.metrics.clone();
-        log::info!(
-            "observer {id}: shutting down: finishing the commands in flight on {consumers} shard(s)"
-        );
+        log::info!("observer {id}: shutting down: finishing the commands in flight on {consumers} shard(s)");
         let fut = async move {
             // 1. No more reads; in-flight commands finish (bounded by shutdownTimeoutMillis).
-            if tokio::time::timeout(timeout, futures::future::join_all(drains))
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout(timeout, futures::future::join_all(drains)).await.is_err() {
                 log::warn!(
                     "observer {id}: commands still in flight after {} ms; checkpointing what is done (the rest will be read again by the next owner)",
                     timeout.as_millis()
                 );
             }
             // 2. Final checkpoints, 3. leases released so others take them at once.
-            let _ =
-                tokio::time::timeout(Duration::from_secs(10), checkpointer.send(FlushAll)).await;
-            let _ =
-                tokio::time::timeout(Duration::from_secs(10), lease_manager.send(ReleaseAll)).await;
+            let _ = tokio::time::timeout(Duration::from_secs(10), checkpointer.send(FlushAll)).await;
+            let _ = tokio::time::timeout(Duration::from_secs(10), lease_manager.send(ReleaseAll)).await;
             // 4. Last metrics.
             let _ = tokio::time::timeout(Duration::from_secs(5), metrics.send(Flush)).await;
             log::info!("observer {id}: stopped: checkpoints written, leases released");
@@ -541,28 +530,17 @@ impl Handler<ObserveObserver> for Supervisor {
             supervisor_mailbox_capacity: ctx.parts().capacity(),
             ..ObserverSnapshot::default()
         };
-        let consumers: Vec<_> = self
-            .consumers
-            .values()
-            .map(|s| s.addr.send(ObserveConsumer))
-            .collect();
+        let consumers: Vec<_> = self.consumers.values().map(|s| s.addr.send(ObserveConsumer)).collect();
         let core = self.core.as_ref().map(|c| {
             (
                 c.lease_manager.send(ObserveLeases),
                 c.checkpointer.send(ObserveCheckpointer),
                 c.metrics.send(ObserveMetrics),
-                c.responders
-                    .iter()
-                    .map(|r| r.send(ObserveResponder))
-                    .collect::<Vec<_>>(),
+                c.responders.iter().map(|r| r.send(ObserveResponder)).collect::<Vec<_>>(),
             )
         });
         Box::pin(async move {
-            for c in futures::future::join_all(consumers)
-                .await
-                .into_iter()
-                .flatten()
-            {
+            for c in futures::future::join_all(consumers).await.into_iter().flatten() {
                 base.consumers.push(c);
             }
             base.consumers.sort_by(|a, b| a.shard.cmp(&b.shard));
@@ -570,11 +548,7 @@ impl Handler<ObserveObserver> for Supervisor {
                 base.lease_manager = lm.await.ok();
                 base.checkpointer = cp.await.ok();
                 base.metrics = m.await.ok();
-                base.responders = futures::future::join_all(rs)
-                    .await
-                    .into_iter()
-                    .flatten()
-                    .collect();
+                base.responders = futures::future::join_all(rs).await.into_iter().flatten().collect();
             }
             base
         })

@@ -3,9 +3,7 @@
 
 mod common;
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-};
+use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
 use sauna::aws::AwsClients;
 use sauna::config::AwsCredentials;
 
@@ -13,14 +11,9 @@ use sauna::config::AwsCredentials;
 async fn clients_from_an_observer_config_reach_the_emulators() {
     common::emulators();
     // `default` keys: the provider chain, here the test environment's variables.
-    let chain =
-        AwsClients::for_observer("us-east-1", &AwsCredentials::from_keys("default", "")).await;
+    let chain = AwsClients::for_observer("us-east-1", &AwsCredentials::from_keys("default", "")).await;
     // Static keys from the file: emulators accept any.
-    let fixed = AwsClients::for_observer(
-        "us-east-1",
-        &AwsCredentials::from_keys("AKIDEXAMPLE", "secret"),
-    )
-    .await;
+    let fixed = AwsClients::for_observer("us-east-1", &AwsCredentials::from_keys("AKIDEXAMPLE", "secret")).await;
 
     let stream = common::unique_name("aws-clients");
     chain
@@ -33,13 +26,8 @@ async fn clients_from_an_observer_config_reach_the_emulators() {
         .expect("CreateStream on the Kinesis emulator");
     let mut active = false;
     for _ in 0..100 {
-        let d = fixed
-            .kinesis
-            .describe_stream_summary()
-            .stream_name(&stream)
-            .send()
-            .await
-            .expect("DescribeStreamSummary");
+        let d =
+            fixed.kinesis.describe_stream_summary().stream_name(&stream).send().await.expect("DescribeStreamSummary");
         let summary = d.stream_description_summary().expect("summary");
         if summary.stream_status().as_str() == "ACTIVE" {
             assert_eq!(summary.open_shard_count(), 2);
@@ -64,22 +52,12 @@ async fn clients_from_an_observer_config_reach_the_emulators() {
                 .expect("definition"),
         )
         .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("leaseKey")
-                .key_type(KeyType::Hash)
-                .build()
-                .expect("key"),
+            KeySchemaElement::builder().attribute_name("leaseKey").key_type(KeyType::Hash).build().expect("key"),
         )
         .send()
         .await
         .expect("CreateTable on the DynamoDB emulator");
-    let described = chain
-        .dynamodb
-        .describe_table()
-        .table_name(&table)
-        .send()
-        .await
-        .expect("DescribeTable");
+    let described = chain.dynamodb.describe_table().table_name(&table).send().await.expect("DescribeTable");
     let t = described.table().expect("table");
     assert_eq!(t.table_name(), Some(table.as_str()));
     assert_eq!(t.key_schema()[0].attribute_name(), "leaseKey");
@@ -98,13 +76,7 @@ async fn clients_from_an_observer_config_reach_the_emulators() {
         .send()
         .await
         .expect("PutMetricData on the CloudWatch emulator");
-    let metrics = fixed
-        .cloudwatch
-        .list_metrics()
-        .namespace(&table)
-        .send()
-        .await
-        .expect("ListMetrics");
+    let metrics = fixed.cloudwatch.list_metrics().namespace(&table).send().await.expect("ListMetrics");
     assert_eq!(metrics.metrics().len(), 1);
     assert_eq!(metrics.metrics()[0].metric_name(), Some("RecordsProcessed"));
 }

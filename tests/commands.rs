@@ -22,26 +22,18 @@ fn criterion(s: &str) -> SchemaCriterion {
 fn parser() -> CommandParser {
     CommandParser::new(
         Arc::new(SchemaRegistry::embedded()),
-        vec![
-            vec![criterion(SLACK)],
-            vec![criterion(PAGERDUTY)],
-            vec![criterion(SENDGRID)],
-        ],
+        vec![vec![criterion(SLACK)], vec![criterion(PAGERDUTY)], vec![criterion(SENDGRID)]],
     )
 }
 
 fn fixture(name: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/commands")
-        .join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/commands").join(name);
     let text = std::fs::read_to_string(&path).expect("fixture exists");
     serde_json::from_str(&text).expect("fixture is JSON")
 }
 
 fn now() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 26, 12, 0, 0)
-        .single()
-        .expect("valid date")
+    Utc.with_ymd_and_hms(2026, 11, 26, 12, 0, 0).single().expect("valid date")
 }
 
 fn classify(value: &Value) -> Classified {
@@ -52,10 +44,7 @@ fn classify(value: &Value) -> Classified {
 fn assert_invalid(value: &Value, field: &str) -> String {
     match classify(value) {
         Classified::Invalid { reason, .. } => {
-            assert!(
-                reason.starts_with(field),
-                "reason {reason:?} should start with {field:?}"
-            );
+            assert!(reason.starts_with(field), "reason {reason:?} should start with {field:?}");
             reason
         }
         other => panic!("expected Invalid at {field}, got {other:?}"),
@@ -64,11 +53,7 @@ fn assert_invalid(value: &Value, field: &str) -> String {
 
 #[test]
 fn fixtures_of_each_responder_are_routed_to_it() {
-    for (file, route) in [
-        ("slack.json", 0),
-        ("pagerduty.json", 1),
-        ("sendgrid.json", 2),
-    ] {
+    for (file, route) in [("slack.json", 0), ("pagerduty.json", 1), ("sendgrid.json", 2)] {
         match classify(&fixture(file)) {
             Classified::Routable { command, route: r } => {
                 assert_eq!(r, route, "{file}");
@@ -80,19 +65,14 @@ fn fixtures_of_each_responder_are_routed_to_it() {
     let Classified::Routable { command, .. } = classify(&fixture("slack.json")) else {
         panic!("routable");
     };
-    assert_eq!(
-        command.envelope.command_id.to_string(),
-        "9dadfc92-9311-43c7-9cee-61ab590a6e81"
-    );
+    assert_eq!(command.envelope.command_id.to_string(), "9dadfc92-9311-43c7-9cee-61ab590a6e81");
     assert_eq!(command.data["channel"], "#devops");
     assert!(command.envelope.time_to_live.is_none());
 }
 
 fn with_command_version(version: &str) -> Value {
     let mut v = fixture("slack.json");
-    v["data"]["command"]["schema"] = json!(format!(
-        "iglu:com.slack.sauna.commands/send_message/jsonschema/{version}"
-    ));
+    v["data"]["command"]["schema"] = json!(format!("iglu:com.slack.sauna.commands/send_message/jsonschema/{version}"));
     v
 }
 
@@ -101,15 +81,9 @@ fn other_models_and_revisions_are_unroutable() {
     for version in ["1-1-0", "2-0-0"] {
         match classify(&with_command_version(version)) {
             Classified::Unroutable { reason, command_id } => {
-                assert!(
-                    reason.starts_with("data.command.schema: no enabled responder takes"),
-                    "{reason}"
-                );
+                assert!(reason.starts_with("data.command.schema: no enabled responder takes"), "{reason}");
                 assert!(reason.contains(version));
-                assert_eq!(
-                    command_id.to_string(),
-                    "9dadfc92-9311-43c7-9cee-61ab590a6e81"
-                );
+                assert_eq!(command_id.to_string(), "9dadfc92-9311-43c7-9cee-61ab590a6e81");
             }
             other => panic!("{version}: expected Unroutable, got {other:?}"),
         }
@@ -120,15 +94,10 @@ fn other_models_and_revisions_are_unroutable() {
 fn a_later_addition_needs_its_schema_and_is_routed_with_a_local_iglu_repository() {
     // 1-0-3 matches the responder's 1-0-* criterion, but only validates once its schema is known.
     let reason = assert_invalid(&with_command_version("1-0-3"), "data.command.data");
-    assert!(
-        reason.contains("1-0-3 is not among the embedded schemas"),
-        "{reason}"
-    );
+    assert!(reason.contains("1-0-3 is not among the embedded schemas"), "{reason}");
 
     let repo = tempfile::tempdir().expect("tempdir");
-    let dir = repo
-        .path()
-        .join("schemas/com.slack.sauna.commands/send_message/jsonschema");
+    let dir = repo.path().join("schemas/com.slack.sauna.commands/send_message/jsonschema");
     std::fs::create_dir_all(&dir).expect("mkdir");
     let mut schema: Value = serde_json::from_str(include_str!(
         "../resources/iglu/schemas/com.slack.sauna.commands/send_message/jsonschema/1-0-0"
@@ -137,8 +106,7 @@ fn a_later_addition_needs_its_schema_and_is_routed_with_a_local_iglu_repository(
     schema["self"]["version"] = json!("1-0-3");
     schema["properties"]["thread_ts"] = json!({"type": "string"});
     std::fs::write(dir.join("1-0-3"), schema.to_string()).expect("write");
-    let registry =
-        SchemaRegistry::with_repositories(&[repo.path().to_path_buf()]).expect("repo loads");
+    let registry = SchemaRegistry::with_repositories(&[repo.path().to_path_buf()]).expect("repo loads");
     let parser = CommandParser::new(Arc::new(registry), vec![vec![criterion(SLACK)]]);
 
     let mut command = with_command_version("1-0-3");
@@ -162,13 +130,8 @@ fn a_repository_schema_whose_self_disagrees_with_its_path_is_refused() {
         json!({"self": {"vendor": "com.acme", "name": "other", "format": "jsonschema", "version": "1-0-0"}, "type": "object"}).to_string(),
     )
     .expect("write");
-    let err =
-        SchemaRegistry::with_repositories(&[repo.path().to_path_buf()]).expect_err("mismatch");
-    assert!(
-        err.message
-            .contains("its \"self\" says iglu:com.acme/other"),
-        "{err}"
-    );
+    let err = SchemaRegistry::with_repositories(&[repo.path().to_path_buf()]).expect_err("mismatch");
+    assert!(err.message.contains("its \"self\" says iglu:com.acme/other"), "{err}");
 }
 
 fn with_ttl(when_created: &str, ttl_ms: u64) -> Value {
@@ -181,50 +144,28 @@ fn with_ttl(when_created: &str, ttl_ms: u64) -> Value {
 #[test]
 fn ttl_is_judged_in_utc_honouring_the_offset() {
     let hour = 3_600_000;
-    let at = |h, m| {
-        Utc.with_ymd_and_hms(2020, 1, 1, h, m, 0)
-            .single()
-            .expect("date")
-    };
+    let at = |h, m| Utc.with_ymd_and_hms(2020, 1, 1, h, m, 0).single().expect("date");
     let p = parser();
     // 12:00+02:00 is 10:00Z: read at 10:30Z it is 30 minutes old, within its hour.
     let v = with_ttl("2020-01-01T12:00:00+02:00", hour);
-    assert!(matches!(
-        p.classify(v.to_string().as_bytes(), at(10, 30)),
-        Classified::Routable { .. }
-    ));
+    assert!(matches!(p.classify(v.to_string().as_bytes(), at(10, 30)), Classified::Routable { .. }));
     // Read at 11:30Z it is 90 minutes old: expired. (Reading the offset away would make it
     // look 30 minutes *younger* than creation and never expire.)
     match p.classify(v.to_string().as_bytes(), at(11, 30)) {
         Classified::Expired { reason, command_id } => {
-            assert!(
-                reason.starts_with("data.envelope.data.execution.timeToLive: expired"),
-                "{reason}"
-            );
+            assert!(reason.starts_with("data.envelope.data.execution.timeToLive: expired"), "{reason}");
             assert!(reason.contains("2020-01-01T10:00:00.000Z"), "{reason}");
             assert!(reason.contains("5400000 ms after creation"), "{reason}");
-            assert_eq!(
-                command_id.to_string(),
-                "3f2c8d0e-7a57-4c8e-9a43-2b1f0e6d5c71"
-            );
+            assert_eq!(command_id.to_string(), "3f2c8d0e-7a57-4c8e-9a43-2b1f0e6d5c71");
         }
         other => panic!("expected Expired, got {other:?}"),
     }
     // A Z timestamp and an exact boundary: age == ttl is still live.
     let v = with_ttl("2020-01-01T10:00:00Z", hour);
-    assert!(matches!(
-        p.classify(v.to_string().as_bytes(), at(11, 0)),
-        Classified::Routable { .. }
-    ));
-    assert!(matches!(
-        p.classify(v.to_string().as_bytes(), at(11, 1)),
-        Classified::Expired { .. }
-    ));
+    assert!(matches!(p.classify(v.to_string().as_bytes(), at(11, 0)), Classified::Routable { .. }));
+    assert!(matches!(p.classify(v.to_string().as_bytes(), at(11, 1)), Classified::Expired { .. }));
     // A null TTL never expires.
-    assert!(matches!(
-        classify(&fixture("slack.json")),
-        Classified::Routable { .. }
-    ));
+    assert!(matches!(classify(&fixture("slack.json")), Classified::Routable { .. }));
 }
 
 #[test]
@@ -245,10 +186,7 @@ fn bad_records_are_invalid_with_a_reason_naming_the_field() {
     }
     match p.classify(b"[1, 2]", now()) {
         Classified::Invalid { reason, .. } => {
-            assert!(
-                reason.starts_with("record data: expected a self-describing JSON"),
-                "{reason}"
-            )
+            assert!(reason.starts_with("record data: expected a self-describing JSON"), "{reason}")
         }
         other => panic!("{other:?}"),
     }
@@ -258,23 +196,13 @@ fn bad_records_are_invalid_with_a_reason_naming_the_field() {
     assert_invalid(&v, "schema: expected a Sauna command");
 
     let mut v = fixture("slack.json");
-    v["data"]["envelope"]["schema"] =
-        json!("iglu:com.acme.sauna.commands/envelope/jsonschema/1-0-0");
-    assert_invalid(
-        &v,
-        "data.envelope.schema: expected iglu:com.snowplowanalytics.sauna.commands/envelope",
-    );
+    v["data"]["envelope"]["schema"] = json!("iglu:com.acme.sauna.commands/envelope/jsonschema/1-0-0");
+    assert_invalid(&v, "data.envelope.schema: expected iglu:com.snowplowanalytics.sauna.commands/envelope");
 
     let mut v = fixture("slack.json");
-    v["data"]["envelope"]["data"]
-        .as_object_mut()
-        .expect("object")
-        .remove("tags");
+    v["data"]["envelope"]["data"].as_object_mut().expect("object").remove("tags");
     let reason = assert_invalid(&v, "data.envelope.data");
-    assert!(
-        reason.contains("\"tags\" is a required property"),
-        "{reason}"
-    );
+    assert!(reason.contains("\"tags\" is a required property"), "{reason}");
 
     let mut v = fixture("slack.json");
     v["data"]["envelope"]["data"]["commandId"] = json!("not-a-uuid");
@@ -298,15 +226,9 @@ fn bad_records_are_invalid_with_a_reason_naming_the_field() {
     v["data"]["command"]["data"]["attachments"] = json!([{"color": "good"}]);
     match classify(&v) {
         Classified::Invalid { reason, command_id } => {
-            assert!(
-                reason.starts_with("data.command.data.attachments[0]"),
-                "{reason}"
-            );
+            assert!(reason.starts_with("data.command.data.attachments[0]"), "{reason}");
             assert!(reason.contains("fallback"), "{reason}");
-            assert_eq!(
-                command_id.map(|u| u.to_string()).as_deref(),
-                Some("9dadfc92-9311-43c7-9cee-61ab590a6e81")
-            );
+            assert_eq!(command_id.map(|u| u.to_string()).as_deref(), Some("9dadfc92-9311-43c7-9cee-61ab590a6e81"));
         }
         other => panic!("{other:?}"),
     }
@@ -322,19 +244,11 @@ fn arb_json() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(|n| json!(n)),
-        any::<f64>()
-            .prop_filter("finite", |f| f.is_finite())
-            .prop_map(|f| json!(f)),
+        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| json!(f)),
         ".{0,20}".prop_map(Value::String),
-        Just(json!(
-            "iglu:com.snowplowanalytics.sauna.commands/command/jsonschema/1-0-0"
-        )),
-        Just(json!(
-            "iglu:com.snowplowanalytics.sauna.commands/envelope/jsonschema/1-0-0"
-        )),
-        Just(json!(
-            "iglu:com.slack.sauna.commands/send_message/jsonschema/1-0-0"
-        )),
+        Just(json!("iglu:com.snowplowanalytics.sauna.commands/command/jsonschema/1-0-0")),
+        Just(json!("iglu:com.snowplowanalytics.sauna.commands/envelope/jsonschema/1-0-0")),
+        Just(json!("iglu:com.slack.sauna.commands/send_message/jsonschema/1-0-0")),
         Just(json!("9dadfc92-9311-43c7-9cee-61ab590a6e81")),
         Just(json!("2017-01-02T19:14:42+02:00")),
     ];
@@ -353,8 +267,7 @@ fn arb_json() -> impl Strategy<Value = Value> {
     leaf.prop_recursive(5, 64, 6, move |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::btree_map(key.clone(), inner, 0..6)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            prop::collection::btree_map(key.clone(), inner, 0..6).prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
 }

@@ -10,8 +10,7 @@ use chrono::TimeZone;
 use sauna::config::{self, AwsCredentials, InitialPosition, KinesisObserverConfig};
 use serde_json::{Value, json};
 
-const KINESIS_KEY: &str =
-    "iglu:com.snowplowanalytics.sauna.observers/AmazonKinesisConfig/avro/1-0-0";
+const KINESIS_KEY: &str = "iglu:com.snowplowanalytics.sauna.observers/AmazonKinesisConfig/avro/1-0-0";
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/configs")
@@ -33,10 +32,7 @@ fn validate(dir: &Path) -> (i32, String) {
         .env("RUST_LOG", "off")
         .output()
         .expect("sauna runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn dir_with(files: &[(&str, &[u8])]) -> tempfile::TempDir {
@@ -55,10 +51,7 @@ fn expected_observer() -> KinesisObserverConfig {
         stream_name: "acme-sauna-prioritycommands".into(),
         max_records: 100,
         initial_position: InitialPosition::AtTimestamp(
-            chrono::Utc
-                .timestamp_millis_opt(1_486_998_718_968)
-                .single()
-                .expect("instant"),
+            chrono::Utc.timestamp_millis_opt(1_486_998_718_968).single().expect("instant"),
         ),
     }
 }
@@ -66,41 +59,28 @@ fn expected_observer() -> KinesisObserverConfig {
 #[test]
 fn the_setup_guide_example_as_printed_is_valid() {
     let text = guide_example_text();
-    assert!(
-        text.contains("\"timestamp\": \"1486998718968\""),
-        "the fixture is the guide's text"
-    );
+    assert!(text.contains("\"timestamp\": \"1486998718968\""), "the fixture is the guide's text");
     let dir = dir_with(&[("kinesis.json", text.as_bytes())]);
     let (code, out) = validate(dir.path());
     assert_eq!(code, 0, "{out}");
     assert!(out.starts_with("OK "), "{out}");
-    assert!(
-        out.contains(KINESIS_KEY) && out.contains("id=com.acme.MyStreamObserver"),
-        "{out}"
-    );
+    assert!(out.contains(KINESIS_KEY) && out.contains("id=com.acme.MyStreamObserver"), "{out}");
 
     let loaded = config::load_dir(dir.path()).expect("loads");
     assert_eq!(loaded.observers, vec![expected_observer()]);
     // The example's keys are placeholders, not "default": they are static credentials, and
     // they never appear in Debug output.
     let debug = format!("{loaded:?}");
-    assert!(
-        debug.contains("<redacted>") && !debug.contains("\"...\""),
-        "{debug}"
-    );
+    assert!(debug.contains("<redacted>") && !debug.contains("\"...\""), "{debug}");
 }
 
 #[test]
 fn strict_avro_json_decodes_to_the_same_config() {
-    let text =
-        std::fs::read(fixtures().join("setup-guide-example-strict-avro.json")).expect("fixture");
+    let text = std::fs::read(fixtures().join("setup-guide-example-strict-avro.json")).expect("fixture");
     let dir = dir_with(&[("kinesis.avro", &text)]);
     let (code, out) = validate(dir.path());
     assert_eq!(code, 0, "{out}");
-    assert_eq!(
-        config::load_dir(dir.path()).expect("loads").observers,
-        vec![expected_observer()]
-    );
+    assert_eq!(config::load_dir(dir.path()).expect("loads").observers, vec![expected_observer()]);
 }
 
 /// The guide's example as a binary Avro object container file, written by apache-avro.
@@ -111,10 +91,7 @@ fn binary_example(with_iglu_metadata: bool) -> Vec<u8> {
     .expect("schema");
     let record = AvroValue::Record(vec![
         ("enabled".into(), AvroValue::Boolean(true)),
-        (
-            "id".into(),
-            AvroValue::String("com.acme.MyStreamObserver".into()),
-        ),
+        ("id".into(), AvroValue::String("com.acme.MyStreamObserver".into())),
         (
             "parameters".into(),
             AvroValue::Record(vec![
@@ -129,25 +106,16 @@ fn binary_example(with_iglu_metadata: bool) -> Vec<u8> {
                     "kinesis".into(),
                     AvroValue::Record(vec![
                         ("region".into(), AvroValue::String("us-west-2".into())),
-                        (
-                            "streamName".into(),
-                            AvroValue::String("acme-sauna-prioritycommands".into()),
-                        ),
+                        ("streamName".into(), AvroValue::String("acme-sauna-prioritycommands".into())),
                         ("maxRecords".into(), AvroValue::Int(100)),
-                        (
-                            "initialPosition".into(),
-                            AvroValue::Enum(0, "AT_TIMESTAMP".into()),
-                        ),
+                        ("initialPosition".into(), AvroValue::Enum(0, "AT_TIMESTAMP".into())),
                         (
                             "initialPositionModifiers".into(),
                             AvroValue::Union(
                                 0,
                                 Box::new(AvroValue::Record(vec![(
                                     "timestamp".into(),
-                                    AvroValue::Union(
-                                        0,
-                                        Box::new(AvroValue::TimestampMillis(1_486_998_718_968)),
-                                    ),
+                                    AvroValue::Union(0, Box::new(AvroValue::TimestampMillis(1_486_998_718_968))),
                                 )])),
                             ),
                         ),
@@ -158,9 +126,7 @@ fn binary_example(with_iglu_metadata: bool) -> Vec<u8> {
     ]);
     let mut writer = apache_avro::Writer::new(&schema, Vec::new()).expect("writer");
     if with_iglu_metadata {
-        writer
-            .add_user_metadata("iglu.schema".into(), KINESIS_KEY)
-            .expect("metadata");
+        writer.add_user_metadata("iglu.schema".into(), KINESIS_KEY).expect("metadata");
     }
     writer.append_value(record).expect("append");
     writer.into_inner().expect("flush")
@@ -173,10 +139,7 @@ fn binary_avro_decodes_to_the_same_config() {
         let (code, out) = validate(dir.path());
         assert_eq!(code, 0, "{out}");
         assert!(out.contains(KINESIS_KEY), "{out}");
-        assert_eq!(
-            config::load_dir(dir.path()).expect("loads").observers,
-            vec![expected_observer()]
-        );
+        assert_eq!(config::load_dir(dir.path()).expect("loads").observers, vec![expected_observer()]);
     }
 }
 
@@ -186,10 +149,7 @@ fn other_files_are_ignored_and_disabled_configs_are_not_checked() {
     disabled["data"]["enabled"] = json!(false);
     disabled["data"]["parameters"]["kinesis"]["maxRecords"] = json!(0);
     let mut no_enabled = guide_example();
-    no_enabled["data"]
-        .as_object_mut()
-        .expect("object")
-        .remove("enabled");
+    no_enabled["data"].as_object_mut().expect("object").remove("enabled");
     let dir = dir_with(&[
         ("kinesis.json", guide_example_text().as_bytes()),
         ("old.json", disabled.to_string().as_bytes()),
@@ -200,16 +160,8 @@ fn other_files_are_ignored_and_disabled_configs_are_not_checked() {
     ]);
     let (code, out) = validate(dir.path());
     assert_eq!(code, 0, "{out}");
-    assert_eq!(
-        out.lines().count(),
-        3,
-        "three config files, one line each: {out}"
-    );
-    assert_eq!(
-        out.lines().filter(|l| l.starts_with("DISABLED")).count(),
-        2,
-        "{out}"
-    );
+    assert_eq!(out.lines().count(), 3, "three config files, one line each: {out}");
+    assert_eq!(out.lines().filter(|l| l.starts_with("DISABLED")).count(), 2, "{out}");
 }
 
 #[test]
@@ -218,8 +170,7 @@ fn several_observers_and_responders_load_together() {
     second["data"]["id"] = json!("com.acme.Second");
     second["data"]["parameters"]["kinesis"]["initialPosition"] = json!("TRIM_HORIZON");
     second["data"]["parameters"]["kinesis"]["initialPositionModifiers"] = json!(null);
-    second["data"]["parameters"]["aws"] =
-        json!({"accessKeyId": "default", "secretAccessKey": "default"});
+    second["data"]["parameters"]["aws"] = json!({"accessKeyId": "default", "secretAccessKey": "default"});
     let slack = json!({"schema": "iglu:com.snowplowanalytics.sauna.responders/SlackConfig/avro/1-0-0",
         "data": {"enabled": true, "id": "slack", "parameters": {"sendMessageEnabled": true, "webhookUrl": "https://hooks.slack.com/services/T0/B0/SECRET"}}});
     let runtime = json!({"schema": "iglu:rs.sauna.config/RuntimeConfig/avro/1-0-0",
@@ -235,27 +186,14 @@ fn several_observers_and_responders_load_together() {
     let c = config::load_dir(dir.path()).expect("loads");
     assert_eq!(c.observers.len(), 2);
     assert_eq!(c.observers[1].credentials, AwsCredentials::DefaultChain);
-    assert_eq!(
-        c.observers[1].initial_position,
-        InitialPosition::TrimHorizon
-    );
+    assert_eq!(c.observers[1].initial_position, InitialPosition::TrimHorizon);
     assert_eq!(c.responders.len(), 1);
     assert_eq!(c.runtime.mailboxes.shard_consumer, 7);
-    assert_eq!(
-        c.runtime.mailboxes.checkpointer, 1024,
-        "unset fields keep their default"
-    );
+    assert_eq!(c.runtime.mailboxes.checkpointer, 1024, "unset fields keep their default");
     assert_eq!(c.runtime.leases.failover_time.as_millis(), 2000);
-    assert_eq!(
-        c.runtime.leases.renew_interval.as_millis(),
-        641,
-        "failover / 3 - 25 ms"
-    );
+    assert_eq!(c.runtime.leases.renew_interval.as_millis(), 641, "failover / 3 - 25 ms");
     let debug = format!("{c:?}");
-    assert!(
-        !debug.contains("SECRET"),
-        "the webhook URL is a secret: {debug}"
-    );
+    assert!(!debug.contains("SECRET"), "the webhook URL is a secret: {debug}");
 }
 
 /// One bad directory: `sauna validate` exits non-zero and prints an ERROR line that starts
@@ -268,24 +206,15 @@ fn assert_fails(name: &str, files: &[(&str, Vec<u8>)], file: &str, field: &str, 
     }
     let (code, out) = validate(dir.path());
     assert_ne!(code, 0, "{name}: should fail\n{out}");
-    let location = if file.is_empty() {
-        dir.path().display().to_string()
-    } else {
-        dir.path().join(file).display().to_string()
-    };
+    let location =
+        if file.is_empty() { dir.path().display().to_string() } else { dir.path().join(file).display().to_string() };
     let prefix = format!("ERROR     {location}: {field}: ");
     let line = out
         .lines()
         .find(|l| l.starts_with(&prefix))
         .unwrap_or_else(|| panic!("{name}: no line starting with {prefix:?} in\n{out}"));
-    assert!(
-        line.contains(expected),
-        "{name}: {line:?} should say {expected:?}"
-    );
-    assert!(
-        line.contains("expected"),
-        "{name}: {line:?} should say what was expected"
-    );
+    assert!(line.contains(expected), "{name}: {line:?} should say {expected:?}");
+    assert!(line.contains("expected"), "{name}: {line:?} should say what was expected");
     println!("{name}: {line}");
 }
 
@@ -317,32 +246,20 @@ fn bad_directories_fail_with_one_line_naming_file_field_and_expectation() {
     );
     assert_fails(
         "not self-describing",
-        &[(
-            "bad.json",
-            json!({"enabled": true, "id": "x"}).to_string().into_bytes(),
-        )],
+        &[("bad.json", json!({"enabled": true, "id": "x"}).to_string().into_bytes())],
         "bad.json",
         "schema",
         "expected a self-describing JSON",
     );
     assert_fails(
         "unknown schema",
-        &[
-            ("a.json", ok.clone()),
-            (
-                "bad.json",
-                example_with(&["schema"], json!("iglu:com.acme/Unknown/avro/1-0-0")),
-            ),
-        ],
+        &[("a.json", ok.clone()), ("bad.json", example_with(&["schema"], json!("iglu:com.acme/Unknown/avro/1-0-0")))],
         "bad.json",
         "schema",
         "unknown schema iglu:com.acme/Unknown/avro/1-0-0",
     );
     let mut missing = guide_example();
-    missing["data"]["parameters"]["kinesis"]
-        .as_object_mut()
-        .expect("object")
-        .remove("streamName");
+    missing["data"]["parameters"]["kinesis"].as_object_mut().expect("object").remove("streamName");
     assert_fails(
         "missing required field",
         &[("bad.json", missing.to_string().into_bytes())],
@@ -359,10 +276,7 @@ fn bad_directories_fail_with_one_line_naming_file_field_and_expectation() {
     );
     assert_fails(
         "unknown enum symbol",
-        &[(
-            "bad.json",
-            kinesis_field("initialPosition", json!("EARLIEST")),
-        )],
+        &[("bad.json", kinesis_field("initialPosition", json!("EARLIEST")))],
         "bad.json",
         &format!("{k}.initialPosition"),
         "expected one of \"AT_TIMESTAMP\", \"LATEST\", \"TRIM_HORIZON\", found \"EARLIEST\"",
@@ -379,10 +293,7 @@ fn bad_directories_fail_with_one_line_naming_file_field_and_expectation() {
     for modifiers in [json!(null), json!({"timestamp": null})] {
         assert_fails(
             "AT_TIMESTAMP without timestamp",
-            &[(
-                "bad.json",
-                kinesis_field("initialPositionModifiers", modifiers),
-            )],
+            &[("bad.json", kinesis_field("initialPositionModifiers", modifiers))],
             "bad.json",
             &format!("{k}.initialPositionModifiers.timestamp"),
             "expected a timestamp (epoch milliseconds), which initialPosition AT_TIMESTAMP needs",
@@ -423,10 +334,7 @@ fn bad_directories_fail_with_one_line_naming_file_field_and_expectation() {
     );
     assert_fails(
         "id that cannot name a table",
-        &[(
-            "bad.json",
-            example_with(&["data", "id"], json!("my observer")),
-        )],
+        &[("bad.json", example_with(&["data", "id"], json!("my observer")))],
         "bad.json",
         "data.id",
         "expected 3 to 255 characters",
@@ -435,10 +343,7 @@ fn bad_directories_fail_with_one_line_naming_file_field_and_expectation() {
         "data": {"enabled": true, "id": "hc", "parameters": {"sendRoomNotificationEnabled": true, "authToken": "t"}}});
     assert_fails(
         "HipChat (retired)",
-        &[
-            ("a.json", ok.clone()),
-            ("hipchat.json", hipchat.to_string().into_bytes()),
-        ],
+        &[("a.json", ok.clone()), ("hipchat.json", hipchat.to_string().into_bytes())],
         "hipchat.json",
         "schema",
         "HipChat was retired",
@@ -456,26 +361,18 @@ fn bad_directories_fail_with_one_line_naming_file_field_and_expectation() {
         "schema",
         "expected one responder per command type",
     );
-    let runtime = json!({"schema": "iglu:rs.sauna.config/RuntimeConfig/avro/1-0-0", "data": {"mailboxes": {"shardConsumer": 0}}});
+    let runtime =
+        json!({"schema": "iglu:rs.sauna.config/RuntimeConfig/avro/1-0-0", "data": {"mailboxes": {"shardConsumer": 0}}});
     assert_fails(
         "runtime capacity 0",
-        &[
-            ("a.json", ok.clone()),
-            ("runtime.json", runtime.to_string().into_bytes()),
-        ],
+        &[("a.json", ok.clone()), ("runtime.json", runtime.to_string().into_bytes())],
         "runtime.json",
         "data.mailboxes.shardConsumer",
         "expected a capacity from 1 to 1000000, found 0",
     );
     let mut truncated = binary_example(false);
     truncated.truncate(truncated.len() - 8);
-    assert_fails(
-        "truncated binary Avro",
-        &[("bad.avro", truncated)],
-        "bad.avro",
-        "data",
-        "expected a record of",
-    );
+    assert_fails("truncated binary Avro", &[("bad.avro", truncated)], "bad.avro", "data", "expected a record of");
 }
 
 #[test]
@@ -485,10 +382,7 @@ fn missing_or_unreadable_directories_fail() {
     let (code, out) = validate(&missing);
     assert_ne!(code, 0);
     assert!(
-        out.starts_with(&format!(
-            "ERROR     {}: (directory): expected a readable config directory",
-            missing.display()
-        )),
+        out.starts_with(&format!("ERROR     {}: (directory): expected a readable config directory", missing.display())),
         "{out}"
     );
     // A file where a directory should be cannot be read as one (tests run as root, so
@@ -497,10 +391,7 @@ fn missing_or_unreadable_directories_fail() {
     std::fs::write(&file, "{}").expect("write");
     let (code, out) = validate(&file);
     assert_ne!(code, 0);
-    assert!(
-        out.contains("(directory): expected a readable config directory"),
-        "{out}"
-    );
+    assert!(out.contains("(directory): expected a readable config directory"), "{out}");
 }
 
 #[test]

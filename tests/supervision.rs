@@ -35,11 +35,7 @@ impl Responder for Scripted {
     }
 
     fn criteria(&self) -> Vec<SchemaCriterion> {
-        vec![
-            "iglu:com.slack.sauna.commands/send_message/jsonschema/1-0-*"
-                .parse()
-                .expect("criterion"),
-        ]
+        vec!["iglu:com.slack.sauna.commands/send_message/jsonschema/1-0-*".parse().expect("criterion")]
     }
 
     fn execute<'a>(&'a self, command: &'a Command, _: &'a ResponderContext) -> AttemptFuture<'a> {
@@ -59,10 +55,7 @@ impl Responder for Scripted {
                 panic!("scripted panic on {text}");
             }
             if text.starts_with("flaky") && attempt <= 2 {
-                return Attempt::Retry {
-                    reason: "HTTP 503: try later".into(),
-                    retry_after: None,
-                };
+                return Attempt::Retry { reason: "HTTP 503: try later".into(), retry_after: None };
             }
             self.done.lock().expect("lock").push(text);
             Attempt::Done("ok".into())
@@ -70,30 +63,16 @@ impl Responder for Scripted {
     }
 }
 
-fn config_with(
-    stream: &TestStream,
-    patch: serde_json::Value,
-) -> (ConfigDir, sauna::config::Configuration) {
+fn config_with(stream: &TestStream, patch: serde_json::Value) -> (ConfigDir, sauna::config::Configuration) {
     let mut runtime = fast_runtime();
     merge(&mut runtime, &patch);
-    let dir = ConfigDir::new(
-        &stream.name,
-        "TRIM_HORIZON",
-        None,
-        "http://127.0.0.1:9/unused",
-        &runtime,
-    );
+    let dir = ConfigDir::new(&stream.name, "TRIM_HORIZON", None, "http://127.0.0.1:9/unused", &runtime);
     let configuration = sauna::config::load_dir(dir.path()).expect("config loads");
     (dir, configuration)
 }
 
 async fn observe(observers: &Observers) -> ObserverSnapshot {
-    observers
-        .observe()
-        .await
-        .into_iter()
-        .next()
-        .expect("one observer")
+    observers.observe().await.into_iter().next().expect("one observer")
 }
 
 async fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
@@ -114,39 +93,17 @@ async fn failing_responders_and_consumers_are_restarted_and_the_shard_goes_on() 
     let observers = Observers::start(configuration).await;
 
     let texts = ["a0", "panic-once-1", "a2", "flaky-3", "a4"];
-    stream
-        .put(
-            texts
-                .iter()
-                .map(|t| ("k".to_owned(), slack_command(&Uuid::new_v4(), t)))
-                .collect(),
-        )
-        .await;
+    stream.put(texts.iter().map(|t| ("k".to_owned(), slack_command(&Uuid::new_v4(), t))).collect()).await;
     let s = scripted.clone();
-    wait_until(
-        "all five commands done",
-        Duration::from_secs(30),
-        move || s.done.lock().expect("lock").len() == 5,
-    )
-    .await;
-    assert_eq!(
-        *scripted.done.lock().expect("lock"),
-        texts,
-        "same key: in order, the panic and the errors retried"
-    );
+    wait_until("all five commands done", Duration::from_secs(30), move || s.done.lock().expect("lock").len() == 5)
+        .await;
+    assert_eq!(*scripted.done.lock().expect("lock"), texts, "same key: in order, the panic and the errors retried");
     let snapshot = observe(&observers).await;
     let responder = &snapshot.responders[0];
-    assert!(
-        responder.restarts >= 1,
-        "the responder was restarted after its panic: {responder:?}"
-    );
+    assert!(responder.restarts >= 1, "the responder was restarted after its panic: {responder:?}");
     let consumer = &snapshot.consumers[0];
     assert_eq!(consumer.outcomes[0], 5, "5 done");
-    println!(
-        "responder restarts: {}, attempts: {}",
-        responder.restarts,
-        scripted.calls.load(Ordering::Relaxed)
-    );
+    println!("responder restarts: {}, attempts: {}", responder.restarts, scripted.calls.load(Ordering::Relaxed));
 
     // A consumer killed by an injected failure, then by an injected panic: each time it is
     // restarted from its checkpoint, and what is written next is delivered exactly once.
@@ -160,11 +117,7 @@ async fn failing_responders_and_consumers_are_restarted_and_the_shard_goes_on() 
                 if s.consumers.first().map(|c| c.watermark.clone()) == Some(want.clone()) {
                     return;
                 }
-                assert!(
-                    start.elapsed() < Duration::from_secs(10),
-                    "watermark {want:?}: {:?}",
-                    s.consumers
-                );
+                assert!(start.elapsed() < Duration::from_secs(10), "watermark {want:?}: {:?}", s.consumers);
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
@@ -178,67 +131,38 @@ async fn failing_responders_and_consumers_are_restarted_and_the_shard_goes_on() 
             if s.restarts.get("ShardConsumer") == Some(&round) && s.consumers.len() == 1 {
                 break;
             }
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "consumer restarted: {:?}",
-                s.restarts
-            );
+            assert!(start.elapsed() < Duration::from_secs(10), "consumer restarted: {:?}", s.restarts);
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let more: Vec<String> = (0..3).map(|i| format!("after-{round}-{i}")).collect();
-        stream
-            .put(
-                more.iter()
-                    .map(|t| ("k".to_owned(), slack_command(&Uuid::new_v4(), t)))
-                    .collect(),
-            )
-            .await;
+        stream.put(more.iter().map(|t| ("k".to_owned(), slack_command(&Uuid::new_v4(), t))).collect()).await;
         let s = scripted.clone();
         let want = 5 + 3 * round as usize;
-        wait_until(
-            "the commands after the restart",
-            Duration::from_secs(20),
-            move || s.done.lock().expect("lock").len() >= want,
-        )
+        wait_until("the commands after the restart", Duration::from_secs(20), move || {
+            s.done.lock().expect("lock").len() >= want
+        })
         .await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let done = scripted.done.lock().expect("lock").clone();
-    assert_eq!(
-        done.len(),
-        11,
-        "nothing lost, nothing twice after the restarts: {done:?}"
-    );
+    assert_eq!(done.len(), 11, "nothing lost, nothing twice after the restarts: {done:?}");
     observers.shutdown().await;
 }
 
 #[actix_rt::test]
 async fn checkpoints_are_written_at_most_once_per_interval_and_metrics_reach_cloudwatch() {
     let stream = TestStream::create("batching", 2).await;
-    let (_dir, mut configuration) =
-        config_with(&stream, json!({ "checkpoint": { "intervalMillis": 500 } }));
-    let scripted = Arc::new(Scripted {
-        delay: Duration::from_millis(2),
-        ..Scripted::default()
-    });
+    let (_dir, mut configuration) = config_with(&stream, json!({ "checkpoint": { "intervalMillis": 500 } }));
+    let scripted = Arc::new(Scripted { delay: Duration::from_millis(2), ..Scripted::default() });
     configuration.responders = vec![scripted.clone()];
     let namespace = configuration.observers[0].id.clone();
-    let records: Vec<_> = (0..3000)
-        .map(|i| {
-            (
-                format!("key-{}", i % 7),
-                slack_command(&Uuid::new_v4(), &format!("c{i}")),
-            )
-        })
-        .collect();
+    let records: Vec<_> =
+        (0..3000).map(|i| (format!("key-{}", i % 7), slack_command(&Uuid::new_v4(), &format!("c{i}")))).collect();
     stream.put(records).await;
     let started = Instant::now();
     let observers = Observers::start(configuration).await;
     let s = scripted.clone();
-    wait_until("3000 commands", Duration::from_secs(90), move || {
-        s.done.lock().expect("lock").len() >= 3000
-    })
-    .await;
+    wait_until("3000 commands", Duration::from_secs(90), move || s.done.lock().expect("lock").len() >= 3000).await;
     let elapsed = started.elapsed();
     tokio::time::sleep(Duration::from_millis(700)).await;
     let snapshot = observe(&observers).await;
@@ -249,15 +173,8 @@ async fn checkpoints_are_written_at_most_once_per_interval_and_metrics_reach_clo
             "{shard}: {} checkpoint writes for ~1500 records in {elapsed:?}; shortest gap {:?} ms (interval 500 ms)",
             s.writes, s.min_gap_ms
         );
-        assert!(
-            s.writes as u128 <= bound,
-            "{shard}: {} writes > {bound}",
-            s.writes
-        );
-        assert!(
-            s.min_gap_ms.unwrap_or(u128::MAX) >= 495,
-            "{shard}: two writes within one interval"
-        );
+        assert!(s.writes as u128 <= bound, "{shard}: {} writes > {bound}", s.writes);
+        assert!(s.min_gap_ms.unwrap_or(u128::MAX) >= 495, "{shard}: two writes within one interval");
     }
     assert!(cp.shards.len() == 2 && cp.shards.values().all(|s| s.writes >= 1));
     observers.shutdown().await;
@@ -270,14 +187,8 @@ async fn checkpoints_are_written_at_most_once_per_interval_and_metrics_reach_clo
     let mut behind_points = 0;
     for shard in &shards {
         let dims = [
-            aws_sdk_cloudwatch::types::Dimension::builder()
-                .name("Operation")
-                .value("ProcessTask")
-                .build(),
-            aws_sdk_cloudwatch::types::Dimension::builder()
-                .name("ShardId")
-                .value(shard.shard_id())
-                .build(),
+            aws_sdk_cloudwatch::types::Dimension::builder().name("Operation").value("ProcessTask").build(),
+            aws_sdk_cloudwatch::types::Dimension::builder().name("ShardId").value(shard.shard_id()).build(),
         ];
         let stats = |metric: &'static str| {
             clients
@@ -286,34 +197,21 @@ async fn checkpoints_are_written_at_most_once_per_interval_and_metrics_reach_clo
                 .namespace(&namespace)
                 .metric_name(metric)
                 .set_dimensions(Some(dims.to_vec()))
-                .start_time(aws_smithy_types::DateTime::from(
-                    now - Duration::from_secs(600),
-                ))
-                .end_time(aws_smithy_types::DateTime::from(
-                    now + Duration::from_secs(600),
-                ))
+                .start_time(aws_smithy_types::DateTime::from(now - Duration::from_secs(600)))
+                .end_time(aws_smithy_types::DateTime::from(now + Duration::from_secs(600)))
                 .period(60)
                 .statistics(aws_sdk_cloudwatch::types::Statistic::Sum)
                 .statistics(aws_sdk_cloudwatch::types::Statistic::Maximum)
                 .send()
         };
-        let rp = stats("RecordsProcessed")
-            .await
-            .expect("GetMetricStatistics");
+        let rp = stats("RecordsProcessed").await.expect("GetMetricStatistics");
         records_processed += rp.datapoints().iter().filter_map(|d| d.sum()).sum::<f64>();
-        let mb = stats("MillisBehindLatest")
-            .await
-            .expect("GetMetricStatistics");
+        let mb = stats("MillisBehindLatest").await.expect("GetMetricStatistics");
         behind_points += mb.datapoints().len();
     }
-    println!(
-        "CloudWatch: RecordsProcessed = {records_processed}, MillisBehindLatest datapoints = {behind_points}"
-    );
+    println!("CloudWatch: RecordsProcessed = {records_processed}, MillisBehindLatest datapoints = {behind_points}");
     assert_eq!(records_processed, 3000.0);
-    assert!(
-        behind_points >= 2,
-        "MillisBehindLatest is published per shard"
-    );
+    assert!(behind_points >= 2, "MillisBehindLatest is published per shard");
 }
 
 #[actix_rt::test]
@@ -334,10 +232,7 @@ async fn mailbox_capacities_come_from_the_runtime_config() {
             if !s.consumers.is_empty() {
                 break s;
             }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "a consumer started"
-            );
+            assert!(start.elapsed() < Duration::from_secs(20), "a consumer started");
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         let caps = (
@@ -349,17 +244,7 @@ async fn mailbox_capacities_come_from_the_runtime_config() {
             snapshot.responders[0].mailbox_capacity,
         );
         println!("{name} run: live mailbox capacities {caps:?}");
-        assert_eq!(
-            caps,
-            (
-                13 + base,
-                Some(11 + base),
-                7 + base,
-                Some(33 + base),
-                Some(99 + base),
-                5 + base
-            )
-        );
+        assert_eq!(caps, (13 + base, Some(11 + base), 7 + base, Some(33 + base), Some(99 + base), 5 + base));
         observers.shutdown().await;
     }
 }

@@ -20,11 +20,9 @@ use crate::iglu::{SchemaCriterion, SchemaKey};
 pub use schemas::SchemaRegistry;
 
 /// The outer schema family every command belongs to.
-pub const COMMAND_CRITERION: &str =
-    "iglu:com.snowplowanalytics.sauna.commands/command/jsonschema/1-0-*";
+pub const COMMAND_CRITERION: &str = "iglu:com.snowplowanalytics.sauna.commands/command/jsonschema/1-0-*";
 /// The envelope schema family.
-pub const ENVELOPE_CRITERION: &str =
-    "iglu:com.snowplowanalytics.sauna.commands/envelope/jsonschema/1-0-*";
+pub const ENVELOPE_CRITERION: &str = "iglu:com.snowplowanalytics.sauna.commands/envelope/jsonschema/1-0-*";
 
 /// `execution.semantics`. Only at-least-once exists in the schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,10 +58,7 @@ pub enum Classified {
     /// A valid, live command and the index of the route (responder) that takes it.
     Routable { command: Arc<Command>, route: usize },
     /// Not a command: not UTF-8, not JSON, wrong schema, fails a schema…
-    Invalid {
-        reason: String,
-        command_id: Option<Uuid>,
-    },
+    Invalid { reason: String, command_id: Option<Uuid> },
     /// A valid envelope, but no configured responder takes this command type.
     Unroutable { reason: String, command_id: Uuid },
     /// Its time to live had passed when it was read.
@@ -75,9 +70,7 @@ impl Classified {
         match self {
             Classified::Routable { command, .. } => Some(command.envelope.command_id),
             Classified::Invalid { command_id, .. } => *command_id,
-            Classified::Unroutable { command_id, .. } | Classified::Expired { command_id, .. } => {
-                Some(*command_id)
-            }
+            Classified::Unroutable { command_id, .. } | Classified::Expired { command_id, .. } => Some(*command_id),
         }
     }
 }
@@ -104,19 +97,12 @@ impl CommandParser {
 
     /// Classifies one record's bytes as read at `now`.
     pub fn classify(&self, bytes: &[u8], now: DateTime<Utc>) -> Classified {
-        let invalid =
-            |reason: String, command_id: Option<Uuid>| Classified::Invalid { reason, command_id };
+        let invalid = |reason: String, command_id: Option<Uuid>| Classified::Invalid { reason, command_id };
 
         let text = match std::str::from_utf8(bytes) {
             Ok(t) => t,
             Err(e) => {
-                return invalid(
-                    format!(
-                        "record data: not UTF-8 (invalid byte at offset {})",
-                        e.valid_up_to()
-                    ),
-                    None,
-                );
+                return invalid(format!("record data: not UTF-8 (invalid byte at offset {})", e.valid_up_to()), None);
             }
         };
         let json: Value = match serde_json::from_str(text) {
@@ -128,13 +114,7 @@ impl CommandParser {
             Err(reason) => return invalid(reason, None),
         };
         if !self.command.matches(&key) {
-            return invalid(
-                format!(
-                    "schema: expected a Sauna command ({}), found {key}",
-                    self.command
-                ),
-                None,
-            );
+            return invalid(format!("schema: expected a Sauna command ({}), found {key}", self.command), None);
         }
         if let Err(reason) = self.schemas.validate(&key, data, "data") {
             return invalid(reason, find_command_id(data));
@@ -146,18 +126,9 @@ impl CommandParser {
             Err(reason) => return invalid(reason, None),
         };
         if !self.envelope.matches(&env_key) {
-            return invalid(
-                format!(
-                    "data.envelope.schema: expected {}, found {env_key}",
-                    self.envelope
-                ),
-                None,
-            );
+            return invalid(format!("data.envelope.schema: expected {}, found {env_key}", self.envelope), None);
         }
-        if let Err(reason) = self
-            .schemas
-            .validate(&env_key, env_data, "data.envelope.data")
-        {
+        if let Err(reason) = self.schemas.validate(&env_key, env_data, "data.envelope.data") {
             return invalid(reason, find_command_id(data));
         }
         let envelope = match envelope(env_data) {
@@ -171,20 +142,13 @@ impl CommandParser {
             Ok(kd) => kd,
             Err(reason) => return invalid(reason, Some(command_id)),
         };
-        let Some(route) = self
-            .routes
-            .iter()
-            .position(|criteria| criteria.iter().any(|c| c.matches(&cmd_key)))
-        else {
+        let Some(route) = self.routes.iter().position(|criteria| criteria.iter().any(|c| c.matches(&cmd_key))) else {
             return Classified::Unroutable {
                 reason: format!("data.command.schema: no enabled responder takes {cmd_key}"),
                 command_id,
             };
         };
-        if let Err(reason) = self
-            .schemas
-            .validate(&cmd_key, cmd_data, "data.command.data")
-        {
+        if let Err(reason) = self.schemas.validate(&cmd_key, cmd_data, "data.command.data") {
             return invalid(reason, Some(command_id));
         }
 
@@ -196,10 +160,7 @@ impl CommandParser {
                     reason: format!(
                         "data.envelope.data.execution.timeToLive: expired; created {} ({} UTC), time to live {} ms, read {} ms after creation",
                         envelope.when_created.to_rfc3339(),
-                        envelope
-                            .when_created
-                            .with_timezone(&Utc)
-                            .format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+                        envelope.when_created.with_timezone(&Utc).format("%Y-%m-%dT%H:%M:%S%.3fZ"),
                         ttl_ms,
                         age.num_milliseconds()
                     ),
@@ -208,14 +169,7 @@ impl CommandParser {
             }
         }
 
-        Classified::Routable {
-            command: Arc::new(Command {
-                envelope,
-                schema: cmd_key,
-                data: cmd_data.clone(),
-            }),
-            route,
-        }
+        Classified::Routable { command: Arc::new(Command { envelope, schema: cmd_key, data: cmd_data.clone() }), route }
     }
 }
 
@@ -224,19 +178,14 @@ fn self_describing<'v>(json: &'v Value, prefix: &str) -> Result<(SchemaKey, &'v 
     let Some(obj) = json.as_object() else {
         return Err(format!(
             "{}: expected a self-describing JSON object {{\"schema\": \"iglu:…\", \"data\": …}}, found {}",
-            if prefix.is_empty() {
-                "record data".to_owned()
-            } else {
-                prefix.trim_end_matches('.').to_owned()
-            },
+            if prefix.is_empty() { "record data".to_owned() } else { prefix.trim_end_matches('.').to_owned() },
             crate::config::avro_json::found(json)
         ));
     };
     let Some(schema) = obj.get("schema").and_then(Value::as_str) else {
         return Err(format!(
             "{prefix}schema: expected a string holding an Iglu URI, found {}",
-            obj.get("schema")
-                .map_or_else(|| "nothing".to_owned(), crate::config::avro_json::found)
+            obj.get("schema").map_or_else(|| "nothing".to_owned(), crate::config::avro_json::found)
         ));
     };
     let key: SchemaKey = schema.parse().map_err(|e| format!("{prefix}schema: {e}"))?;
@@ -253,29 +202,16 @@ fn envelope(data: &Value) -> Result<Envelope, String> {
     let command_id = data["commandId"]
         .as_str()
         .and_then(schemas::parse_uuid)
-        .ok_or_else(|| {
-            format!(
-                "{}: expected a UUID such as 9dadfc92-9311-43c7-9cee-61ab590a6e81",
-                at("commandId")
-            )
-        })?;
+        .ok_or_else(|| format!("{}: expected a UUID such as 9dadfc92-9311-43c7-9cee-61ab590a6e81", at("commandId")))?;
     let when_created = data["whenCreated"]
         .as_str()
         .and_then(schemas::parse_date_time)
-        .ok_or_else(|| {
-            format!(
-                "{}: expected an ISO 8601 date-time such as 2017-01-02T19:14:42Z",
-                at("whenCreated")
-            )
-        })?;
+        .ok_or_else(|| format!("{}: expected an ISO 8601 date-time such as 2017-01-02T19:14:42Z", at("whenCreated")))?;
     let execution = &data["execution"];
     let semantics = match execution["semantics"].as_str() {
         Some("AT_LEAST_ONCE") => Semantics::AtLeastOnce,
         _ => {
-            return Err(format!(
-                "{}: expected \"AT_LEAST_ONCE\"",
-                at("execution.semantics")
-            ));
+            return Err(format!("{}: expected \"AT_LEAST_ONCE\"", at("execution.semantics")));
         }
     };
     let time_to_live = match &execution["timeToLive"] {
@@ -300,24 +236,13 @@ fn envelope(data: &Value) -> Result<Envelope, String> {
             })
             .collect::<Result<BTreeMap<_, _>, _>>()?,
         None => {
-            return Err(format!(
-                "{}: expected an object of strings (it may be empty)",
-                at("tags")
-            ));
+            return Err(format!("{}: expected an object of strings (it may be empty)", at("tags")));
         }
     };
-    Ok(Envelope {
-        command_id,
-        when_created,
-        semantics,
-        time_to_live,
-        tags,
-    })
+    Ok(Envelope { command_id, when_created, semantics, time_to_live, tags })
 }
 
 /// The commandId, when an otherwise broken record still has a readable one (for the logs).
 fn find_command_id(data: &Value) -> Option<Uuid> {
-    data.pointer("/envelope/data/commandId")
-        .and_then(Value::as_str)
-        .and_then(schemas::parse_uuid)
+    data.pointer("/envelope/data/commandId").and_then(Value::as_str).and_then(schemas::parse_uuid)
 }

@@ -14,7 +14,8 @@ use serde_json::Value;
 use crate::iglu::SchemaKey;
 
 /// `instance-iglu-only`, which the command schema `$ref`s for its `envelope` and `command`.
-const INSTANCE_IGLU_ONLY_URI: &str = "http://iglucentral.com/schemas/com.snowplowanalytics.self-desc/instance-iglu-only/jsonschema/1-0-0";
+const INSTANCE_IGLU_ONLY_URI: &str =
+    "http://iglucentral.com/schemas/com.snowplowanalytics.self-desc/instance-iglu-only/jsonschema/1-0-0";
 const INSTANCE_IGLU_ONLY: &str = r#"{
   "type": "object",
   "properties": {
@@ -61,9 +62,7 @@ impl fmt::Debug for SchemaRegistry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut keys: Vec<String> = self.validators.keys().map(ToString::to_string).collect();
         keys.sort();
-        f.debug_struct("SchemaRegistry")
-            .field("schemas", &keys)
-            .finish()
+        f.debug_struct("SchemaRegistry").field("schemas", &keys).finish()
     }
 }
 
@@ -77,18 +76,11 @@ impl SchemaRegistry {
     /// (a folder holding `schemas/<vendor>/<name>/jsonschema/<version>`, or that `schemas`
     /// folder itself). A local schema with the key of an embedded one replaces it.
     pub fn with_repositories(repositories: &[PathBuf]) -> Result<Self, SchemaError> {
-        let mut registry = SchemaRegistry {
-            validators: HashMap::new(),
-            sources: HashMap::new(),
-        };
+        let mut registry = SchemaRegistry { validators: HashMap::new(), sources: HashMap::new() };
         for (path, text) in EMBEDDED {
-            let key: SchemaKey = format!("iglu:{path}")
-                .parse()
-                .expect("embedded schema paths are Iglu keys");
+            let key: SchemaKey = format!("iglu:{path}").parse().expect("embedded schema paths are Iglu keys");
             let json: Value = serde_json::from_str(text).expect("embedded schemas are JSON");
-            registry
-                .add(key, json, format!("embedded {path}"))
-                .expect("embedded schemas compile");
+            registry.add(key, json, format!("embedded {path}")).expect("embedded schemas compile");
         }
         for repo in repositories {
             registry.add_repository(repo)?;
@@ -97,15 +89,8 @@ impl SchemaRegistry {
     }
 
     fn add_repository(&mut self, repo: &Path) -> Result<(), SchemaError> {
-        let root = if repo.join("schemas").is_dir() {
-            repo.join("schemas")
-        } else {
-            repo.to_path_buf()
-        };
-        let err = |location: &Path, message: String| SchemaError {
-            location: location.display().to_string(),
-            message,
-        };
+        let root = if repo.join("schemas").is_dir() { repo.join("schemas") } else { repo.to_path_buf() };
+        let err = |location: &Path, message: String| SchemaError { location: location.display().to_string(), message };
         let list = |dir: &Path| -> Result<Vec<PathBuf>, SchemaError> {
             let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
                 .map_err(|e| err(dir, format!("cannot read the Iglu repository folder: {e}")))?
@@ -121,33 +106,19 @@ impl SchemaRegistry {
                     continue;
                 }
                 for file in list(&format_dir)?.into_iter().filter(|p| p.is_file()) {
-                    let rel = |p: &Path| {
-                        p.file_name()
-                            .map(|s| s.to_string_lossy().into_owned())
-                            .unwrap_or_default()
-                    };
-                    let key: SchemaKey = format!(
-                        "iglu:{}/{}/jsonschema/{}",
-                        rel(&vendor),
-                        rel(&name),
-                        rel(&file)
-                    )
-                    .parse()
-                    .map_err(|e| err(&file, format!("the path is not an Iglu schema path: {e}")))?;
-                    let text = std::fs::read_to_string(&file)
-                        .map_err(|e| err(&file, format!("cannot read: {e}")))?;
-                    let json: Value = serde_json::from_str(&text)
-                        .map_err(|e| err(&file, format!("not valid JSON: {e}")))?;
+                    let rel = |p: &Path| p.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+                    let key: SchemaKey = format!("iglu:{}/{}/jsonschema/{}", rel(&vendor), rel(&name), rel(&file))
+                        .parse()
+                        .map_err(|e| err(&file, format!("the path is not an Iglu schema path: {e}")))?;
+                    let text = std::fs::read_to_string(&file).map_err(|e| err(&file, format!("cannot read: {e}")))?;
+                    let json: Value =
+                        serde_json::from_str(&text).map_err(|e| err(&file, format!("not valid JSON: {e}")))?;
                     if let Some(declared) = self_key(&json) {
                         if declared != key {
-                            return Err(err(
-                                &file,
-                                format!("its \"self\" says {declared}, but its path says {key}"),
-                            ));
+                            return Err(err(&file, format!("its \"self\" says {declared}, but its path says {key}")));
                         }
                     }
-                    self.add(key, json, file.display().to_string())
-                        .map_err(|m| err(&file, m))?;
+                    self.add(key, json, file.display().to_string()).map_err(|m| err(&file, m))?;
                 }
             }
         }
@@ -161,10 +132,7 @@ impl SchemaRegistry {
             obj.remove("self");
         }
         let registry = jsonschema::Registry::new()
-            .add(
-                INSTANCE_IGLU_ONLY_URI,
-                serde_json::from_str::<Value>(INSTANCE_IGLU_ONLY).expect("constant JSON"),
-            )
+            .add(INSTANCE_IGLU_ONLY_URI, serde_json::from_str::<Value>(INSTANCE_IGLU_ONLY).expect("constant JSON"))
             .and_then(|r| r.prepare())
             .map_err(|e| format!("cannot prepare schema references: {e}"))?;
         let validator = jsonschema::options()
@@ -208,10 +176,7 @@ impl SchemaRegistry {
         let field = pointer_to_path(path, first.instance_path().as_str());
         let mut line = format!("{field}: {} (schema {key})", first.masked());
         if more > 0 {
-            line.push_str(&format!(
-                " and {more} more error{}",
-                if more == 1 { "" } else { "s" }
-            ));
+            line.push_str(&format!(" and {more} more error{}", if more == 1 { "" } else { "s" }));
         }
         Err(line)
     }
@@ -235,15 +200,7 @@ fn pointer_to_path(base: &str, pointer: &str) -> String {
 fn self_key(schema: &Value) -> Option<SchemaKey> {
     let s = schema.get("self")?;
     let field = |n: &str| s.get(n).and_then(Value::as_str);
-    format!(
-        "iglu:{}/{}/{}/{}",
-        field("vendor")?,
-        field("name")?,
-        field("format")?,
-        field("version")?
-    )
-    .parse()
-    .ok()
+    format!("iglu:{}/{}/{}/{}", field("vendor")?, field("name")?, field("format")?, field("version")?).parse().ok()
 }
 
 /// An envelope's `whenCreated`: RFC 3339, or an ISO 8601 local date-time without offset, which
@@ -252,9 +209,7 @@ pub fn parse_date_time(s: &str) -> Option<chrono::DateTime<chrono::FixedOffset>>
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
         return Some(t);
     }
-    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
-        .ok()
-        .map(|n| n.and_utc().fixed_offset())
+    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").ok().map(|n| n.and_utc().fixed_offset())
 }
 
 /// A UUID in its canonical hyphenated form (`8-4-4-4-12` hex digits).

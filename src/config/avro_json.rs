@@ -29,19 +29,12 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        FieldError {
-            path: path.into(),
-            message: message.into(),
-        }
+        FieldError { path: path.into(), message: message.into() }
     }
 }
 
 /// Converts `json` (found at `path`) into a value of `schema`.
-pub fn json_to_avro(
-    json: &JsonValue,
-    schema: &Schema,
-    path: &str,
-) -> Result<AvroValue, FieldError> {
+pub fn json_to_avro(json: &JsonValue, schema: &Schema, path: &str) -> Result<AvroValue, FieldError> {
     let names = named_types(schema);
     Converter { names: &names }.convert(json, schema, path)
 }
@@ -78,42 +71,17 @@ struct Converter<'a> {
 }
 
 impl Converter<'_> {
-    fn convert(
-        &self,
-        json: &JsonValue,
-        schema: &Schema,
-        path: &str,
-    ) -> Result<AvroValue, FieldError> {
-        let mismatch = || {
-            FieldError::new(
-                path,
-                format!("expected {}, found {}", self.describe(schema), found(json)),
-            )
-        };
+    fn convert(&self, json: &JsonValue, schema: &Schema, path: &str) -> Result<AvroValue, FieldError> {
+        let mismatch = || FieldError::new(path, format!("expected {}, found {}", self.describe(schema), found(json)));
         match schema {
-            Schema::Null => json
-                .is_null()
-                .then_some(AvroValue::Null)
-                .ok_or_else(mismatch),
+            Schema::Null => json.is_null().then_some(AvroValue::Null).ok_or_else(mismatch),
             Schema::Boolean => json.as_bool().map(AvroValue::Boolean).ok_or_else(mismatch),
-            Schema::Int => integer(json)
-                .and_then(|n| i32::try_from(n).ok())
-                .map(AvroValue::Int)
-                .ok_or_else(mismatch),
+            Schema::Int => integer(json).and_then(|n| i32::try_from(n).ok()).map(AvroValue::Int).ok_or_else(mismatch),
             Schema::Long => integer(json).map(AvroValue::Long).ok_or_else(mismatch),
-            Schema::Float => number(json)
-                .map(|f| AvroValue::Float(f as f32))
-                .ok_or_else(mismatch),
+            Schema::Float => number(json).map(|f| AvroValue::Float(f as f32)).ok_or_else(mismatch),
             Schema::Double => number(json).map(AvroValue::Double).ok_or_else(mismatch),
-            Schema::String => json
-                .as_str()
-                .map(|s| AvroValue::String(s.to_owned()))
-                .ok_or_else(mismatch),
-            Schema::Bytes => json
-                .as_str()
-                .and_then(latin1_bytes)
-                .map(AvroValue::Bytes)
-                .ok_or_else(mismatch),
+            Schema::String => json.as_str().map(|s| AvroValue::String(s.to_owned())).ok_or_else(mismatch),
+            Schema::Bytes => json.as_str().and_then(latin1_bytes).map(AvroValue::Bytes).ok_or_else(mismatch),
             Schema::TimestampMillis => integer(json)
                 .or_else(|| {
                     json.as_str()
@@ -142,39 +110,21 @@ impl Converter<'_> {
             Schema::Map(m) => {
                 let obj = json.as_object().ok_or_else(mismatch)?;
                 obj.iter()
-                    .map(|(k, v)| {
-                        Ok((
-                            k.clone(),
-                            self.convert(v, &m.types, &format!("{path}.{k}"))?,
-                        ))
-                    })
+                    .map(|(k, v)| Ok((k.clone(), self.convert(v, &m.types, &format!("{path}.{k}"))?)))
                     .collect::<Result<HashMap<_, _>, FieldError>>()
                     .map(AvroValue::Map)
             }
-            Schema::Record(r) => self
-                .record(json, r, path)
-                .map_err(|e| if json.is_object() { e } else { mismatch() }),
+            Schema::Record(r) => self.record(json, r, path).map_err(|e| if json.is_object() { e } else { mismatch() }),
             Schema::Union(u) => self.union(json, u, path),
             Schema::Ref { name } => match self.names.get(name) {
                 Some(s) => self.convert(json, s, path),
-                None => Err(FieldError::new(
-                    path,
-                    format!("schema refers to unknown type {name}"),
-                )),
+                None => Err(FieldError::new(path, format!("schema refers to unknown type {name}"))),
             },
-            other => Err(FieldError::new(
-                path,
-                format!("the schema type {other:?} is not supported in config files"),
-            )),
+            other => Err(FieldError::new(path, format!("the schema type {other:?} is not supported in config files"))),
         }
     }
 
-    fn record(
-        &self,
-        json: &JsonValue,
-        r: &RecordSchema,
-        path: &str,
-    ) -> Result<AvroValue, FieldError> {
+    fn record(&self, json: &JsonValue, r: &RecordSchema, path: &str) -> Result<AvroValue, FieldError> {
         let Some(obj) = json.as_object() else {
             return Err(FieldError::new(path, "expected an object"));
         };
@@ -194,10 +144,7 @@ impl Converter<'_> {
                 (None, None) => {
                     return Err(FieldError::new(
                         field_path,
-                        format!(
-                            "missing required field; expected {}",
-                            self.describe(&field.schema)
-                        ),
+                        format!("missing required field; expected {}", self.describe(&field.schema)),
                     ));
                 }
             };
@@ -206,12 +153,7 @@ impl Converter<'_> {
         Ok(AvroValue::Record(fields))
     }
 
-    fn union(
-        &self,
-        json: &JsonValue,
-        u: &UnionSchema,
-        path: &str,
-    ) -> Result<AvroValue, FieldError> {
+    fn union(&self, json: &JsonValue, u: &UnionSchema, path: &str) -> Result<AvroValue, FieldError> {
         let variants = u.variants();
         let wrap = |i: usize, v: AvroValue| AvroValue::Union(i as u32, Box::new(v));
         if json.is_null() {
@@ -220,24 +162,15 @@ impl Converter<'_> {
             }
         }
         // Avro's strict JSON encoding: {"<branch name>": value}.
-        if let Some((key, inner)) = json
-            .as_object()
-            .filter(|o| o.len() == 1)
-            .and_then(|o| o.iter().next())
-        {
-            if let Some(i) = variants
-                .iter()
-                .position(|v| self.branch_names(v).iter().any(|n| n == key))
-            {
+        if let Some((key, inner)) = json.as_object().filter(|o| o.len() == 1).and_then(|o| o.iter().next()) {
+            if let Some(i) = variants.iter().position(|v| self.branch_names(v).iter().any(|n| n == key)) {
                 if let Ok(v) = self.convert(inner, &variants[i], path) {
                     return Ok(wrap(i, v));
                 }
             }
         }
         // Natural JSON: the first branch the value fits.
-        let non_null: Vec<usize> = (0..variants.len())
-            .filter(|&i| !matches!(variants[i], Schema::Null))
-            .collect();
+        let non_null: Vec<usize> = (0..variants.len()).filter(|&i| !matches!(variants[i], Schema::Null)).collect();
         let mut first_error = None;
         for &i in &non_null {
             match self.convert(json, &variants[i], path) {
@@ -252,11 +185,7 @@ impl Converter<'_> {
             (1, Some(e)) => Err(e),
             _ => Err(FieldError::new(
                 path,
-                format!(
-                    "expected {}, found {}",
-                    self.describe(&Schema::Union(u.clone())),
-                    found(json)
-                ),
+                format!("expected {}, found {}", self.describe(&Schema::Union(u.clone())), found(json)),
             )),
         }
     }
@@ -296,27 +225,14 @@ impl Converter<'_> {
             Schema::TimestampMillis => {
                 "a timestamp (epoch milliseconds as a number or numeric string, or RFC 3339)".into()
             }
-            Schema::Enum(e) => format!(
-                "one of {}",
-                e.symbols
-                    .iter()
-                    .map(|s| format!("{s:?}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            Schema::Enum(e) => {
+                format!("one of {}", e.symbols.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", "))
+            }
             Schema::Array(a) => format!("an array of {}", self.describe(&a.items)),
             Schema::Map(m) => format!("an object whose values are {}", self.describe(&m.types)),
             Schema::Record(r) => format!("an object ({})", r.name.name()),
-            Schema::Union(u) => u
-                .variants()
-                .iter()
-                .map(|v| self.describe(v))
-                .collect::<Vec<_>>()
-                .join(" or "),
-            Schema::Ref { name } => self
-                .names
-                .get(name)
-                .map_or_else(|| name.to_string(), |s| self.describe(s)),
+            Schema::Union(u) => u.variants().iter().map(|v| self.describe(v)).collect::<Vec<_>>().join(" or "),
+            Schema::Ref { name } => self.names.get(name).map_or_else(|| name.to_string(), |s| self.describe(s)),
             other => format!("{other:?}"),
         }
     }
@@ -366,10 +282,7 @@ pub(crate) fn found(json: &JsonValue) -> String {
     };
     let mut text = json.to_string();
     if text.len() > 60 {
-        let cut = (0..=57)
-            .rev()
-            .find(|&i| text.is_char_boundary(i))
-            .unwrap_or(0);
+        let cut = (0..=57).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
         text.truncate(cut);
         text.push('…');
     }
@@ -387,25 +300,14 @@ mod tests {
 
     #[test]
     fn natural_and_strict_unions_decode_alike() {
-        let s = schema(
-            json!({"type": "record", "name": "R", "namespace": "ns", "fields": [
-                {"name": "m", "type": [{"type": "record", "name": "M", "fields": [
-                    {"name": "t", "type": [{"type": "long", "logicalType": "timestamp-millis"}, "null"]}
-                ]}, "null"]}
-            ]}),
-        );
-        let natural =
-            json_to_avro(&json!({"m": {"t": "1486998718968"}}), &s, "data").expect("natural");
-        let strict = json_to_avro(
-            &json!({"m": {"ns.M": {"t": {"long": 1486998718968_i64}}}}),
-            &s,
-            "data",
-        );
-        let short = json_to_avro(
-            &json!({"m": {"M": {"t": {"long": 1486998718968_i64}}}}),
-            &s,
-            "data",
-        );
+        let s = schema(json!({"type": "record", "name": "R", "namespace": "ns", "fields": [
+            {"name": "m", "type": [{"type": "record", "name": "M", "fields": [
+                {"name": "t", "type": [{"type": "long", "logicalType": "timestamp-millis"}, "null"]}
+            ]}, "null"]}
+        ]}));
+        let natural = json_to_avro(&json!({"m": {"t": "1486998718968"}}), &s, "data").expect("natural");
+        let strict = json_to_avro(&json!({"m": {"ns.M": {"t": {"long": 1486998718968_i64}}}}), &s, "data");
+        let short = json_to_avro(&json!({"m": {"M": {"t": {"long": 1486998718968_i64}}}}), &s, "data");
         assert_eq!(Ok(natural.clone()), strict);
         assert_eq!(Ok(natural.clone()), short);
         let rfc = json_to_avro(&json!({"m": {"t": "2017-02-13T15:11:58.968Z"}}), &s, "data");
@@ -423,16 +325,9 @@ mod tests {
         ]}));
         let err = json_to_avro(&json!({"n": true, "e": "A"}), &s, "data").expect_err("bad");
         assert_eq!(err.path, "data.n");
-        assert!(
-            err.message
-                .contains("expected a 32-bit integer, found true"),
-            "{err}"
-        );
+        assert!(err.message.contains("expected a 32-bit integer, found true"), "{err}");
         let err = json_to_avro(&json!({"n": 1, "e": "C"}), &s, "data").expect_err("bad");
-        assert_eq!(
-            err.to_string(),
-            "data.e: expected one of \"A\", \"B\", found \"C\" (a string)"
-        );
+        assert_eq!(err.to_string(), "data.e: expected one of \"A\", \"B\", found \"C\" (a string)");
         let err = json_to_avro(&json!({"e": "A"}), &s, "data").expect_err("bad");
         assert_eq!(err.path, "data.n");
         assert!(err.message.starts_with("missing required field"), "{err}");
@@ -447,8 +342,7 @@ mod tests {
                 ("d".into(), AvroValue::Int(7)),
             ])
         );
-        let err = json_to_avro(&json!({"n": 3_000_000_000_i64, "e": "A"}), &s, "data")
-            .expect_err("range");
+        let err = json_to_avro(&json!({"n": 3_000_000_000_i64, "e": "A"}), &s, "data").expect_err("range");
         assert_eq!(err.path, "data.n");
     }
 }

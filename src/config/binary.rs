@@ -23,34 +23,24 @@ pub fn is_avro_container(bytes: &[u8]) -> bool {
 }
 
 pub fn decode(bytes: &[u8]) -> Result<(SchemaKey, ConfigKind, AvroValue), FieldError> {
-    let header = Reader::new(bytes).map_err(|e| {
-        FieldError::new(
-            "(file)",
-            format!("expected a readable Avro object container file: {e}"),
-        )
-    })?;
+    let header = Reader::new(bytes)
+        .map_err(|e| FieldError::new("(file)", format!("expected a readable Avro object container file: {e}")))?;
     let known = match header.user_metadata().get(IGLU_SCHEMA_METADATA) {
         Some(raw) => {
             let text = String::from_utf8_lossy(raw);
-            let key: SchemaKey = text.parse().map_err(|e| {
-                FieldError::new(format!("(metadata {IGLU_SCHEMA_METADATA})"), format!("{e}"))
-            })?;
+            let key: SchemaKey = text
+                .parse()
+                .map_err(|e| FieldError::new(format!("(metadata {IGLU_SCHEMA_METADATA})"), format!("{e}")))?;
             schemas::lookup(&key).ok_or_else(|| {
                 FieldError::new(
                     format!("(metadata {IGLU_SCHEMA_METADATA})"),
-                    format!(
-                        "unknown schema {key}; expected one of: {}",
-                        schemas::supported_keys().join(", ")
-                    ),
+                    format!("unknown schema {key}; expected one of: {}", schemas::supported_keys().join(", ")),
                 )
             })?
         }
         None => {
-            let name = header
-                .writer_schema()
-                .name()
-                .map(|n| n.fullname(None))
-                .unwrap_or_else(|| "(unnamed)".to_owned());
+            let name =
+                header.writer_schema().name().map(|n| n.fullname(None)).unwrap_or_else(|| "(unnamed)".to_owned());
             schemas::lookup_by_avro_name(&name).ok_or_else(|| {
                 FieldError::new(
                     "(writer schema)",
@@ -67,24 +57,14 @@ pub fn decode(bytes: &[u8]) -> Result<(SchemaKey, ConfigKind, AvroValue), FieldE
     let reader = Reader::builder(bytes)
         .reader_schema(reader_schema)
         .build()
-        .map_err(|e| {
-            FieldError::new(
-                "(file)",
-                format!("expected a readable Avro object container file: {e}"),
-            )
-        })?;
+        .map_err(|e| FieldError::new("(file)", format!("expected a readable Avro object container file: {e}")))?;
     let mut values = vec![];
     for v in reader {
-        let v = v.map_err(|e| {
-            FieldError::new("data", format!("expected a record of {}: {e}", known.key))
-        })?;
+        let v = v.map_err(|e| FieldError::new("data", format!("expected a record of {}: {e}", known.key)))?;
         values.push(v);
     }
     match values.len() {
         1 => Ok((known.key.clone(), known.kind, values.remove(0))),
-        n => Err(FieldError::new(
-            "data",
-            format!("expected exactly one config record in the container, found {n}"),
-        )),
+        n => Err(FieldError::new("data", format!("expected exactly one config record in the container, found {n}"))),
     }
 }

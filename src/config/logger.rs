@@ -33,8 +33,8 @@ struct RawParameters {
 
 impl DynamodbLoggerConfig {
     pub fn from_avro(value: &AvroValue) -> Result<Self, FieldError> {
-        let raw: Raw = apache_avro::from_value(value)
-            .map_err(|e| FieldError::new("data", format!("cannot decode: {e}")))?;
+        let raw: Raw =
+            apache_avro::from_value(value).map_err(|e| FieldError::new("data", format!("cannot decode: {e}")))?;
         let p = raw.parameters;
         if p.aws_region.trim().is_empty() {
             return Err(FieldError::new(
@@ -43,9 +43,7 @@ impl DynamodbLoggerConfig {
             ));
         }
         let table_ok = (3..=255).contains(&p.dynamodb_table_name.len())
-            && p.dynamodb_table_name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+            && p.dynamodb_table_name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
         if !table_ok {
             return Err(FieldError::new(
                 "data.parameters.dynamodbTableName",

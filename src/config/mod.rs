@@ -46,11 +46,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn at(location: &Path, field: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError {
-            location: location.display().to_string(),
-            field: field.into(),
-            message: message.into(),
-        }
+        ConfigError { location: location.display().to_string(), field: field.into(), message: message.into() }
     }
 
     fn from_field(location: &Path, e: FieldError) -> Self {
@@ -150,12 +146,7 @@ struct Decoded {
 
 /// Checks every file of `dir` and the directory as a whole.
 pub fn inspect_dir(dir: &Path) -> DirReport {
-    let mut report = DirReport {
-        files: vec![],
-        errors: vec![],
-        warnings: vec![],
-        configuration: None,
-    };
+    let mut report = DirReport { files: vec![], errors: vec![], warnings: vec![], configuration: None };
     let paths = match config_files(dir) {
         Ok(p) => p,
         Err(e) => {
@@ -174,17 +165,13 @@ pub fn inspect_dir(dir: &Path) -> DirReport {
         let status = match decode_file(&path) {
             Err(e) => FileStatus::Failed(e),
             Ok(None) => FileStatus::Disabled { schema: None },
-            Ok(Some(d)) if !is_enabled(&d) => FileStatus::Disabled {
-                schema: Some(d.key),
-            },
+            Ok(Some(d)) if !is_enabled(&d) => FileStatus::Disabled { schema: Some(d.key) },
             Ok(Some(d)) => {
                 let id = match &d.value {
-                    AvroValue::Record(fields) => {
-                        fields.iter().find_map(|(n, v)| match (n.as_str(), v) {
-                            ("id", AvroValue::String(s)) => Some(s.clone()),
-                            _ => None,
-                        })
-                    }
+                    AvroValue::Record(fields) => fields.iter().find_map(|(n, v)| match (n.as_str(), v) {
+                        ("id", AvroValue::String(s)) => Some(s.clone()),
+                        _ => None,
+                    }),
                     _ => None,
                 }
                 .unwrap_or_default();
@@ -193,10 +180,7 @@ pub fn inspect_dir(dir: &Path) -> DirReport {
                         return Err(ConfigError::at(
                             &path,
                             "data.id",
-                            format!(
-                                "expected ids to be unique, but {id:?} is already the id of {}",
-                                first.display()
-                            ),
+                            format!("expected ids to be unique, but {id:?} is already the id of {}", first.display()),
                         ));
                     }
                     match d.kind {
@@ -236,16 +220,12 @@ pub fn inspect_dir(dir: &Path) -> DirReport {
                             runtime = Some((path.clone(), c));
                         }
                         ConfigKind::Responder(module) => {
-                            let configured = (module.configure)(&ResponderConfigFile {
-                                key: &d.key,
-                                value: &d.value,
-                            })
-                            .map_err(|e| ConfigError::from_field(&path, e))?;
+                            let configured = (module.configure)(&ResponderConfigFile { key: &d.key, value: &d.value })
+                                .map_err(|e| ConfigError::from_field(&path, e))?;
                             for r in configured.responders {
                                 for c in r.criteria() {
-                                    let clash = responders.iter().find(|(_, other)| {
-                                        other.criteria().iter().any(|oc| oc == &c)
-                                    });
+                                    let clash =
+                                        responders.iter().find(|(_, other)| other.criteria().iter().any(|oc| oc == &c));
                                     if let Some((other_path, other)) = clash {
                                         return Err(ConfigError::at(
                                             &path,
@@ -260,21 +240,15 @@ pub fn inspect_dir(dir: &Path) -> DirReport {
                                 }
                                 responders.push((path.clone(), r));
                             }
-                            report.warnings.extend(
-                                configured
-                                    .warnings
-                                    .into_iter()
-                                    .map(|w| format!("{}: {w}", path.display())),
-                            );
+                            report
+                                .warnings
+                                .extend(configured.warnings.into_iter().map(|w| format!("{}: {w}", path.display())));
                         }
                         ConfigKind::Refused(why) => {
                             return Err(ConfigError::at(
                                 &path,
                                 "schema",
-                                format!(
-                                    "{} is not supported: {why}; expected one of the supported schemas",
-                                    d.key
-                                ),
+                                format!("{} is not supported: {why}; expected one of the supported schemas", d.key),
                             ));
                         }
                     }
@@ -324,10 +298,7 @@ pub fn inspect_dir(dir: &Path) -> DirReport {
         }
     };
 
-    let failed = report
-        .files
-        .iter()
-        .any(|f| matches!(f.status, FileStatus::Failed(_)));
+    let failed = report.files.iter().any(|f| matches!(f.status, FileStatus::Failed(_)));
     if !failed && report.errors.is_empty() {
         if let Some(command_schemas) = command_schemas {
             report.configuration = Some(Configuration {
@@ -346,27 +317,14 @@ pub fn inspect_dir(dir: &Path) -> DirReport {
 
 /// The regular `*.json` / `*.avro` files of `dir`, sorted by name; other files are ignored.
 fn config_files(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
-    let entries = std::fs::read_dir(dir).map_err(|e| {
-        ConfigError::at(
-            dir,
-            "(directory)",
-            format!("expected a readable config directory: {e}"),
-        )
-    })?;
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| ConfigError::at(dir, "(directory)", format!("expected a readable config directory: {e}")))?;
     let mut files = vec![];
     for entry in entries {
-        let entry = entry.map_err(|e| {
-            ConfigError::at(
-                dir,
-                "(directory)",
-                format!("expected a readable config directory: {e}"),
-            )
-        })?;
+        let entry = entry
+            .map_err(|e| ConfigError::at(dir, "(directory)", format!("expected a readable config directory: {e}")))?;
         let path = entry.path();
-        let ext_ok = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| e == "json" || e == "avro");
+        let ext_ok = path.extension().and_then(|e| e.to_str()).is_some_and(|e| e == "json" || e == "avro");
         if ext_ok && path.is_file() {
             files.push(path);
         }
@@ -378,8 +336,8 @@ fn config_files(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
 /// Reads one file. `Ok(None)`: a JSON config whose `enabled` is false or absent, ignored
 /// before any schema check, as Sauna does.
 fn decode_file(path: &Path) -> Result<Option<Decoded>, ConfigError> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| ConfigError::at(path, "(file)", format!("expected a readable file: {e}")))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| ConfigError::at(path, "(file)", format!("expected a readable file: {e}")))?;
     if binary::is_avro_container(&bytes) {
         return binary::decode(&bytes)
             .map(|(key, kind, value)| Some(Decoded { key, kind, value }))
@@ -390,18 +348,11 @@ fn decode_file(path: &Path) -> Result<Option<Decoded>, ConfigError> {
         ConfigError::at(
             path,
             "(file)",
-            format!(
-                "expected UTF-8 JSON or a binary Avro container file; invalid UTF-8 at byte {}",
-                e.valid_up_to()
-            ),
+            format!("expected UTF-8 JSON or a binary Avro container file; invalid UTF-8 at byte {}", e.valid_up_to()),
         )
     })?;
     let json: JsonValue = serde_json::from_str(text).map_err(|e| {
-        ConfigError::at(
-            path,
-            format!("line {} column {}", e.line(), e.column()),
-            format!("expected valid JSON: {e}"),
-        )
+        ConfigError::at(path, format!("line {} column {}", e.line(), e.column()), format!("expected valid JSON: {e}"))
     })?;
     let not_sd = |field: &str, found: &str| {
         ConfigError::at(
@@ -426,15 +377,10 @@ fn decode_file(path: &Path) -> Result<Option<Decoded>, ConfigError> {
         None => return Err(not_sd("data", "no \"data\"")),
     };
     if let Some(extra) = obj.keys().find(|k| *k != "schema" && *k != "data") {
-        return Err(ConfigError::at(
-            path,
-            extra.as_str(),
-            "unknown field; expected only \"schema\" and \"data\"",
-        ));
+        return Err(ConfigError::at(path, extra.as_str(), "unknown field; expected only \"schema\" and \"data\""));
     }
-    let key: SchemaKey = schema
-        .parse()
-        .map_err(|e: crate::iglu::IgluParseError| ConfigError::at(path, "schema", e.to_string()))?;
+    let key: SchemaKey =
+        schema.parse().map_err(|e: crate::iglu::IgluParseError| ConfigError::at(path, "schema", e.to_string()))?;
     let known = schemas::lookup(&key);
 
     let enabled = match data.get("enabled") {
@@ -444,10 +390,7 @@ fn decode_file(path: &Path) -> Result<Option<Decoded>, ConfigError> {
             return Err(ConfigError::at(
                 path,
                 "data.enabled",
-                format!(
-                    "expected a boolean (true or false), found {}",
-                    avro_json::found(other)
-                ),
+                format!("expected a boolean (true or false), found {}", avro_json::found(other)),
             ));
         }
     };
@@ -458,36 +401,23 @@ fn decode_file(path: &Path) -> Result<Option<Decoded>, ConfigError> {
         return Err(ConfigError::at(
             path,
             "schema",
-            format!(
-                "unknown schema {key}; expected one of: {}",
-                schemas::supported_keys().join(", ")
-            ),
+            format!("unknown schema {key}; expected one of: {}", schemas::supported_keys().join(", ")),
         ));
     };
     let Some(avro) = &known.avro else {
         // Refused schemas are reported by the caller with their explanation.
-        return Ok(Some(Decoded {
-            key,
-            kind: known.kind,
-            value: AvroValue::Record(vec![]),
-        }));
+        return Ok(Some(Decoded { key, kind: known.kind, value: AvroValue::Record(vec![]) }));
     };
-    let value = avro_json::json_to_avro(data, avro, "data")
-        .map_err(|e| ConfigError::from_field(path, e))?;
-    Ok(Some(Decoded {
-        key,
-        kind: known.kind,
-        value,
-    }))
+    let value = avro_json::json_to_avro(data, avro, "data").map_err(|e| ConfigError::from_field(path, e))?;
+    Ok(Some(Decoded { key, kind: known.kind, value }))
 }
 
 /// A decoded config's `enabled` field (binary files carry it in the record).
 fn is_enabled(d: &Decoded) -> bool {
     match &d.value {
-        AvroValue::Record(fields) => fields
-            .iter()
-            .find(|(n, _)| n == "enabled")
-            .is_none_or(|(_, v)| matches!(v, AvroValue::Boolean(true))),
+        AvroValue::Record(fields) => {
+            fields.iter().find(|(n, _)| n == "enabled").is_none_or(|(_, v)| matches!(v, AvroValue::Boolean(true)))
+        }
         _ => true,
     }
 }

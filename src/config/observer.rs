@@ -109,8 +109,8 @@ impl KinesisObserverConfig {
     /// Builds the typed config from a value already checked against the Avro schema, applying
     /// the rules the schema cannot express.
     pub fn from_avro(value: &AvroValue) -> Result<Self, FieldError> {
-        let raw: Raw = apache_avro::from_value(value)
-            .map_err(|e| FieldError::new("data", format!("cannot decode: {e}")))?;
+        let raw: Raw =
+            apache_avro::from_value(value).map_err(|e| FieldError::new("data", format!("cannot decode: {e}")))?;
         let kinesis = raw.parameters.kinesis;
         let at = |field: &str| format!("data.parameters.kinesis.{field}");
 
@@ -121,8 +121,7 @@ impl KinesisObserverConfig {
                 "expected an AWS region such as \"us-west-2\", found an empty string",
             ));
         }
-        check_stream_name(&kinesis.stream_name)
-            .map_err(|m| FieldError::new(at("streamName"), m))?;
+        check_stream_name(&kinesis.stream_name).map_err(|m| FieldError::new(at("streamName"), m))?;
         if !(1..=MAX_RECORDS_LIMIT).contains(&kinesis.max_records) {
             return Err(FieldError::new(
                 at("maxRecords"),
@@ -148,9 +147,7 @@ impl KinesisObserverConfig {
                 let t = Utc.timestamp_millis_opt(ms).single().ok_or_else(|| {
                     FieldError::new(
                         at("initialPositionModifiers.timestamp"),
-                        format!(
-                            "expected epoch milliseconds of a representable instant, found {ms}"
-                        ),
+                        format!("expected epoch milliseconds of a representable instant, found {ms}"),
                     )
                 })?;
                 InitialPosition::AtTimestamp(t)
@@ -173,9 +170,7 @@ impl KinesisObserverConfig {
 /// The observer's id names its DynamoDB lease table, so it must be a valid table name.
 pub(crate) fn check_id(id: &str) -> Result<(), FieldError> {
     let ok_len = (3..=255).contains(&id.len());
-    let ok_chars = id
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    let ok_chars = id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
     if ok_len && ok_chars {
         Ok(())
     } else {
@@ -190,9 +185,7 @@ pub(crate) fn check_id(id: &str) -> Result<(), FieldError> {
 
 fn check_stream_name(name: &str) -> Result<(), String> {
     let ok = (1..=128).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
     if ok {
         Ok(())
     } else {

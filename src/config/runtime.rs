@@ -32,6 +32,8 @@ pub struct LeaseSettings {
     pub failover_time: Duration,
     pub renew_interval: Duration,
     pub take_interval: Duration,
+    /// How often free and expired leases are looked for (a scan of the lease table).
+    pub discovery_interval: Duration,
     pub max_leases_for_worker: Option<usize>,
     /// `None`: steal as many as bring this worker to its share in one cycle.
     pub max_leases_to_steal_at_one_time: Option<usize>,
@@ -129,6 +131,7 @@ struct RawLeases {
     failover_time_millis: i64,
     renew_interval_millis: Option<i64>,
     take_interval_millis: Option<i64>,
+    discovery_interval_millis: Option<i64>,
     max_leases_for_worker: Option<i32>,
     max_leases_to_steal_at_one_time: Option<i32>,
     shard_sync_interval_millis: i64,
@@ -176,16 +179,15 @@ impl Default for RuntimeConfig {
         let schema = super::schemas::runtime_schema();
         let value = super::avro_json::json_to_avro(&serde_json::json!({}), schema, "data")
             .expect("the runtime schema has a default for every field");
-        RuntimeConfig::from_avro(&value, std::path::Path::new("."))
-            .expect("the runtime schema defaults are valid")
+        RuntimeConfig::from_avro(&value, std::path::Path::new(".")).expect("the runtime schema defaults are valid")
     }
 }
 
 impl RuntimeConfig {
     /// Builds the typed config; relative Iglu repository paths are resolved against `base_dir`.
     pub fn from_avro(value: &AvroValue, base_dir: &std::path::Path) -> Result<Self, FieldError> {
-        let raw: Raw = apache_avro::from_value(value)
-            .map_err(|e| FieldError::new("data", format!("cannot decode: {e}")))?;
+        let raw: Raw =
+            apache_avro::from_value(value).map_err(|e| FieldError::new("data", format!("cannot decode: {e}")))?;
 
         let m = &raw.mailboxes;
         for (name, cap) in [
@@ -205,16 +207,10 @@ impl RuntimeConfig {
         }
 
         let l = &raw.leases;
-        let failover = millis(
-            l.failover_time_millis,
-            "data.leases.failoverTimeMillis",
-            100,
-        )?;
+        let failover = millis(l.failover_time_millis, "data.leases.failoverTimeMillis", 100)?;
         let renew = match l.renew_interval_millis {
             Some(ms) => millis(ms, "data.leases.renewIntervalMillis", 10)?,
-            None => (failover / 3)
-                .saturating_sub(EPSILON)
-                .max(Duration::from_millis(10)),
+            None => (failover / 3).saturating_sub(EPSILON).max(Duration::from_millis(10)),
         };
         if renew >= failover {
             return Err(FieldError::new(
@@ -230,33 +226,28 @@ impl RuntimeConfig {
             Some(ms) => millis(ms, "data.leases.takeIntervalMillis", 10)?,
             None => (failover + EPSILON) * 2,
         };
+        let discovery = match l.discovery_interval_millis {
+            Some(ms) => millis(ms, "data.leases.discoveryIntervalMillis", 10)?,
+            None => renew,
+        };
         let positive = |v: Option<i32>, path: &str| -> Result<Option<usize>, FieldError> {
             match v {
                 None => Ok(None),
                 Some(n) if n >= 1 => Ok(Some(n as usize)),
-                Some(n) => Err(FieldError::new(
-                    path,
-                    format!("expected null or an integer of at least 1, found {n}"),
-                )),
+                Some(n) => Err(FieldError::new(path, format!("expected null or an integer of at least 1, found {n}"))),
             }
         };
         let leases = LeaseSettings {
             failover_time: failover,
             renew_interval: renew,
             take_interval: take,
-            max_leases_for_worker: positive(
-                l.max_leases_for_worker,
-                "data.leases.maxLeasesForWorker",
-            )?,
+            discovery_interval: discovery,
+            max_leases_for_worker: positive(l.max_leases_for_worker, "data.leases.maxLeasesForWorker")?,
             max_leases_to_steal_at_one_time: positive(
                 l.max_leases_to_steal_at_one_time,
                 "data.leases.maxLeasesToStealAtOneTime",
             )?,
-            shard_sync_interval: millis(
-                l.shard_sync_interval_millis,
-                "data.leases.shardSyncIntervalMillis",
-                100,
-            )?,
+            shard_sync_interval: millis(l.shard_sync_interval_millis, "data.leases.shardSyncIntervalMillis", 100)?,
             parent_shard_poll_interval: millis(
                 l.parent_shard_poll_interval_millis,
                 "data.leases.parentShardPollIntervalMillis",
@@ -265,10 +256,7 @@ impl RuntimeConfig {
             cleanup_leases_upon_shard_completion: l.cleanup_leases_upon_shard_completion,
             worker_id: match &l.worker_id {
                 Some(w) if w.trim().is_empty() => {
-                    return Err(FieldError::new(
-                        "data.leases.workerId",
-                        "expected null or a non-empty string",
-                    ));
+                    return Err(FieldError::new("data.leases.workerId", "expected null or a non-empty string"));
                 }
                 other => other.clone(),
             },
@@ -297,11 +285,7 @@ impl RuntimeConfig {
 
         let metrics = MetricsSettings {
             enabled: raw.metrics.enabled,
-            flush_interval: millis(
-                raw.metrics.flush_interval_millis,
-                "data.metrics.flushIntervalMillis",
-                100,
-            )?,
+            flush_interval: millis(raw.metrics.flush_interval_millis, "data.metrics.flushIntervalMillis", 100)?,
             level: raw.metrics.level,
         };
 
@@ -317,42 +301,25 @@ impl RuntimeConfig {
         }
         let retry = RetryPolicy {
             max_attempts: rt.max_attempts as u32,
-            initial_backoff: millis(
-                rt.initial_backoff_millis,
-                "data.retry.initialBackoffMillis",
-                0,
-            )?,
+            initial_backoff: millis(rt.initial_backoff_millis, "data.retry.initialBackoffMillis", 0)?,
             max_backoff: millis(rt.max_backoff_millis, "data.retry.maxBackoffMillis", 0)?,
-            request_timeout: millis(
-                rt.request_timeout_millis,
-                "data.retry.requestTimeoutMillis",
-                1,
-            )?,
+            request_timeout: millis(rt.request_timeout_millis, "data.retry.requestTimeoutMillis", 1)?,
         };
 
         for (name, url) in [
             ("pagerDutyEventsUrl", &raw.endpoints.pager_duty_events_url),
             ("sendgridApiUrl", &raw.endpoints.sendgrid_api_url),
         ] {
-            check_http_url(url)
-                .map_err(|m| FieldError::new(format!("data.endpoints.{name}"), m))?;
+            check_http_url(url).map_err(|m| FieldError::new(format!("data.endpoints.{name}"), m))?;
         }
 
-        let iglu_repositories = raw
-            .iglu_repositories
-            .iter()
-            .map(|p| base_dir.join(p))
-            .collect();
+        let iglu_repositories = raw.iglu_repositories.iter().map(|p| base_dir.join(p)).collect();
 
         Ok(RuntimeConfig {
             mailboxes: raw.mailboxes,
             leases,
             retrieval,
-            checkpoint_interval: millis(
-                raw.checkpoint.interval_millis,
-                "data.checkpoint.intervalMillis",
-                1,
-            )?,
+            checkpoint_interval: millis(raw.checkpoint.interval_millis, "data.checkpoint.intervalMillis", 1)?,
             metrics,
             retry,
             responder_concurrency: match raw.responder_concurrency {
@@ -377,10 +344,7 @@ fn millis(ms: i64, path: &str, min: i64) -> Result<Duration, FieldError> {
     if (min..=DAY).contains(&ms) {
         Ok(Duration::from_millis(ms as u64))
     } else {
-        Err(FieldError::new(
-            path,
-            format!("expected milliseconds from {min} to {DAY}, found {ms}"),
-        ))
+        Err(FieldError::new(path, format!("expected milliseconds from {min} to {DAY}, found {ms}")))
     }
 }
 

@@ -32,15 +32,11 @@ pub struct KnownSchema {
 
 const KINESIS_OBSERVER: (&str, &str) = (
     "iglu:com.snowplowanalytics.sauna.observers/AmazonKinesisConfig/avro/1-0-0",
-    include_str!(
-        "../../resources/iglu/schemas/com.snowplowanalytics.sauna.observers/AmazonKinesisConfig/avro/1-0-0"
-    ),
+    include_str!("../../resources/iglu/schemas/com.snowplowanalytics.sauna.observers/AmazonKinesisConfig/avro/1-0-0"),
 );
 const DYNAMODB_LOGGER: (&str, &str) = (
     "iglu:com.snowplowanalytics.sauna.loggers/AmazonDynamodbConfig/avro/1-0-0",
-    include_str!(
-        "../../resources/iglu/schemas/com.snowplowanalytics.sauna.loggers/AmazonDynamodbConfig/avro/1-0-0"
-    ),
+    include_str!("../../resources/iglu/schemas/com.snowplowanalytics.sauna.loggers/AmazonDynamodbConfig/avro/1-0-0"),
 );
 const RUNTIME: (&str, &str) = (
     super::runtime::RUNTIME_CONFIG_KEY,
@@ -51,37 +47,18 @@ const HIPCHAT_RETIRED: &str = "HipChat was retired by Atlassian in February 2019
 const BATCH_ONLY: &str = "this is one of Sauna's batch (file) components, which are not part of the Kinesis observer; remove this file or set \"enabled\": false";
 
 const REFUSED: &[(&str, &str)] = &[
-    (
-        "iglu:com.snowplowanalytics.sauna.responders/HipchatConfig/avro/1-0-0",
-        HIPCHAT_RETIRED,
-    ),
-    (
-        "iglu:com.snowplowanalytics.sauna.loggers/HipchatConfig/avro/1-0-0",
-        HIPCHAT_RETIRED,
-    ),
-    (
-        "iglu:com.snowplowanalytics.sauna.responders/OptimizelyConfig/avro/1-0-0",
-        BATCH_ONLY,
-    ),
-    (
-        "iglu:com.snowplowanalytics.sauna.observers/AmazonS3Config/avro/1-0-0",
-        BATCH_ONLY,
-    ),
-    (
-        "iglu:com.snowplowanalytics.sauna.observers/LocalFilesystemConfig/avro/1-0-0",
-        BATCH_ONLY,
-    ),
+    ("iglu:com.snowplowanalytics.sauna.responders/HipchatConfig/avro/1-0-0", HIPCHAT_RETIRED),
+    ("iglu:com.snowplowanalytics.sauna.loggers/HipchatConfig/avro/1-0-0", HIPCHAT_RETIRED),
+    ("iglu:com.snowplowanalytics.sauna.responders/OptimizelyConfig/avro/1-0-0", BATCH_ONLY),
+    ("iglu:com.snowplowanalytics.sauna.observers/AmazonS3Config/avro/1-0-0", BATCH_ONLY),
+    ("iglu:com.snowplowanalytics.sauna.observers/LocalFilesystemConfig/avro/1-0-0", BATCH_ONLY),
 ];
 
 fn parse(key: &str, avro: Option<&str>, kind: ConfigKind, enabled_by_default: bool) -> KnownSchema {
     KnownSchema {
-        key: key
-            .parse()
-            .unwrap_or_else(|e| panic!("embedded config key {key}: {e}")),
+        key: key.parse().unwrap_or_else(|e| panic!("embedded config key {key}: {e}")),
         kind,
-        avro: avro.map(|text| {
-            Schema::parse_str(text).unwrap_or_else(|e| panic!("embedded Avro schema {key}: {e}"))
-        }),
+        avro: avro.map(|text| Schema::parse_str(text).unwrap_or_else(|e| panic!("embedded Avro schema {key}: {e}"))),
         enabled_by_default,
     }
 }
@@ -91,28 +68,13 @@ pub fn known() -> &'static [KnownSchema] {
     static KNOWN: OnceLock<Vec<KnownSchema>> = OnceLock::new();
     KNOWN.get_or_init(|| {
         let mut all = vec![
-            parse(
-                KINESIS_OBSERVER.0,
-                Some(KINESIS_OBSERVER.1),
-                ConfigKind::KinesisObserver,
-                false,
-            ),
-            parse(
-                DYNAMODB_LOGGER.0,
-                Some(DYNAMODB_LOGGER.1),
-                ConfigKind::DynamodbLogger,
-                false,
-            ),
+            parse(KINESIS_OBSERVER.0, Some(KINESIS_OBSERVER.1), ConfigKind::KinesisObserver, false),
+            parse(DYNAMODB_LOGGER.0, Some(DYNAMODB_LOGGER.1), ConfigKind::DynamodbLogger, false),
             parse(RUNTIME.0, Some(RUNTIME.1), ConfigKind::Runtime, true),
         ];
         for module in responders::MODULES {
             for schema in module.config_schemas {
-                all.push(parse(
-                    schema.key,
-                    Some(schema.avro),
-                    ConfigKind::Responder(module),
-                    false,
-                ));
+                all.push(parse(schema.key, Some(schema.avro), ConfigKind::Responder(module), false));
             }
         }
         for (key, why) in REFUSED {
@@ -129,12 +91,7 @@ pub fn lookup(key: &SchemaKey) -> Option<&'static KnownSchema> {
 /// Finds a known schema by the full name of its Avro record (how a binary `.avro` file
 /// without Iglu metadata names its schema).
 pub fn lookup_by_avro_name(fullname: &str) -> Option<&'static KnownSchema> {
-    known().iter().find(|k| {
-        k.avro
-            .as_ref()
-            .and_then(|s| s.name())
-            .is_some_and(|n| n.fullname(None) == fullname)
-    })
+    known().iter().find(|k| k.avro.as_ref().and_then(|s| s.name()).is_some_and(|n| n.fullname(None) == fullname))
 }
 
 pub fn runtime_schema() -> &'static Schema {
@@ -147,11 +104,7 @@ pub fn runtime_schema() -> &'static Schema {
 
 /// The keys of every schema that can be enabled, for "expected one of" messages.
 pub fn supported_keys() -> Vec<String> {
-    known()
-        .iter()
-        .filter(|k| !matches!(k.kind, ConfigKind::Refused(_)))
-        .map(|k| k.key.to_string())
-        .collect()
+    known().iter().filter(|k| !matches!(k.kind, ConfigKind::Refused(_))).map(|k| k.key.to_string()).collect()
 }
 
 #[cfg(test)]

@@ -15,8 +15,7 @@ pub struct SequenceNumber(String);
 impl SequenceNumber {
     /// A sequence number is digits only; anything else is not one.
     pub fn parse(s: &str) -> Option<Self> {
-        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| SequenceNumber(s.to_owned()))
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then(|| SequenceNumber(s.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -99,10 +98,7 @@ impl Checkpoint {
 
     /// A shard whose checkpoint is one of these has not processed a record yet.
     pub fn is_start_position(&self) -> bool {
-        matches!(
-            self,
-            Checkpoint::TrimHorizon | Checkpoint::Latest | Checkpoint::AtTimestamp
-        )
+        matches!(self, Checkpoint::TrimHorizon | Checkpoint::Latest | Checkpoint::AtTimestamp)
     }
 }
 
@@ -134,6 +130,10 @@ pub struct Lease {
     /// `startingHashKey` / `endingHashKey` (S, decimal).
     pub starting_hash_key: Option<String>,
     pub ending_hash_key: Option<String>,
+    /// `handoffRequested` (S): another worker (balancing) or an operator asked the owner to
+    /// give the lease up gracefully; the value says who. Not a KCL attribute (a Java KCL
+    /// ignores it); removed by the release and by the next take.
+    pub handoff_requested: Option<String>,
 }
 
 /// Why a row is not a lease this program can use.
@@ -143,10 +143,7 @@ pub enum RowError {
     #[error("not a lease (entityType {0})")]
     NotALease(String),
     #[error("attribute {attribute}: {problem}")]
-    Malformed {
-        attribute: &'static str,
-        problem: String,
-    },
+    Malformed { attribute: &'static str, problem: String },
 }
 
 pub const LEASE_KEY: &str = "leaseKey";
@@ -160,6 +157,7 @@ pub const CHILD_SHARD_IDS: &str = "childShardIds";
 pub const STARTING_HASH_KEY: &str = "startingHashKey";
 pub const ENDING_HASH_KEY: &str = "endingHashKey";
 pub const ENTITY_TYPE: &str = "entityType";
+pub const HANDOFF_REQUESTED: &str = "handoffRequested";
 
 impl Lease {
     /// A new, unowned lease.
@@ -175,6 +173,7 @@ impl Lease {
             child_shard_ids: vec![],
             starting_hash_key: None,
             ending_hash_key: None,
+            handoff_requested: None,
         }
     }
 
@@ -190,14 +189,8 @@ impl Lease {
         if let Some(owner) = &self.owner {
             item.insert(LEASE_OWNER.into(), AttributeValue::S(owner.clone()));
         }
-        item.insert(
-            LEASE_COUNTER.into(),
-            AttributeValue::N(self.counter.to_string()),
-        );
-        item.insert(
-            CHECKPOINT.into(),
-            AttributeValue::S(self.checkpoint.as_attribute().into()),
-        );
+        item.insert(LEASE_COUNTER.into(), AttributeValue::N(self.counter.to_string()));
+        item.insert(CHECKPOINT.into(), AttributeValue::S(self.checkpoint.as_attribute().into()));
         item.insert(
             CHECKPOINT_SUB_SEQUENCE_NUMBER.into(),
             AttributeValue::N(self.checkpoint_sub_sequence_number.to_string()),
@@ -207,22 +200,19 @@ impl Lease {
             AttributeValue::N(self.owner_switches_since_checkpoint.to_string()),
         );
         if !self.parent_shard_ids.is_empty() {
-            item.insert(
-                PARENT_SHARD_ID.into(),
-                AttributeValue::Ss(self.parent_shard_ids.clone()),
-            );
+            item.insert(PARENT_SHARD_ID.into(), AttributeValue::Ss(self.parent_shard_ids.clone()));
         }
         if !self.child_shard_ids.is_empty() {
-            item.insert(
-                CHILD_SHARD_IDS.into(),
-                AttributeValue::Ss(self.child_shard_ids.clone()),
-            );
+            item.insert(CHILD_SHARD_IDS.into(), AttributeValue::Ss(self.child_shard_ids.clone()));
         }
         if let Some(h) = &self.starting_hash_key {
             item.insert(STARTING_HASH_KEY.into(), AttributeValue::S(h.clone()));
         }
         if let Some(h) = &self.ending_hash_key {
             item.insert(ENDING_HASH_KEY.into(), AttributeValue::S(h.clone()));
+        }
+        if let Some(h) = &self.handoff_requested {
+            item.insert(HANDOFF_REQUESTED.into(), AttributeValue::S(h.clone()));
         }
         item
     }
@@ -234,10 +224,7 @@ impl Lease {
                 return Err(RowError::NotALease(t.clone()));
             }
         }
-        let malformed = |attribute, problem: &str| RowError::Malformed {
-            attribute,
-            problem: problem.to_owned(),
-        };
+        let malformed = |attribute, problem: &str| RowError::Malformed { attribute, problem: problem.to_owned() };
         let s = |name: &'static str| -> Result<Option<String>, RowError> {
             match item.get(name) {
                 None => Ok(None),
@@ -248,9 +235,9 @@ impl Lease {
         let n = |name: &'static str| -> Result<u64, RowError> {
             match item.get(name) {
                 None => Ok(0),
-                Some(AttributeValue::N(v)) => v
-                    .parse::<u64>()
-                    .map_err(|_| malformed(name, "expected a non-negative integer (N)")),
+                Some(AttributeValue::N(v)) => {
+                    v.parse::<u64>().map_err(|_| malformed(name, "expected a non-negative integer (N)"))
+                }
                 Some(_) => Err(malformed(name, "expected a number (N)")),
             }
         };
@@ -263,9 +250,7 @@ impl Lease {
                     Ok(v)
                 }
                 // Some tools write a list; read it rather than refuse the lease.
-                Some(AttributeValue::L(v)) => {
-                    Ok(v.iter().filter_map(|a| a.as_s().ok().cloned()).collect())
-                }
+                Some(AttributeValue::L(v)) => Ok(v.iter().filter_map(|a| a.as_s().ok().cloned()).collect()),
                 Some(_) => Err(malformed(name, "expected a string set (SS)")),
             }
         };
@@ -286,6 +271,7 @@ impl Lease {
             child_shard_ids: ss(CHILD_SHARD_IDS)?,
             starting_hash_key: s(STARTING_HASH_KEY)?,
             ending_hash_key: s(ENDING_HASH_KEY)?,
+            handoff_requested: s(HANDOFF_REQUESTED)?,
         })
     }
 }
@@ -331,18 +317,9 @@ mod tests {
         lease.starting_hash_key = Some("0".into());
         lease.ending_hash_key = Some("340282366920938463463374607431768211455".into());
         let item = lease.to_item();
-        assert!(matches!(
-            item.get("parentShardId"),
-            Some(AttributeValue::Ss(_))
-        ));
-        assert!(matches!(
-            item.get("leaseCounter"),
-            Some(AttributeValue::N(_))
-        ));
-        assert!(
-            !item.contains_key("childShardIds"),
-            "empty sets are not written"
-        );
+        assert!(matches!(item.get("parentShardId"), Some(AttributeValue::Ss(_))));
+        assert!(matches!(item.get("leaseCounter"), Some(AttributeValue::N(_))));
+        assert!(!item.contains_key("childShardIds"), "empty sets are not written");
         assert_eq!(Lease::from_item(&item), Ok(lease));
     }
 
@@ -350,10 +327,7 @@ mod tests {
     fn other_entity_types_are_not_leases() {
         let mut item = Lease::new("Leader", Checkpoint::TrimHorizon).to_item();
         item.insert(ENTITY_TYPE.into(), AttributeValue::S("LEADER".into()));
-        assert_eq!(
-            Lease::from_item(&item),
-            Err(RowError::NotALease("LEADER".into()))
-        );
+        assert_eq!(Lease::from_item(&item), Err(RowError::NotALease("LEADER".into())));
         item.insert(ENTITY_TYPE.into(), AttributeValue::S("LEASE".into()));
         assert!(Lease::from_item(&item).is_ok());
     }

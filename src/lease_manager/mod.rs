@@ -11,6 +11,7 @@
 //! stops dispatching) before any other worker may take it.
 
 pub mod lease;
+pub mod report;
 pub mod shard_sync;
 pub mod table;
 pub mod taker;
@@ -91,13 +92,12 @@ pub enum LeaseEvent {
     Acquired(HeldLeaseInfo),
     /// The lease is no longer this worker's (taken by another, or not renewed in time): stop
     /// its consumer now, without checkpointing.
-    Lost {
-        shard: Arc<str>,
-        tenure: u64,
-        reason: String,
-    },
+    Lost { shard: Arc<str>, tenure: u64, reason: String },
     /// The shard ended: child leases exist, the checkpoint is SHARD_END, the lease is released.
     Ended { shard: Arc<str>, tenure: u64 },
+    /// Another worker (balancing) or an operator asked for this lease: drain its consumer,
+    /// flush its checkpoint, then [`Release`] it.
+    HandoffRequested { shard: Arc<str>, tenure: u64, by: String },
 }
 
 /// Why a lease write was refused.
@@ -179,6 +179,8 @@ pub struct LeaseManagerSnapshot {
     pub take_cycles: u64,
     pub leases_created: u64,
     pub leases_deleted: u64,
+    pub handoffs_requested: u64,
+    pub handoffs_done: u64,
     pub mailbox_capacity: usize,
 }
 
@@ -195,17 +197,9 @@ pub struct LeaseManagerSettings {
 
 enum Op {
     Renew,
-    Checkpoint {
-        checkpoint: Checkpoint,
-        reply: oneshot::Sender<Result<(), LeaseError>>,
-    },
-    EndShard {
-        children: Vec<ShardInfo>,
-        reply: oneshot::Sender<Result<(), LeaseError>>,
-    },
-    Release {
-        reply: oneshot::Sender<bool>,
-    },
+    Checkpoint { checkpoint: Checkpoint, reply: oneshot::Sender<Result<(), LeaseError>> },
+    EndShard { children: Vec<ShardInfo>, reply: oneshot::Sender<Result<(), LeaseError>> },
+    Release { reply: oneshot::Sender<bool> },
 }
 
 struct Held {
@@ -217,6 +211,8 @@ struct Held {
     renewed_at: Instant,
     busy: bool,
     queue: VecDeque<Op>,
+    /// A handoff was requested (by whom); renewals keep it alive until the release.
+    handoff_to: Option<String>,
 }
 
 /// The LeaseManager's changing state, apart from its settings.
@@ -227,8 +223,13 @@ struct State {
     last_plan: TakePlan,
     started: bool,
     taking: bool,
-    take_in_flight: bool,
-    last_take: Option<Instant>,
+    scan_in_flight: bool,
+    /// A take cycle (with stealing) came while a scan was out: run one after it.
+    steal_pending: bool,
+    /// Handoffs this worker asked for (balancing), by when.
+    requested: BTreeMap<String, Instant>,
+    /// Leases this worker handed over, by when: not taken back while they are fresh.
+    given_up: BTreeMap<String, Instant>,
     sync_in_flight: bool,
     shards: Vec<ShardInfo>,
     taken: u64,
@@ -238,6 +239,8 @@ struct State {
     leases_created: u64,
     leases_deleted: u64,
     checkpoint_writes: BTreeMap<String, u64>,
+    handoffs_requested: u64,
+    handoffs_done: u64,
 }
 
 pub struct LeaseManager {
@@ -248,6 +251,17 @@ pub struct LeaseManager {
     metrics: MetricsHandle,
     state: State,
     exit: ExitGuard,
+}
+
+/// How an operator's handoff request starts (`sauna leases --give-up`); any other requester
+/// is the id of the worker that asked.
+pub const OPERATOR: &str = "operator";
+
+/// How long before the failover time a worker stops acting on a lease it could not renew:
+/// other workers may take it `failover` after its last renewal, and stopping a consumer (and
+/// the clock of a stalled host) takes a moment.
+pub fn self_fence_margin(failover: Duration) -> Duration {
+    (failover / 5).clamp(Duration::from_millis(25), Duration::from_secs(2))
 }
 
 fn next_tenure() -> u64 {
@@ -270,19 +284,13 @@ impl LeaseManager {
             kinesis,
             supervisor,
             metrics,
-            state: State {
-                taking: true,
-                ..State::default()
-            },
+            state: State { taking: true, ..State::default() },
             exit,
         }
     }
 
-    /// How long before the failover time this worker stops acting on a lease it could not
-    /// renew: others may take it at failover after its last renewal.
     fn safety_margin(&self) -> Duration {
-        (self.settings.leases.failover_time / 5)
-            .clamp(Duration::from_millis(25), Duration::from_secs(2))
+        self_fence_margin(self.settings.leases.failover_time)
     }
 
     fn valid_until(&self, renewed_at: Instant) -> Instant {
@@ -308,23 +316,12 @@ impl LeaseManager {
         if let Some(held) = self.state.held.remove(key) {
             held.deadline.revoke();
             self.state.lost += 1;
-            self.metrics
-                .count("LostLeases", "RenewAllLeases", Scope::Worker, 1);
+            self.metrics.count("LostLeases", "RenewAllLeases", Scope::Worker, 1);
             log::warn!("lease {key}: lost ({reason}); its consumer stops");
             for op in held.queue {
-                fail_op(
-                    op,
-                    LeaseError::Lost {
-                        shard: key.to_owned(),
-                        reason: reason.clone(),
-                    },
-                );
+                fail_op(op, LeaseError::Lost { shard: key.to_owned(), reason: reason.clone() });
             }
-            self.supervisor.do_send(LeaseEvent::Lost {
-                shard: Arc::from(key),
-                tenure: held.tenure,
-                reason,
-            });
+            self.supervisor.do_send(LeaseEvent::Lost { shard: Arc::from(key), tenure: held.tenure, reason });
         }
     }
 
@@ -357,10 +354,7 @@ impl LeaseManager {
             // Too late to write anything: others may already hold it.
             fail_op(
                 op,
-                LeaseError::Lost {
-                    shard: key.to_owned(),
-                    reason: "not renewed within the failover time".into(),
-                },
+                LeaseError::Lost { shard: key.to_owned(), reason: "not renewed within the failover time".into() },
             );
             return;
         }
@@ -372,8 +366,9 @@ impl LeaseManager {
         let sent_at = Instant::now();
         match op {
             Op::Renew => {
+                let handing_off = held.handoff_to.is_some();
                 let fut = async move {
-                    let r = table.renew(&key_owned, &me, counter).await;
+                    let r = table.renew(&key_owned, &me, counter, handing_off).await;
                     confirm(&table, &key_owned, &me, counter, r, |_| true).await
                 };
                 let key = key.to_owned();
@@ -387,14 +382,13 @@ impl LeaseManager {
                         Err(WriteFailure::Transient(e)) => {
                             log::warn!("lease {key}: renewal failed ({e}); will retry")
                         }
+                        Err(WriteFailure::Handoff(by)) => act.handoff_requested(&key, by, ctx),
                     }
                     act.pump(&key, ctx);
                 }));
             }
             Op::Checkpoint { checkpoint, reply } => {
-                if held.lease.checkpoint.is_after(&checkpoint)
-                    || held.lease.checkpoint == checkpoint
-                {
+                if held.lease.checkpoint.is_after(&checkpoint) || held.lease.checkpoint == checkpoint {
                     // Never backwards; nothing new to write.
                     held.busy = false;
                     let _ = reply.send(Ok(()));
@@ -408,13 +402,7 @@ impl LeaseManager {
                 };
                 let key = key.to_owned();
                 ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
-                    act.after_write(
-                        &key,
-                        tenure,
-                        sent_at,
-                        result.as_ref().ok().copied(),
-                        Some(checkpoint),
-                    );
+                    act.after_write(&key, tenure, sent_at, result.as_ref().ok().copied(), Some(checkpoint));
                     let answer = match result {
                         Ok(_) => {
                             *act.state.checkpoint_writes.entry(key.clone()).or_default() += 1;
@@ -422,12 +410,9 @@ impl LeaseManager {
                         }
                         Err(WriteFailure::Lost(why)) => {
                             act.lose(&key, why.clone());
-                            Err(LeaseError::Lost {
-                                shard: key.clone(),
-                                reason: why,
-                            })
+                            Err(LeaseError::Lost { shard: key.clone(), reason: why })
                         }
-                        Err(WriteFailure::Transient(e)) => Err(LeaseError::Transient(e)),
+                        Err(WriteFailure::Transient(e) | WriteFailure::Handoff(e)) => Err(LeaseError::Transient(e)),
                     };
                     let _ = reply.send(answer);
                     act.pump(&key, ctx);
@@ -442,10 +427,7 @@ impl LeaseManager {
                         let shards = shard_sync::list_shards(&kinesis, &stream)
                             .await
                             .map_err(|e| WriteFailure::Transient(e.to_string()))?;
-                        shard_sync::children_of(&shards, &key_owned)
-                            .into_iter()
-                            .cloned()
-                            .collect()
+                        shard_sync::children_of(&shards, &key_owned).into_iter().cloned().collect()
                     } else {
                         children
                     };
@@ -454,26 +436,17 @@ impl LeaseManager {
                         let mut lease = Lease::new(child.id.clone(), Checkpoint::TrimHorizon);
                         lease.parent_shard_ids = child.parents.clone();
                         lease.parent_shard_ids.sort();
-                        lease.starting_hash_key =
-                            Some(child.starting_hash_key.clone()).filter(|s| !s.is_empty());
-                        lease.ending_hash_key =
-                            Some(child.ending_hash_key.clone()).filter(|s| !s.is_empty());
-                        if table
-                            .create_if_absent(&lease)
-                            .await
-                            .map_err(|e| WriteFailure::Transient(e.to_string()))?
-                        {
+                        lease.starting_hash_key = Some(child.starting_hash_key.clone()).filter(|s| !s.is_empty());
+                        lease.ending_hash_key = Some(child.ending_hash_key.clone()).filter(|s| !s.is_empty());
+                        if table.create_if_absent(&lease).await.map_err(|e| WriteFailure::Transient(e.to_string()))? {
                             created += 1;
                         }
                     }
                     let ids: Vec<String> = children.iter().map(|c| c.id.clone()).collect();
-                    let r = table
-                        .checkpoint(&key_owned, &me, counter, &Checkpoint::ShardEnd, &ids)
-                        .await;
-                    let c =
-                        confirm(&table, &key_owned, &me, counter, r, |l| l.is_finished()).await?;
+                    let r = table.checkpoint(&key_owned, &me, counter, &Checkpoint::ShardEnd, &ids).await;
+                    let c = confirm(&table, &key_owned, &me, counter, r, |l| l.is_finished()).await?;
                     // Release at once: a finished lease occupies no worker.
-                    let released = table.release(&key_owned, &me, c).await;
+                    let released = table.release(&key_owned, &me, c, None).await;
                     Ok::<_, WriteFailure>((created, ids, released.is_ok()))
                 };
                 let key = key.to_owned();
@@ -494,17 +467,14 @@ impl LeaseManager {
                                     fail_op(op, LeaseError::NotHeld(key.clone()));
                                 }
                             }
-                            act.supervisor.do_send(LeaseEvent::Ended {
-                                shard: Arc::from(key.as_str()),
-                                tenure,
-                            });
+                            act.supervisor.do_send(LeaseEvent::Ended { shard: Arc::from(key.as_str()), tenure });
                             Ok(())
                         }
                         Err(WriteFailure::Lost(why)) => {
                             act.lose(&key, why.clone());
                             Err(LeaseError::Lost { shard: key.clone(), reason: why })
                         }
-                        Err(WriteFailure::Transient(e)) => {
+                        Err(WriteFailure::Transient(e) | WriteFailure::Handoff(e)) => {
                             if let Some(h) = act.state.held.get_mut(&key) {
                                 h.busy = false;
                             }
@@ -516,7 +486,10 @@ impl LeaseManager {
                 }));
             }
             Op::Release { reply } => {
-                let fut = async move { table.release(&key_owned, &me, counter).await };
+                // A lease a worker asked for goes to that worker; one an operator asked for, or
+                // released on shutdown, goes to whoever takes it first.
+                let to = held.handoff_to.clone().filter(|by| !by.starts_with(OPERATOR));
+                let fut = async move { table.release(&key_owned, &me, counter, to.as_deref()).await };
                 let key = key.to_owned();
                 ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
                     let ok = result.is_ok();
@@ -525,6 +498,10 @@ impl LeaseManager {
                     }
                     if let Some(h) = act.state.held.remove(&key) {
                         h.deadline.revoke();
+                        if h.handoff_to.is_some() && ok {
+                            act.state.handoffs_done += 1;
+                            act.state.given_up.insert(key.clone(), Instant::now());
+                        }
                         for op in h.queue {
                             fail_op(op, LeaseError::NotHeld(key.clone()));
                         }
@@ -562,9 +539,7 @@ impl LeaseManager {
             if let Some(cp) = checkpoint {
                 h.lease.checkpoint = cp;
             }
-            self.state
-                .observations
-                .record_write(key, c, Some(&me), Instant::now());
+            self.state.observations.record_write(key, c, Some(&me), Instant::now());
         }
     }
 
@@ -575,39 +550,35 @@ impl LeaseManager {
         for key in &keys {
             self.enqueue(key, Op::Renew, ctx);
         }
-        self.metrics.count(
-            "CurrentLeases",
-            "RenewAllLeases",
-            Scope::Worker,
-            self.state.held.len() as u64,
-        );
-        // A worker below its share looks for released leases at every renewal, so a lease
-        // given up on shutdown is picked up within a renew interval, not a take interval.
-        if self.state.started
-            && self.state.taking
-            && self.state.held.len() < self.state.last_plan.target
-        {
-            self.take_cycle(ctx);
+        self.metrics.count("CurrentLeases", "RenewAllLeases", Scope::Worker, self.state.held.len() as u64);
+        // Leases asked for are handed over within a drain: look for them at renewal pace,
+        // whatever the discovery interval, so they are not left to expire.
+        if !self.state.requested.is_empty() {
+            self.scan_cycle(false, ctx);
         }
+    }
+
+    /// The owner learnt that its lease is wanted elsewhere: the Supervisor drains the consumer,
+    /// flushes the checkpoint and releases it; renewals go on meanwhile.
+    fn handoff_requested(&mut self, key: &str, by: String, ctx: &mut Context<Self>) {
+        let Some(h) = self.state.held.get_mut(key) else { return };
+        if h.handoff_to.is_some() {
+            return;
+        }
+        h.handoff_to = Some(by.clone());
+        let tenure = h.tenure;
+        log::info!("lease {key}: handoff requested by {by}; finishing its commands in flight, then releasing it");
+        self.supervisor.do_send(LeaseEvent::HandoffRequested { shard: Arc::from(key), tenure, by });
+        self.enqueue(key, Op::Renew, ctx);
     }
 
     /// Self-fencing: a lease not renewed within failover (minus a margin) is dropped here,
     /// before any other worker may take it.
     fn fence(&mut self) {
-        let expired: Vec<String> = self
-            .state
-            .held
-            .iter()
-            .filter(|(_, h)| !h.deadline.is_valid())
-            .map(|(k, _)| k.clone())
-            .collect();
+        let expired: Vec<String> =
+            self.state.held.iter().filter(|(_, h)| !h.deadline.is_valid()).map(|(k, _)| k.clone()).collect();
         for key in expired {
-            let age = self
-                .state
-                .held
-                .get(&key)
-                .map(|h| h.renewed_at.elapsed())
-                .unwrap_or_default();
+            let age = self.state.held.get(&key).map(|h| h.renewed_at.elapsed()).unwrap_or_default();
             self.lose(
                 &key,
                 format!(
@@ -619,170 +590,173 @@ impl LeaseManager {
         }
     }
 
-    fn take_cycle(&mut self, ctx: &mut Context<Self>) {
-        if !self.state.taking || self.state.take_in_flight {
+    /// Scans the table and takes what it should: every discovery interval only free and
+    /// expired leases, every take interval also handoff requests (balancing).
+    fn scan_cycle(&mut self, allow_steal: bool, ctx: &mut Context<Self>) {
+        if !self.state.taking || !self.state.started {
             return;
         }
-        self.state.take_in_flight = true;
-        self.state.last_take = Some(Instant::now());
+        if self.state.scan_in_flight {
+            self.state.steal_pending |= allow_steal;
+            return;
+        }
+        self.state.scan_in_flight = true;
         let table = self.table.clone();
-        ctx.spawn(
-            table_scan(table)
-                .into_actor(self)
-                .map(|result, act, ctx| match result {
-                    Ok((leases, skipped)) => act.plan_and_take(leases, skipped.len(), ctx),
-                    Err(e) => {
-                        act.state.take_in_flight = false;
-                        log::warn!(
-                            "lease table {}: scan failed ({e}); will retry",
-                            act.table.name()
-                        );
-                    }
-                }),
-        );
+        ctx.spawn(table_scan(table).into_actor(self).map(move |result, act, ctx| match result {
+            Ok((leases, skipped)) => act.plan_and_take(leases, skipped.len(), allow_steal, ctx),
+            Err(e) => {
+                act.scan_done(ctx);
+                log::warn!("lease table {}: scan failed ({e}); will retry", act.table.name());
+            }
+        }));
     }
 
-    fn plan_and_take(&mut self, leases: Vec<Lease>, skipped: usize, ctx: &mut Context<Self>) {
+    fn scan_done(&mut self, ctx: &mut Context<Self>) {
+        self.state.scan_in_flight = false;
+        if std::mem::take(&mut self.state.steal_pending) {
+            self.scan_cycle(true, ctx);
+        }
+    }
+
+    fn plan_and_take(&mut self, leases: Vec<Lease>, skipped: usize, allow_steal: bool, ctx: &mut Context<Self>) {
         let now = Instant::now();
-        self.state.take_cycles += 1;
+        self.state.take_cycles += allow_steal as u64;
         // A lease we hold that the table shows with another owner was taken from us (our next
         // renewal would find out too; this is sooner).
         let me = self.settings.worker_id.clone();
         let taken_from_us: Vec<(String, String)> = leases
             .iter()
-            .filter(|l| {
-                self.state.held.get(&l.key).is_some_and(|h| !h.busy)
-                    && l.owner.as_deref() != Some(me.as_str())
-            })
+            .filter(|l| self.state.held.get(&l.key).is_some_and(|h| !h.busy) && l.owner.as_deref() != Some(me.as_str()))
             .map(|l| {
                 (
                     l.key.clone(),
-                    format!(
-                        "the table shows owner {} at counter {}",
-                        l.owner.as_deref().unwrap_or("none"),
-                        l.counter
-                    ),
+                    format!("the table shows owner {} at counter {}", l.owner.as_deref().unwrap_or("none"), l.counter),
                 )
             })
             .collect();
         for (key, why) in taken_from_us {
             self.lose(&key, why);
         }
+        // A request is pending while the row still carries it; the owner answers by handing
+        // the lease to us (adopted below), and a request nobody answers expires.
+        let failover = self.settings.leases.failover_time;
+        let pending: HashSet<&str> = leases
+            .iter()
+            .filter(|l| l.handoff_requested.as_deref() == Some(me.as_str()))
+            .map(|l| l.key.as_str())
+            .collect();
+        self.state.requested.retain(|k, t| pending.contains(k.as_str()) && t.elapsed() < failover * 3);
+        self.state.given_up.retain(|_, t| t.elapsed() < failover * 2);
+
         self.state.observations.observe(&leases, now);
         let held: HashSet<String> = self.state.held.keys().cloned().collect();
+        let requested: HashSet<String> = self.state.requested.keys().cloned().collect();
+        // What this worker just handed over goes to others, unless it is alone.
+        let excluded: HashSet<String> = if self.state.last_plan.num_workers > 1 {
+            self.state.given_up.keys().cloned().collect()
+        } else {
+            HashSet::new()
+        };
+        let mine = taker::Mine { held: &held, requested: &requested, excluded: &excluded };
         let plan = taker::plan(
             &self.state.observations,
-            &held,
+            mine,
             &me,
             &self.taker_settings(),
             now,
+            allow_steal,
             &mut rand::rng(),
         );
-        if plan.spillover > 0 {
-            log::warn!(
-                "{} leases beyond {} workers x maxLeasesForWorker: some shards may not be processed",
-                plan.spillover,
-                plan.num_workers
-            );
+        if allow_steal {
+            if plan.spillover > 0 {
+                log::warn!(
+                    "{} leases beyond {} workers x maxLeasesForWorker: some shards may not be processed",
+                    plan.spillover,
+                    plan.num_workers
+                );
+            }
+            self.metrics.count("NumWorkers", "TakeLeases", Scope::Worker, plan.num_workers as u64);
+            self.metrics.count("ExpiredLeases", "TakeLeases", Scope::Worker, plan.expired as u64);
+            self.metrics.count("LeaseSpillover", "TakeLeases", Scope::Worker, plan.spillover as u64);
         }
-        self.metrics.count(
-            "NumWorkers",
-            "TakeLeases",
-            Scope::Worker,
-            plan.num_workers as u64,
-        );
-        self.metrics.count(
-            "ExpiredLeases",
-            "TakeLeases",
-            Scope::Worker,
-            plan.expired as u64,
-        );
-        self.metrics.count(
-            "LeaseSpillover",
-            "TakeLeases",
-            Scope::Worker,
-            plan.spillover as u64,
-        );
         if skipped > 0 {
-            log::debug!(
-                "lease table {}: {skipped} rows are not leases (left untouched)",
-                self.table.name()
-            );
+            log::debug!("lease table {}: {skipped} rows are not leases (left untouched)", self.table.name());
         }
         let candidates = plan.take.clone();
         self.state.last_plan = plan;
         if candidates.is_empty() {
-            self.state.take_in_flight = false;
+            self.scan_done(ctx);
             return;
         }
         let table = self.table.clone();
-        // Take, then read the row back (checkpoint, parents) before a consumer may start; the
-        // cycle is over only when every read-back is in, so no scan sees a half-taken lease.
+        // Take (then read the row back: checkpoint, parents) or, for a steal, ask the owner to
+        // hand over. The cycle ends when all answers are in, so no scan sees a half-taken lease.
         let fut = async move {
             let mut results = vec![];
             for c in candidates {
                 let sent_at = Instant::now();
-                let r = match table.take(&c.key, c.counter, c.owner.as_deref(), &me).await {
-                    Ok(counter) => match table.get(&c.key).await {
-                        Ok(Some(l))
-                            if l.owner.as_deref() == Some(me.as_str()) && l.counter == counter =>
-                        {
-                            Ok(l)
-                        }
-                        Ok(other) => Err(format!("changed again right after the take ({other:?})")),
-                        Err(e) => Err(format!(
-                            "read after take failed ({e}); leaving it to expire"
-                        )),
-                    },
-                    Err(LeaseTableError::ConditionFailed) => {
-                        Err("another worker moved it first".to_owned())
+                let r = if c.stolen {
+                    let owner = c.owner.clone().unwrap_or_default();
+                    match table.request_handoff(&c.key, Some(&owner), &me).await {
+                        Ok(true) => Ok(None),
+                        Ok(false) => Err("its owner changed, or a handoff is already pending".to_owned()),
+                        Err(e) => Err(format!("handoff request failed ({e})")),
                     }
-                    Err(e) => Err(format!("take failed ({e})")),
+                } else {
+                    match table.take(&c.key, c.counter, c.owner.as_deref(), &me).await {
+                        Ok(counter) => match table.get(&c.key).await {
+                            Ok(Some(l)) if l.owner.as_deref() == Some(me.as_str()) && l.counter == counter => {
+                                Ok(Some(l))
+                            }
+                            Ok(other) => Err(format!("changed again right after the take ({other:?})")),
+                            Err(e) => Err(format!("read after take failed ({e}); leaving it to expire")),
+                        },
+                        Err(LeaseTableError::ConditionFailed) => Err("another worker moved it first".to_owned()),
+                        Err(e) => Err(format!("take failed ({e})")),
+                    }
                 };
                 results.push((c, sent_at, r));
             }
             results
         };
         ctx.spawn(fut.into_actor(self).map(|results, act, ctx| {
-            act.state.take_in_flight = false;
             for (c, sent_at, r) in results {
                 match r {
-                    Ok(lease) => act.acquired(c, lease, sent_at, ctx),
+                    Ok(Some(lease)) => act.acquired(c, lease, sent_at, ctx),
+                    Ok(None) => {
+                        act.state.handoffs_requested += 1;
+                        log::info!(
+                            "lease {}: asked {} to hand it over (balancing)",
+                            c.key,
+                            c.owner.as_deref().unwrap_or("its owner")
+                        );
+                        act.state.requested.insert(c.key.clone(), Instant::now());
+                    }
                     Err(why) => log::debug!("lease {}: not taken: {why}", c.key),
                 }
             }
+            act.scan_done(ctx);
         }));
     }
 
     /// A take succeeded: hold the lease and have its consumer started.
-    fn acquired(
-        &mut self,
-        c: taker::Candidate,
-        lease: Lease,
-        sent_at: Instant,
-        ctx: &mut Context<Self>,
-    ) {
+    fn acquired(&mut self, c: taker::Candidate, lease: Lease, sent_at: Instant, ctx: &mut Context<Self>) {
         let key = lease.key.clone();
-        self.state.observations.record_write(
-            &key,
-            lease.counter,
-            lease.owner.as_deref(),
-            Instant::now(),
-        );
+        self.state.observations.record_write(&key, lease.counter, lease.owner.as_deref(), Instant::now());
+        self.state.requested.remove(&key);
         if self.state.held.contains_key(&key) || !self.state.taking {
             return;
         }
         let tenure = next_tenure();
         let deadline = LeaseDeadline::until(self.valid_until(sent_at));
         self.state.taken += 1;
-        self.metrics
-            .count("TakenLeases", "TakeLeases", Scope::Worker, 1);
+        self.metrics.count("TakenLeases", "TakeLeases", Scope::Worker, 1);
         log::info!(
             "lease {key}: taken{} at checkpoint {} (tenure {tenure})",
-            match (&c.owner, c.stolen) {
-                (Some(p), true) => format!(" from {p} (balancing)"),
-                (Some(p), false) => format!(" from {p} (expired)"),
-                (None, _) => String::new(),
+            match &c.owner {
+                Some(p) if *p == self.settings.worker_id => " (handed over to this worker)".to_owned(),
+                Some(p) => format!(" from {p} (expired)"),
+                None => String::new(),
             },
             lease.checkpoint
         );
@@ -802,6 +776,7 @@ impl LeaseManager {
                 renewed_at: sent_at,
                 busy: false,
                 queue: VecDeque::new(),
+                handoff_to: None,
             },
         );
         self.supervisor.do_send(LeaseEvent::Acquired(info));
@@ -820,18 +795,12 @@ impl LeaseManager {
         let initial = self.settings.initial_position.clone();
         let cleanup = self.settings.leases.cleanup_leases_upon_shard_completion;
         let fut = async move {
-            let shards = shard_sync::list_shards(&kinesis, &stream)
-                .await
-                .map_err(|e| e.to_string())?;
+            let shards = shard_sync::list_shards(&kinesis, &stream).await.map_err(|e| e.to_string())?;
             let (leases, _) = table.scan().await.map_err(|e| e.to_string())?;
             let existing: HashSet<String> = leases.iter().map(|l| l.key.clone()).collect();
             let mut created = 0u64;
             for lease in shard_sync::new_leases(&shards, &existing, &initial) {
-                if table
-                    .create_if_absent(&lease)
-                    .await
-                    .map_err(|e| e.to_string())?
-                {
+                if table.create_if_absent(&lease).await.map_err(|e| e.to_string())? {
                     log::info!("lease {}: created at {}", lease.key, lease.checkpoint);
                     created += 1;
                 }
@@ -839,14 +808,8 @@ impl LeaseManager {
             let mut deleted = 0u64;
             if cleanup {
                 for key in deletable(&leases) {
-                    if table
-                        .delete_finished(&key)
-                        .await
-                        .map_err(|e| e.to_string())?
-                    {
-                        log::info!(
-                            "lease {key}: deleted (finished, its children started, its parents gone)"
-                        );
+                    if table.delete_finished(&key).await.map_err(|e| e.to_string())? {
+                        log::info!("lease {key}: deleted (finished, its children started, its parents gone)");
                         deleted += 1;
                     }
                 }
@@ -862,16 +825,13 @@ impl LeaseManager {
                     act.state.leases_deleted += deleted;
                     if !act.state.started {
                         act.state.started = true;
-                        act.take_cycle(ctx);
+                        act.scan_cycle(true, ctx);
                     } else if created > 0 {
-                        act.take_cycle(ctx);
+                        act.scan_cycle(false, ctx);
                     }
                 }
                 Err(e) => {
-                    log::warn!(
-                        "shard sync of {}: {e}; will retry",
-                        act.settings.stream_name
-                    );
+                    log::warn!("shard sync of {}: {e}; will retry", act.settings.stream_name);
                     if !act.state.started {
                         // Nothing to consume without a first sync: retry soon.
                         ctx.run_later(Duration::from_secs(1), |act, ctx| act.sync_shards(ctx));
@@ -892,17 +852,11 @@ fn deletable(leases: &[Lease]) -> Vec<String> {
         .iter()
         .filter(|l| l.is_finished() && !l.child_shard_ids.is_empty())
         .filter(|l| {
-            l.child_shard_ids.iter().all(|c| {
-                by_key
-                    .get(c.as_str())
-                    .is_some_and(|child| !child.checkpoint.is_start_position())
-            })
-        })
-        .filter(|l| {
-            l.parent_shard_ids
+            l.child_shard_ids
                 .iter()
-                .all(|p| !by_key.contains_key(p.as_str()))
+                .all(|c| by_key.get(c.as_str()).is_some_and(|child| !child.checkpoint.is_start_position()))
         })
+        .filter(|l| l.parent_shard_ids.iter().all(|p| !by_key.contains_key(p.as_str())))
         .map(|l| l.key.clone())
         .collect()
 }
@@ -912,6 +866,8 @@ fn deletable(leases: &[Lease]) -> Vec<String> {
 enum WriteFailure {
     Lost(String),
     Transient(String),
+    /// Still ours, but someone asked for it (the renewal's condition saw the request).
+    Handoff(String),
 }
 
 /// A conditional write that failed its condition may still have happened (a retried request
@@ -927,12 +883,11 @@ async fn confirm(
     match result {
         Ok(c) => Ok(c),
         Err(LeaseTableError::ConditionFailed) => match table.get(key).await {
-            Ok(Some(l))
-                if l.owner.as_deref() == Some(me)
-                    && l.counter == counter + 1
-                    && shows_our_write(&l) =>
-            {
+            Ok(Some(l)) if l.owner.as_deref() == Some(me) && l.counter == counter + 1 && shows_our_write(&l) => {
                 Ok(counter + 1)
+            }
+            Ok(Some(l)) if l.owner.as_deref() == Some(me) && l.counter == counter && l.handoff_requested.is_some() => {
+                Err(WriteFailure::Handoff(l.handoff_requested.unwrap_or_default()))
             }
             Ok(Some(l)) => Err(WriteFailure::Lost(format!(
                 "owner is now {} at counter {} (this worker expected counter {counter})",
@@ -946,9 +901,7 @@ async fn confirm(
     }
 }
 
-async fn table_scan(
-    table: LeaseTable,
-) -> Result<(Vec<Lease>, Vec<(String, lease::RowError)>), LeaseTableError> {
+async fn table_scan(table: LeaseTable) -> Result<(Vec<Lease>, Vec<(String, lease::RowError)>), LeaseTableError> {
     table.scan().await
 }
 
@@ -970,33 +923,26 @@ impl Actor for LeaseManager {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(self.settings.mailbox);
         let table = self.table.clone();
-        ctx.wait(
-            table_ready(table)
-                .into_actor(self)
-                .map(|result, act, ctx| match result {
-                    Ok(created) => {
-                        if created {
-                            log::info!(
-                                "lease table {} created (on-demand, hash key leaseKey)",
-                                act.table.name()
-                            );
-                        }
-                        let l = act.settings.leases.clone();
-                        // Renewals: the KCL's failover / 3 - ε, so two may fail before a lease expires.
-                        ctx.run_interval(l.renew_interval, |act, ctx| act.renew_all(ctx));
-                        // Self-fencing is checked far more often than renewals, so a lease is dropped
-                        // within ~1/20 of the failover time of its deadline.
-                        ctx.run_interval(
-                            (l.failover_time / 20).max(Duration::from_millis(10)),
-                            |act, _| act.fence(),
-                        );
-                        ctx.run_interval(l.take_interval, |act, ctx| act.take_cycle(ctx));
-                        ctx.run_interval(l.shard_sync_interval, |act, ctx| act.sync_shards(ctx));
-                        act.sync_shards(ctx);
-                    }
-                    Err(e) => act.fail(ctx, format!("the lease table is not usable: {e}")),
-                }),
-        );
+        ctx.wait(table_ready(table).into_actor(self).map(|result, act, ctx| match result {
+            Ok(created) => {
+                if created {
+                    log::info!("lease table {} created (on-demand, hash key leaseKey)", act.table.name());
+                }
+                let l = act.settings.leases.clone();
+                // Renewals: the KCL's failover / 3 - ε, so two may fail before a lease expires.
+                ctx.run_interval(l.renew_interval, |act, ctx| act.renew_all(ctx));
+                // Self-fencing is checked far more often than renewals, so a lease is dropped
+                // within ~1/20 of the failover time of its deadline.
+                ctx.run_interval((l.failover_time / 20).max(Duration::from_millis(10)), |act, _| act.fence());
+                // Discovery: free and expired leases are picked up at this pace (a lease released
+                // on shutdown within one interval); stealing waits for the take interval.
+                ctx.run_interval(l.discovery_interval, |act, ctx| act.scan_cycle(false, ctx));
+                ctx.run_interval(l.take_interval, |act, ctx| act.scan_cycle(true, ctx));
+                ctx.run_interval(l.shard_sync_interval, |act, ctx| act.sync_shards(ctx));
+                act.sync_shards(ctx);
+            }
+            Err(e) => act.fail(ctx, format!("the lease table is not usable: {e}")),
+        }));
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
@@ -1019,22 +965,14 @@ impl Handler<WriteCheckpoint> for LeaseManager {
     fn handle(&mut self, msg: WriteCheckpoint, ctx: &mut Self::Context) -> Self::Result {
         let (tx, rx) = oneshot::channel();
         match self.state.held.get(&*msg.shard) {
-            Some(h) if h.tenure == msg.tenure => self.enqueue(
-                &msg.shard,
-                Op::Checkpoint {
-                    checkpoint: msg.checkpoint,
-                    reply: tx,
-                },
-                ctx,
-            ),
+            Some(h) if h.tenure == msg.tenure => {
+                self.enqueue(&msg.shard, Op::Checkpoint { checkpoint: msg.checkpoint, reply: tx }, ctx)
+            }
             _ => {
                 let _ = tx.send(Err(LeaseError::NotHeld(msg.shard.to_string())));
             }
         }
-        Box::pin(async move {
-            rx.await
-                .unwrap_or_else(|_| Err(LeaseError::Transient("lease manager stopped".into())))
-        })
+        Box::pin(async move { rx.await.unwrap_or_else(|_| Err(LeaseError::Transient("lease manager stopped".into()))) })
     }
 }
 
@@ -1044,22 +982,14 @@ impl Handler<EndShard> for LeaseManager {
     fn handle(&mut self, msg: EndShard, ctx: &mut Self::Context) -> Self::Result {
         let (tx, rx) = oneshot::channel();
         match self.state.held.get(&*msg.shard) {
-            Some(h) if h.tenure == msg.tenure => self.enqueue(
-                &msg.shard,
-                Op::EndShard {
-                    children: msg.children,
-                    reply: tx,
-                },
-                ctx,
-            ),
+            Some(h) if h.tenure == msg.tenure => {
+                self.enqueue(&msg.shard, Op::EndShard { children: msg.children, reply: tx }, ctx)
+            }
             _ => {
                 let _ = tx.send(Err(LeaseError::NotHeld(msg.shard.to_string())));
             }
         }
-        Box::pin(async move {
-            rx.await
-                .unwrap_or_else(|_| Err(LeaseError::Transient("lease manager stopped".into())))
-        })
+        Box::pin(async move { rx.await.unwrap_or_else(|_| Err(LeaseError::Transient("lease manager stopped".into()))) })
     }
 }
 
@@ -1099,8 +1029,7 @@ impl Handler<ReleaseAll> for LeaseManager {
             waits.push(rx);
         }
         Box::pin(async move {
-            let _ = tokio::time::timeout(Duration::from_secs(10), futures::future::join_all(waits))
-                .await;
+            let _ = tokio::time::timeout(Duration::from_secs(10), futures::future::join_all(waits)).await;
         })
     }
 }
@@ -1111,9 +1040,7 @@ impl Handler<Release> for LeaseManager {
     fn handle(&mut self, msg: Release, ctx: &mut Self::Context) -> Self::Result {
         let (tx, rx) = oneshot::channel();
         match self.state.held.get(&*msg.shard) {
-            Some(h) if h.tenure == msg.tenure => {
-                self.enqueue(&msg.shard, Op::Release { reply: tx }, ctx)
-            }
+            Some(h) if h.tenure == msg.tenure => self.enqueue(&msg.shard, Op::Release { reply: tx }, ctx),
             _ => {
                 let _ = tx.send(false);
             }
@@ -1147,7 +1074,60 @@ impl Handler<ObserveLeases> for LeaseManager {
             take_cycles: s.take_cycles,
             leases_created: s.leases_created,
             leases_deleted: s.leases_deleted,
+            handoffs_requested: s.handoffs_requested,
+            handoffs_done: s.handoffs_done,
             mailbox_capacity: ctx.parts().capacity(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lease::SequenceNumber;
+    use super::*;
+
+    fn lease(key: &str, checkpoint: Checkpoint, parents: &[&str], children: &[&str]) -> Lease {
+        let mut l = Lease::new(key, checkpoint);
+        l.parent_shard_ids = parents.iter().map(|p| p.to_string()).collect();
+        l.child_shard_ids = children.iter().map(|c| c.to_string()).collect();
+        l
+    }
+
+    fn seq(n: u64) -> Checkpoint {
+        Checkpoint::Sequence(SequenceNumber::parse(&n.to_string()).expect("digits"))
+    }
+
+    #[test]
+    fn a_finished_parent_goes_only_once_its_children_started_and_its_own_parents_are_gone() {
+        let parent = lease("p", Checkpoint::ShardEnd, &[], &["c1", "c2"]);
+        // A child still at TRIM_HORIZON has not started: keep the parent (a child that finds
+        // no parent lease would not wait for it).
+        let leases =
+            [parent.clone(), lease("c1", seq(5), &["p"], &[]), lease("c2", Checkpoint::TrimHorizon, &["p"], &[])];
+        assert!(deletable(&leases).is_empty());
+        let leases = [parent.clone(), lease("c1", seq(5), &["p"], &[]), lease("c2", seq(7), &["p"], &[])];
+        assert_eq!(deletable(&leases), ["p"]);
+        // A child lease not created yet: keep.
+        assert!(deletable(&[parent.clone(), lease("c1", seq(5), &["p"], &[])]).is_empty());
+        // Its own parent still has a lease: keep (that parent goes first).
+        let leases = [
+            lease("gp", Checkpoint::ShardEnd, &[], &["p"]),
+            lease("p", Checkpoint::ShardEnd, &["gp"], &["c1"]),
+            lease("c1", seq(5), &["p"], &[]),
+        ];
+        assert_eq!(deletable(&leases), ["gp"]);
+    }
+
+    #[test]
+    fn deadlines_lapse_and_can_be_revoked() {
+        let d = LeaseDeadline::until(Instant::now() + Duration::from_secs(60));
+        assert!(d.is_valid());
+        d.revoke();
+        assert!(!d.is_valid());
+        let past = LeaseDeadline::until(Instant::now());
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(!past.is_valid());
+        assert_eq!(self_fence_margin(Duration::from_secs(10)), Duration::from_secs(2));
+        assert_eq!(self_fence_margin(Duration::from_secs(2)), Duration::from_millis(400));
     }
 }

@@ -51,10 +51,7 @@ pub async fn list_shards(client: &Client, stream: &str) -> Result<Vec<ShardInfo>
             None => client.list_shards().stream_name(stream),
         };
         let page = req.send().await.map_err(|e| {
-            let code = e
-                .as_service_error()
-                .and_then(|s| s.code())
-                .map(str::to_owned);
+            let code = e.as_service_error().and_then(|s| s.code()).map(str::to_owned);
             ListShardsError {
                 stream: stream.to_owned(),
                 not_found: code.as_deref() == Some("ResourceNotFoundException"),
@@ -75,16 +72,9 @@ pub async fn list_shards(client: &Client, stream: &str) -> Result<Vec<ShardInfo>
                     .chain(s.adjacent_parent_shard_id())
                     .map(str::to_owned)
                     .collect(),
-                starting_hash_key: range
-                    .map(|r| r.starting_hash_key().to_owned())
-                    .unwrap_or_default(),
-                ending_hash_key: range
-                    .map(|r| r.ending_hash_key().to_owned())
-                    .unwrap_or_default(),
-                closed: s
-                    .sequence_number_range()
-                    .and_then(|r| r.ending_sequence_number())
-                    .is_some(),
+                starting_hash_key: range.map(|r| r.starting_hash_key().to_owned()).unwrap_or_default(),
+                ending_hash_key: range.map(|r| r.ending_hash_key().to_owned()).unwrap_or_default(),
+                closed: s.sequence_number_range().and_then(|r| r.ending_sequence_number()).is_some(),
             });
         }
         match page.next_token() {
@@ -97,23 +87,19 @@ pub async fn list_shards(client: &Client, stream: &str) -> Result<Vec<ShardInfo>
 
 /// The children of `shard` (a split has two, a merge one shared with the adjacent parent).
 pub fn children_of<'a>(shards: &'a [ShardInfo], shard: &str) -> Vec<&'a ShardInfo> {
-    shards
-        .iter()
-        .filter(|s| s.parents.iter().any(|p| p == shard))
-        .collect()
+    shards.iter().filter(|s| s.parents.iter().any(|p| p == shard)).collect()
 }
 
-/// The leases to create for shards that have none.
-pub fn new_leases(
-    shards: &[ShardInfo],
-    existing: &HashSet<String>,
-    initial: &Checkpoint,
-) -> Vec<Lease> {
+/// The leases to create for shards that have none. A shard with a descendant that has a lease
+/// gets none: it was consumed already (its lease was cleaned up after its children started),
+/// and re-creating it would read it all again.
+pub fn new_leases(shards: &[ShardInfo], existing: &HashSet<String>, initial: &Checkpoint) -> Vec<Lease> {
     let by_id: HashMap<&str, &ShardInfo> = shards.iter().map(|s| (s.id.as_str(), s)).collect();
+    let consumed = ancestors_of_tracked(shards, existing);
     let mut created: HashMap<String, Checkpoint> = HashMap::new();
     let mut out = vec![];
     for shard in topological(shards, &by_id) {
-        if existing.contains(&shard.id) {
+        if existing.contains(&shard.id) || consumed.contains(shard.id.as_str()) {
             continue;
         }
         let parent_tracked = shard.parents.iter().any(|p| existing.contains(p));
@@ -140,11 +126,27 @@ pub fn new_leases(
     out
 }
 
+/// Every shard that is an ancestor of a shard with a lease.
+fn ancestors_of_tracked<'a>(shards: &'a [ShardInfo], existing: &HashSet<String>) -> HashSet<&'a str> {
+    let by_id: HashMap<&str, &ShardInfo> = shards.iter().map(|s| (s.id.as_str(), s)).collect();
+    let mut out = HashSet::new();
+    let mut stack: Vec<&str> = shards.iter().filter(|s| existing.contains(&s.id)).map(|s| s.id.as_str()).collect();
+    while let Some(id) = stack.pop() {
+        if let Some(s) = by_id.get(id) {
+            for p in &s.parents {
+                if let Some(parent) = by_id.get(p.as_str()) {
+                    if out.insert(parent.id.as_str()) {
+                        stack.push(parent.id.as_str());
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Shards ordered so that every parent comes before its children.
-fn topological<'a>(
-    shards: &'a [ShardInfo],
-    by_id: &HashMap<&str, &'a ShardInfo>,
-) -> Vec<&'a ShardInfo> {
+fn topological<'a>(shards: &'a [ShardInfo], by_id: &HashMap<&str, &'a ShardInfo>) -> Vec<&'a ShardInfo> {
     fn visit<'a>(
         s: &'a ShardInfo,
         by_id: &HashMap<&str, &'a ShardInfo>,
@@ -195,10 +197,7 @@ mod tests {
 
     fn plan(existing: &[&str], initial: Checkpoint) -> Vec<(String, Checkpoint)> {
         let existing = existing.iter().map(|s| s.to_string()).collect();
-        new_leases(&stream(), &existing, &initial)
-            .into_iter()
-            .map(|l| (l.key, l.checkpoint))
-            .collect()
+        new_leases(&stream(), &existing, &initial).into_iter().map(|l| (l.key, l.checkpoint)).collect()
     }
 
     #[test]
@@ -211,19 +210,20 @@ mod tests {
 
     #[test]
     fn first_sync_at_timestamp_applies_the_timestamp_to_every_shard() {
-        assert!(
-            plan(&[], Checkpoint::AtTimestamp)
-                .iter()
-                .all(|(_, c)| *c == Checkpoint::AtTimestamp)
-        );
+        assert!(plan(&[], Checkpoint::AtTimestamp).iter().all(|(_, c)| *c == Checkpoint::AtTimestamp));
     }
 
     #[test]
     fn first_sync_from_latest_skips_closed_shards() {
-        assert_eq!(
-            plan(&[], Checkpoint::Latest),
-            vec![("s3".to_owned(), Checkpoint::Latest)]
-        );
+        assert_eq!(plan(&[], Checkpoint::Latest), vec![("s3".to_owned(), Checkpoint::Latest)]);
+    }
+
+    #[test]
+    fn a_consumed_parent_whose_lease_was_cleaned_up_is_not_created_again() {
+        // s0's lease was deleted after s1 and s2 started: s0 must not come back.
+        let p = plan(&["s1", "s2"], Checkpoint::TrimHorizon);
+        assert_eq!(p, vec![("s3".to_owned(), Checkpoint::TrimHorizon)]);
+        assert!(plan(&["s3"], Checkpoint::TrimHorizon).is_empty(), "all ancestors of s3 are consumed");
     }
 
     #[test]
@@ -239,10 +239,7 @@ mod tests {
             "the whole lineage of a tracked shard starts at TRIM_HORIZON, whatever the initial position"
         );
         let merged = new_leases(&stream(), &HashSet::new(), &Checkpoint::TrimHorizon);
-        assert_eq!(
-            merged[3].parent_shard_ids,
-            vec!["s1".to_owned(), "s2".to_owned()]
-        );
+        assert_eq!(merged[3].parent_shard_ids, vec!["s1".to_owned(), "s2".to_owned()]);
         assert_eq!(children_of(&stream(), "s0").len(), 2);
     }
 }

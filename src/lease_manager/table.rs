@@ -8,12 +8,11 @@ use std::time::Duration;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType, TableStatus,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TableStatus,
 };
 
 use super::lease::{
-    CHECKPOINT, CHECKPOINT_SUB_SEQUENCE_NUMBER, CHILD_SHARD_IDS, Checkpoint, LEASE_COUNTER,
+    CHECKPOINT, CHECKPOINT_SUB_SEQUENCE_NUMBER, CHILD_SHARD_IDS, Checkpoint, HANDOFF_REQUESTED, LEASE_COUNTER,
     LEASE_KEY, LEASE_OWNER, Lease, OWNER_SWITCHES_SINCE_CHECKPOINT, RowError,
 };
 
@@ -31,26 +30,16 @@ pub enum LeaseTableError {
     Other(String),
 }
 
-fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
-    e: SdkError<E, R>,
-) -> LeaseTableError {
-    let code = e
-        .as_service_error()
-        .and_then(|s| s.code())
-        .map(str::to_owned);
+fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(e: SdkError<E, R>) -> LeaseTableError {
+    let code = e.as_service_error().and_then(|s| s.code()).map(str::to_owned);
     match code.as_deref() {
         Some("ConditionalCheckFailedException") => LeaseTableError::ConditionFailed,
-        Some(
-            "ProvisionedThroughputExceededException"
-            | "ThrottlingException"
-            | "RequestLimitExceeded",
-        ) => LeaseTableError::Throttled(code.unwrap_or_default()),
+        Some("ProvisionedThroughputExceededException" | "ThrottlingException" | "RequestLimitExceeded") => {
+            LeaseTableError::Throttled(code.unwrap_or_default())
+        }
         Some("ResourceNotFoundException") => LeaseTableError::TableMissing(String::new()),
         _ => {
-            let message = e
-                .as_service_error()
-                .and_then(|s| s.message())
-                .map(str::to_owned);
+            let message = e.as_service_error().and_then(|s| s.message()).map(str::to_owned);
             LeaseTableError::Other(match (code, message) {
                 (Some(c), Some(m)) => format!("{c}: {m}"),
                 (Some(c), None) => c,
@@ -77,10 +66,7 @@ pub struct LeaseTable {
 
 impl LeaseTable {
     pub fn new(client: Client, name: impl Into<String>) -> Self {
-        LeaseTable {
-            client,
-            name: name.into(),
-        }
+        LeaseTable { client, name: name.into() }
     }
 
     pub fn name(&self) -> &str {
@@ -91,13 +77,7 @@ impl LeaseTable {
     /// until it is ACTIVE.
     pub async fn ensure_exists(&self) -> Result<bool, LeaseTableError> {
         let mut created = false;
-        match self
-            .client
-            .describe_table()
-            .table_name(&self.name)
-            .send()
-            .await
-        {
+        match self.client.describe_table().table_name(&self.name).send().await {
             Ok(_) => {}
             Err(e) => match classify(e) {
                 LeaseTableError::TableMissing(_) => {
@@ -125,9 +105,7 @@ impl LeaseTable {
                     match result {
                         Ok(_) => created = true,
                         // Another worker created it at the same moment.
-                        Err(e)
-                            if e.as_service_error().and_then(|s| s.code())
-                                == Some("ResourceInUseException") => {}
+                        Err(e) if e.as_service_error().and_then(|s| s.code()) == Some("ResourceInUseException") => {}
                         Err(e) => return Err(classify(e)),
                     }
                 }
@@ -135,22 +113,13 @@ impl LeaseTable {
             },
         }
         for _ in 0..600 {
-            let d = self
-                .client
-                .describe_table()
-                .table_name(&self.name)
-                .send()
-                .await
-                .map_err(classify)?;
+            let d = self.client.describe_table().table_name(&self.name).send().await.map_err(classify)?;
             if d.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
                 return Ok(created);
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Err(LeaseTableError::Other(format!(
-            "table {} did not become ACTIVE within 60 s",
-            self.name
-        )))
+        Err(LeaseTableError::Other(format!("table {} did not become ACTIVE within 60 s", self.name)))
     }
 
     /// Every lease (strongly consistent, so counters are current), and the rows skipped.
@@ -172,11 +141,7 @@ impl LeaseTable {
                 match Lease::from_item(item) {
                     Ok(l) => leases.push(l),
                     Err(e) => {
-                        let key = item
-                            .get(LEASE_KEY)
-                            .and_then(|v| v.as_s().ok())
-                            .cloned()
-                            .unwrap_or_default();
+                        let key = item.get(LEASE_KEY).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
                         skipped.push((key, e));
                     }
                 }
@@ -230,20 +195,26 @@ impl LeaseTable {
         }
     }
 
-    /// Heartbeat: counter + 1, if counter and owner are still ours. Returns the new counter.
-    pub async fn renew(
-        &self,
-        key: &str,
-        owner: &str,
-        counter: u64,
-    ) -> Result<u64, LeaseTableError> {
-        self.client
+    /// Heartbeat: counter + 1, if counter and owner are still ours. Unless `handing_off`, it
+    /// also fails when a handoff was requested, which is how the owner learns of the request.
+    /// Returns the new counter.
+    pub async fn renew(&self, key: &str, owner: &str, counter: u64, handing_off: bool) -> Result<u64, LeaseTableError> {
+        let condition = if handing_off {
+            "#c = :seen AND #o = :me"
+        } else {
+            "#c = :seen AND #o = :me AND attribute_not_exists(#h)"
+        };
+        let mut req = self
+            .client
             .update_item()
             .table_name(&self.name)
             .key(LEASE_KEY, s(key))
             .update_expression("SET #c = :next")
-            .condition_expression("#c = :seen AND #o = :me")
-            .expression_attribute_names("#c", LEASE_COUNTER)
+            .condition_expression(condition);
+        if !handing_off {
+            req = req.expression_attribute_names("#h", HANDOFF_REQUESTED);
+        }
+        req.expression_attribute_names("#c", LEASE_COUNTER)
             .expression_attribute_names("#o", LEASE_OWNER)
             .expression_attribute_values(":next", n(counter + 1))
             .expression_attribute_values(":seen", n(counter))
@@ -274,17 +245,21 @@ impl LeaseTable {
             .expression_attribute_values(":seen", n(counter))
             .expression_attribute_values(":me", s(me));
         // The owner switch counter moves only when the owner changes (the KCL's rule).
+        // Taking a lease from another owner ends any handoff request made of that owner. A
+        // lease handed to us (or ours from before a restart) keeps a request made since: our
+        // first renewal sees it and hands the lease on.
         req = if previous_owner == Some(me) {
             req.update_expression("SET #c = :next, #o = :me")
         } else {
-            req.update_expression("SET #c = :next, #o = :me ADD #sw :one")
+            req = req.expression_attribute_names("#h", HANDOFF_REQUESTED);
+            req.update_expression("SET #c = :next, #o = :me REMOVE #h ADD #sw :one")
                 .expression_attribute_names("#sw", OWNER_SWITCHES_SINCE_CHECKPOINT)
                 .expression_attribute_values(":one", n(1))
         };
         req = match previous_owner {
-            Some(prev) => req
-                .condition_expression("#c = :seen AND #o = :prev")
-                .expression_attribute_values(":prev", s(prev)),
+            Some(prev) => {
+                req.condition_expression("#c = :seen AND #o = :prev").expression_attribute_values(":prev", s(prev))
+            }
             None => req.condition_expression("#c = :seen AND attribute_not_exists(#o)"),
         };
         req.send().await.map_err(|e| self.missing(classify(e)))?;
@@ -322,41 +297,82 @@ impl LeaseTable {
             update.push_str(", #children = :children");
             req = req
                 .expression_attribute_names("#children", CHILD_SHARD_IDS)
-                .expression_attribute_values(
-                    ":children",
-                    AttributeValue::Ss(child_shard_ids.to_vec()),
-                );
+                .expression_attribute_values(":children", AttributeValue::Ss(child_shard_ids.to_vec()));
         }
-        req.update_expression(update)
-            .send()
-            .await
-            .map_err(|e| self.missing(classify(e)))?;
+        req.update_expression(update).send().await.map_err(|e| self.missing(classify(e)))?;
         Ok(counter + 1)
     }
 
-    /// Gives a lease up (removes the owner) if it is still ours at `counter`, so another
-    /// worker can take it at once.
+    /// Gives a lease up if it is still ours at `counter`: to nobody (another worker takes it
+    /// at once), or `to` the worker that asked for it.
     pub async fn release(
         &self,
         key: &str,
         owner: &str,
         counter: u64,
+        to: Option<&str>,
     ) -> Result<u64, LeaseTableError> {
-        self.client
+        let mut req = self
+            .client
             .update_item()
             .table_name(&self.name)
             .key(LEASE_KEY, s(key))
-            .update_expression("SET #c = :next REMOVE #o")
             .condition_expression("#c = :seen AND #o = :me")
             .expression_attribute_names("#c", LEASE_COUNTER)
             .expression_attribute_names("#o", LEASE_OWNER)
+            .expression_attribute_names("#h", HANDOFF_REQUESTED)
             .expression_attribute_values(":next", n(counter + 1))
             .expression_attribute_values(":seen", n(counter))
-            .expression_attribute_values(":me", s(owner))
-            .send()
-            .await
-            .map_err(|e| self.missing(classify(e)))?;
+            .expression_attribute_values(":me", s(owner));
+        req = match to {
+            // Handed to the worker that asked: it adopts the lease at its next scan; if it is
+            // gone by then, the lease expires like any other.
+            Some(to) => req
+                .update_expression("SET #c = :next, #o = :to REMOVE #h ADD #sw :one")
+                .expression_attribute_names("#sw", OWNER_SWITCHES_SINCE_CHECKPOINT)
+                .expression_attribute_values(":to", s(to))
+                .expression_attribute_values(":one", n(1)),
+            None => req.update_expression("SET #c = :next REMOVE #o, #h"),
+        };
+        req.send().await.map_err(|e| self.missing(classify(e)))?;
         Ok(counter + 1)
+    }
+
+    /// Asks the owner of a lease to give it up gracefully (finish its commands in flight,
+    /// checkpoint, release). `owner`: only if this worker owns it (a balancing request);
+    /// `None`: whoever owns it (an operator). Does not move the counter, so the owner's
+    /// renewals keep it alive while it hands over. False if the lease is not owned as expected
+    /// or a request is already pending.
+    pub async fn request_handoff(
+        &self,
+        key: &str,
+        owner: Option<&str>,
+        requester: &str,
+    ) -> Result<bool, LeaseTableError> {
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .key(LEASE_KEY, s(key))
+            .update_expression("SET #h = :by")
+            .expression_attribute_names("#h", HANDOFF_REQUESTED)
+            .expression_attribute_names("#o", LEASE_OWNER)
+            .expression_attribute_names("#cp", CHECKPOINT)
+            .expression_attribute_values(":by", s(requester))
+            .expression_attribute_values(":end", s(Checkpoint::ShardEnd.as_attribute()));
+        req = match owner {
+            Some(o) => req
+                .condition_expression("#o = :owner AND attribute_not_exists(#h) AND #cp <> :end")
+                .expression_attribute_values(":owner", s(o)),
+            None => req.condition_expression("attribute_exists(#o) AND attribute_not_exists(#h) AND #cp <> :end"),
+        };
+        match req.send().await {
+            Ok(_) => Ok(true),
+            Err(e) => match classify(e) {
+                LeaseTableError::ConditionFailed => Ok(false),
+                other => Err(self.missing(other)),
+            },
+        }
     }
 
     /// Deletes a finished lease (only if it is still at SHARD_END).

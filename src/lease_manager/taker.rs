@@ -12,7 +12,13 @@
 //!   needs as many cycles as its share (awslabs/amazon-kinesis-client#708); here a worker steals
 //!   what it needs in one cycle, from the most loaded workers first, each down to the target
 //!   and no further, capped by `maxLeasesToStealAtOneTime`.
+//! - A steal is a request: the owner is asked to hand the lease over (finish its commands in
+//!   flight, checkpoint, release) instead of having it pulled away mid-command, which is what
+//!   makes the KCL's stealing action commands twice (awslabs/amazon-kinesis-client#265).
 //! - Finished leases (SHARD_END) are neither counted nor taken: they occupy no worker.
+//! - A lease left free for half the failover time (nobody below its share took it: its last
+//!   owner handed it over and may not take it back) is taken by a worker at its share, one per
+//!   cycle, so that no shard is stranded; balancing evens the counts out afterwards.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -31,6 +37,8 @@ pub struct Observation {
     pub finished: bool,
     /// Never seen owned and renewed by anyone since this worker first saw it unowned.
     pub never_renewed: bool,
+    /// Who asked its owner to hand it over, if anyone.
+    pub handoff: Option<String>,
 }
 
 /// The observations of every lease, updated scan after scan.
@@ -47,10 +55,7 @@ impl Observations {
         for lease in scan {
             let obs = match self.leases.remove(&lease.key) {
                 Some(prev) if prev.counter == lease.counter && prev.owner == lease.owner => {
-                    Observation {
-                        finished: lease.is_finished(),
-                        ..prev
-                    }
+                    Observation { finished: lease.is_finished(), handoff: lease.handoff_requested.clone(), ..prev }
                 }
                 Some(prev) => Observation {
                     counter: lease.counter,
@@ -58,6 +63,7 @@ impl Observations {
                     last_change: now,
                     finished: lease.is_finished(),
                     never_renewed: prev.never_renewed && lease.owner.is_none(),
+                    handoff: lease.handoff_requested.clone(),
                 },
                 None => Observation {
                     counter: lease.counter,
@@ -65,6 +71,7 @@ impl Observations {
                     last_change: now,
                     finished: lease.is_finished(),
                     never_renewed: lease.owner.is_none(),
+                    handoff: lease.handoff_requested.clone(),
                 },
             };
             next.insert(lease.key.clone(), obs);
@@ -120,25 +127,39 @@ impl TakerSettings {
         o.owner.is_none() || now.saturating_duration_since(o.last_change) > self.failover
     }
 
+    /// Free (no owner) and untouched for half the failover time: several discovery cycles of
+    /// every worker have passed without anyone below its share taking it.
+    fn is_stranded(&self, o: &Observation, now: Instant) -> bool {
+        o.owner.is_none() && now.saturating_duration_since(o.last_change) >= self.failover / 2
+    }
+
     fn is_very_old(&self, o: &Observation, now: Instant) -> bool {
         o.never_renewed || now.saturating_duration_since(o.last_change) > self.failover * 3
     }
 }
 
-/// Decides what `me` (holding `held`) takes this cycle.
+/// What this worker holds, or has asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct Mine<'a> {
+    pub held: &'a HashSet<String>,
+    /// Leases whose owners it asked to hand them over, not released yet.
+    pub requested: &'a HashSet<String>,
+    /// Leases it must not take back yet (it has just handed them over).
+    pub excluded: &'a HashSet<String>,
+}
+
+/// Decides what `me` takes (and, if `allow_steal`, asks others to hand over) this cycle.
 pub fn plan(
     observations: &Observations,
-    held: &HashSet<String>,
+    mine: Mine<'_>,
     me: &str,
     settings: &TakerSettings,
     now: Instant,
+    allow_steal: bool,
     rng: &mut impl rand::Rng,
 ) -> TakePlan {
-    let live: Vec<(&String, &Observation)> = observations
-        .leases
-        .iter()
-        .filter(|(_, o)| !o.finished)
-        .collect();
+    let held = mine.held;
+    let live: Vec<(&String, &Observation)> = observations.leases.iter().filter(|(_, o)| !o.finished).collect();
     let total = live.len();
 
     // Available: unowned, or expired in this worker's eyes, and not held by us. A lease the
@@ -147,52 +168,69 @@ pub fn plan(
         .iter()
         .copied()
         .filter(|(k, o)| {
-            !held.contains(*k) && (settings.is_expired(o, now) || o.owner.as_deref() == Some(me))
+            !held.contains(*k)
+                && !mine.excluded.contains(*k)
+                && (settings.is_expired(o, now) || o.owner.as_deref() == Some(me))
         })
         .collect();
     let expired = available.len();
 
+    // Requested leases are on their way here: they count as ours, not as their owner's.
+    let requested_here = mine.requested.iter().filter(|k| !held.contains(*k)).count();
     let mut counts: HashMap<&str, usize> = HashMap::new();
-    counts.insert(me, held.len());
+    counts.insert(me, held.len() + requested_here);
+    // A live lease counts for its owner, or, when another worker asked for it, for that worker:
+    // it is on its way there. That also makes a worker that holds nothing yet but has asked
+    // for leases visible, so that everybody's target accounts for it.
     for (k, o) in &live {
-        if held.contains(*k) {
+        if held.contains(*k) || mine.requested.contains(*k) {
             continue;
         }
-        if let Some(owner) = o.owner.as_deref() {
-            if owner != me && !settings.is_expired(o, now) {
-                *counts.entry(owner).or_default() += 1;
-            }
+        let Some(owner) = o.owner.as_deref() else { continue };
+        if owner == me || settings.is_expired(o, now) {
+            continue;
+        }
+        match o.handoff.as_deref() {
+            Some(by) if by == me => {}
+            Some(by) if !by.starts_with(super::OPERATOR) => *counts.entry(by).or_default() += 1,
+            Some(_) => {}
+            None => *counts.entry(owner).or_default() += 1,
         }
     }
     let num_workers = counts.len();
-    let uncapped = if num_workers >= total {
-        total.min(1)
-    } else {
-        total.div_ceil(num_workers)
-    };
-    let target = settings
-        .max_leases_for_worker
-        .map_or(uncapped, |m| uncapped.min(m));
-    let spillover = settings
-        .max_leases_for_worker
-        .map_or(0, |m| total.saturating_sub(m.saturating_mul(num_workers)));
-    let mine = held.len();
-    let very_old = available
-        .iter()
-        .filter(|(_, o)| settings.is_very_old(o, now))
-        .count();
+    let uncapped = if num_workers >= total { total.min(1) } else { total.div_ceil(num_workers) };
+    let target = settings.max_leases_for_worker.map_or(uncapped, |m| uncapped.min(m));
+    let spillover = settings.max_leases_for_worker.map_or(0, |m| total.saturating_sub(m.saturating_mul(num_workers)));
+    let my_count = held.len() + requested_here;
+    let very_old = available.iter().filter(|(_, o)| settings.is_very_old(o, now)).count();
 
-    let mut result = TakePlan {
-        take: vec![],
-        num_workers,
-        total_leases: total,
-        target,
-        spillover,
-        expired,
-        very_old,
-    };
-    let needed = target.saturating_sub(mine);
+    let mut result = TakePlan { take: vec![], num_workers, total_leases: total, target, spillover, expired, very_old };
+    // Leases the table says are ours but this process does not hold (handed to us by a worker
+    // we asked, or held by this worker before its LeaseManager restarted) are adopted first,
+    // whatever the counts.
+    let (adopt, others): (Vec<_>, Vec<_>) = available.into_iter().partition(|(_, o)| o.owner.as_deref() == Some(me));
+    available = others;
+    result.take = adopt
+        .into_iter()
+        .map(|(k, o)| Candidate { key: k.clone(), counter: o.counter, owner: o.owner.clone(), stolen: false })
+        .collect();
+    let my_count = my_count + result.take.len();
+
+    let floor = total.checked_div(num_workers).unwrap_or(total);
+    let needed = target.saturating_sub(my_count);
     if needed == 0 {
+        // A lease left free for a while is wanted by nobody below its share (the one who gave
+        // it up may not take it back): whoever has room takes it, so it is never stranded.
+        let room = settings.max_leases_for_worker.unwrap_or(usize::MAX).saturating_sub(my_count);
+        let mut stranded: Vec<(&String, &Observation)> =
+            available.into_iter().filter(|(_, o)| settings.is_stranded(o, now)).collect();
+        stranded.shuffle(rng);
+        result.take.extend(stranded.into_iter().take(room.min(1)).map(|(k, o)| Candidate {
+            key: k.clone(),
+            counter: o.counter,
+            owner: None,
+            stolen: false,
+        }));
         return result;
     }
 
@@ -200,40 +238,33 @@ pub fn plan(
         // Very old first, random within each group, so that simultaneous takers spread out.
         available.shuffle(rng);
         available.sort_by_key(|(_, o)| !settings.is_very_old(o, now));
-        result.take = available
-            .into_iter()
-            .take(needed)
-            .map(|(k, o)| Candidate {
-                key: k.clone(),
-                counter: o.counter,
-                owner: o.owner.clone(),
-                stolen: false,
-            })
-            .collect();
+        result.take.extend(available.into_iter().take(needed).map(|(k, o)| Candidate {
+            key: k.clone(),
+            counter: o.counter,
+            owner: o.owner.clone(),
+            stolen: false,
+        }));
         return result;
     }
 
+    if !allow_steal {
+        return result;
+    }
     // Steal: nothing is free and we are below target.
-    let mut donors: Vec<(&str, usize)> = counts
-        .iter()
-        .filter(|(w, _)| **w != me)
-        .map(|(w, c)| (*w, *c))
-        .collect();
+    let mut donors: Vec<(&str, usize)> = counts.iter().filter(|(w, _)| **w != me).map(|(w, c)| (*w, *c)).collect();
     donors.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-    let cap = settings
-        .max_leases_to_steal_at_one_time
-        .unwrap_or(usize::MAX);
+    let cap = settings.max_leases_to_steal_at_one_time.unwrap_or(usize::MAX);
     let mut budget = needed.min(cap);
     for (donor, count) in donors {
         if budget == 0 {
             break;
         }
-        // Above target: down to the target. At target: one lease, and only when we need more
-        // than one (taking one from a worker at target when we need exactly one would just move
-        // the imbalance around: ⌈S/W⌉ and ⌊S/W⌋ are both balanced).
+        // Above target (⌈S/W⌉): down to the target. At the target, when ⌈S/W⌉ > ⌊S/W⌋: one
+        // lease, which leaves it balanced at ⌊S/W⌋, and only while we need more than one
+        // (taking one to end at the target ourselves would just move the imbalance around).
         let n = if count > target {
             (count - target).min(budget)
-        } else if count == target && needed > 1 && result.take.is_empty() {
+        } else if count == target && target > floor && needed > 1 {
             1
         } else {
             0
@@ -244,16 +275,17 @@ pub fn plan(
         let mut theirs: Vec<(&String, &Observation)> = live
             .iter()
             .copied()
-            .filter(|(_, o)| o.owner.as_deref() == Some(donor) && !settings.is_expired(o, now))
+            .filter(|(k, o)| {
+                o.owner.as_deref() == Some(donor)
+                    && o.handoff.is_none()
+                    && !settings.is_expired(o, now)
+                    && !mine.requested.contains(*k)
+                    && !mine.excluded.contains(*k)
+            })
             .collect();
         theirs.shuffle(rng);
         for (k, o) in theirs.into_iter().take(n) {
-            result.take.push(Candidate {
-                key: k.clone(),
-                counter: o.counter,
-                owner: o.owner.clone(),
-                stolen: true,
-            });
+            result.take.push(Candidate { key: k.clone(), counter: o.counter, owner: o.owner.clone(), stolen: true });
             budget -= 1;
         }
     }
@@ -285,17 +317,18 @@ mod tests {
         rand::rngs::StdRng::seed_from_u64(7)
     }
 
+    fn run(obs: &Observations, held: &HashSet<String>, s: &TakerSettings, now: Instant) -> TakePlan {
+        let none = HashSet::new();
+        let mine = Mine { held, requested: &none, excluded: &none };
+        plan(obs, mine, "me", s, now, true, &mut rng())
+    }
+
     #[test]
     fn a_lone_worker_takes_every_new_lease() {
         let now = Instant::now();
         let mut obs = Observations::default();
-        obs.observe(
-            &(0..4)
-                .map(|i| lease(&format!("s{i}"), None, 0))
-                .collect::<Vec<_>>(),
-            now,
-        );
-        let p = plan(&obs, &HashSet::new(), "me", &settings(), now, &mut rng());
+        obs.observe(&(0..4).map(|i| lease(&format!("s{i}"), None, 0)).collect::<Vec<_>>(), now);
+        let p = run(&obs, &HashSet::new(), &settings(), now);
         assert_eq!(p.take.len(), 4);
         assert_eq!((p.num_workers, p.target, p.very_old), (1, 4, 4));
     }
@@ -308,48 +341,13 @@ mod tests {
         let s = settings();
         let held = HashSet::new();
         // Just seen: assumed alive; `other` is at target 1, we need 1: no steal from a worker at target.
-        assert!(
-            plan(
-                &obs,
-                &held,
-                "me",
-                &s,
-                t0 + Duration::from_secs(9),
-                &mut rng()
-            )
-            .take
-            .is_empty()
-        );
+        assert!(run(&obs, &held, &s, t0 + Duration::from_secs(9)).take.is_empty());
         // Renewed in between: the clock restarts.
-        obs.observe(
-            &[lease("s0", Some("other"), 6)],
-            t0 + Duration::from_secs(9),
-        );
-        assert!(
-            plan(
-                &obs,
-                &held,
-                "me",
-                &s,
-                t0 + Duration::from_secs(15),
-                &mut rng()
-            )
-            .take
-            .is_empty()
-        );
+        obs.observe(&[lease("s0", Some("other"), 6)], t0 + Duration::from_secs(9));
+        assert!(run(&obs, &held, &s, t0 + Duration::from_secs(15)).take.is_empty());
         // Unchanged for more than failover: expired, taken.
-        obs.observe(
-            &[lease("s0", Some("other"), 6)],
-            t0 + Duration::from_secs(19),
-        );
-        let p = plan(
-            &obs,
-            &held,
-            "me",
-            &s,
-            t0 + Duration::from_secs(20),
-            &mut rng(),
-        );
+        obs.observe(&[lease("s0", Some("other"), 6)], t0 + Duration::from_secs(19));
+        let p = run(&obs, &held, &s, t0 + Duration::from_secs(20));
         assert_eq!(p.take.len(), 1);
         assert_eq!(p.take[0].counter, 6);
         assert!(!p.take[0].stolen);
@@ -367,25 +365,30 @@ mod tests {
         }
         let mut obs = Observations::default();
         obs.observe(&leases, now);
-        let p = plan(&obs, &HashSet::new(), "me", &settings(), now, &mut rng());
+        let p = run(&obs, &HashSet::new(), &settings(), now);
         // 8 leases, 3 workers: target 3; `a` has 3 too many, `b` is below target.
         assert_eq!(p.target, 3);
         assert_eq!(p.take.len(), 3);
-        assert!(
-            p.take
-                .iter()
-                .all(|c| c.stolen && c.owner.as_deref() == Some("a"))
-        );
-        let capped = TakerSettings {
-            max_leases_to_steal_at_one_time: Some(1),
-            ..settings()
-        };
-        assert_eq!(
-            plan(&obs, &HashSet::new(), "me", &capped, now, &mut rng())
-                .take
-                .len(),
-            1
-        );
+        assert!(p.take.iter().all(|c| c.stolen && c.owner.as_deref() == Some("a")));
+        let capped = TakerSettings { max_leases_to_steal_at_one_time: Some(1), ..settings() };
+        assert_eq!(run(&obs, &HashSet::new(), &capped, now).take.len(), 1);
+    }
+
+    #[test]
+    fn pending_requests_count_as_ours_and_are_not_asked_again() {
+        let now = Instant::now();
+        let leases: Vec<Lease> = (0..6).map(|i| lease(&format!("a{i}"), Some("a"), 1)).collect();
+        let mut obs = Observations::default();
+        obs.observe(&leases, now);
+        let requested: HashSet<String> = ["a0".to_owned(), "a1".to_owned()].into();
+        let none = HashSet::new();
+        let mine = Mine { held: &none, requested: &requested, excluded: &none };
+        let p = plan(&obs, mine, "me", &settings(), now, true, &mut rng());
+        // 6 leases, 2 workers: target 3; two are on their way, so one more, not a0 or a1.
+        assert_eq!(p.take.len(), 1);
+        assert!(!requested.contains(&p.take[0].key));
+        let p = plan(&obs, mine, "me", &settings(), now, false, &mut rng());
+        assert!(p.take.is_empty(), "no steal outside take cycles");
     }
 
     #[test]
@@ -402,7 +405,7 @@ mod tests {
         let mut obs = Observations::default();
         obs.observe(&leases, now);
         let held: HashSet<String> = ["m0".to_owned(), "m1".to_owned()].into();
-        let p = plan(&obs, &held, "me", &settings(), now, &mut rng());
+        let p = run(&obs, &held, &settings(), now);
         assert_eq!(p.target, 3);
         assert!(p.take.is_empty(), "3/3/2 is balanced: {p:?}");
     }
@@ -411,18 +414,29 @@ mod tests {
     fn max_leases_for_worker_caps_and_reports_spillover() {
         let now = Instant::now();
         let mut obs = Observations::default();
-        obs.observe(
-            &(0..5)
-                .map(|i| lease(&format!("s{i}"), None, 0))
-                .collect::<Vec<_>>(),
-            now,
-        );
-        let s = TakerSettings {
-            max_leases_for_worker: Some(3),
-            ..settings()
-        };
-        let p = plan(&obs, &HashSet::new(), "me", &s, now, &mut rng());
+        obs.observe(&(0..5).map(|i| lease(&format!("s{i}"), None, 0)).collect::<Vec<_>>(), now);
+        let s = TakerSettings { max_leases_for_worker: Some(3), ..settings() };
+        let p = run(&obs, &HashSet::new(), &s, now);
         assert_eq!((p.take.len(), p.spillover), (3, 2));
+    }
+
+    #[test]
+    fn a_stranded_free_lease_is_taken_by_a_worker_at_its_share() {
+        let t0 = Instant::now();
+        let mut leases = vec![lease("m0", Some("me"), 1), lease("free", None, 9)];
+        leases.push(lease("o0", Some("other"), 1));
+        let mut obs = Observations::default();
+        obs.observe(&leases, t0);
+        let held: HashSet<String> = ["m0".to_owned()].into();
+        // 3 leases, 2 workers: target 2, we hold 1... make us at target by holding 2.
+        let held2: HashSet<String> = ["m0".to_owned(), "x".to_owned()].into();
+        assert_eq!(run(&obs, &held, &settings(), t0).take.len(), 1, "below target: taken at once");
+        assert!(run(&obs, &held2, &settings(), t0).take.is_empty(), "at target: not yet");
+        obs.observe(&leases, t0 + Duration::from_secs(4));
+        assert!(run(&obs, &held2, &settings(), t0 + Duration::from_secs(4)).take.is_empty());
+        obs.observe(&leases, t0 + Duration::from_secs(6));
+        let p = run(&obs, &held2, &settings(), t0 + Duration::from_secs(6));
+        assert_eq!(p.take.iter().map(|c| c.key.as_str()).collect::<Vec<_>>(), ["free"], "stranded: taken");
     }
 
     #[test]
@@ -432,11 +446,8 @@ mod tests {
         done.checkpoint = Checkpoint::ShardEnd;
         let mut obs = Observations::default();
         obs.observe(&[done, lease("child", None, 0)], now);
-        let p = plan(&obs, &HashSet::new(), "me", &settings(), now, &mut rng());
+        let p = run(&obs, &HashSet::new(), &settings(), now);
         assert_eq!(p.total_leases, 1);
-        assert_eq!(
-            p.take.iter().map(|c| c.key.as_str()).collect::<Vec<_>>(),
-            vec!["child"]
-        );
+        assert_eq!(p.take.iter().map(|c| c.key.as_str()).collect::<Vec<_>>(), vec!["child"]);
     }
 }

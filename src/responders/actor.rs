@@ -111,8 +111,7 @@ impl Actor for ResponderActor {
         ctx.set_mailbox_capacity(self.mailbox);
         if self.restarts > 0 {
             // Restart backoff: the mailbox waits, nothing is dropped.
-            let delay = Duration::from_millis(100 * 2u64.pow(self.restarts.min(8)))
-                .min(Duration::from_secs(30));
+            let delay = Duration::from_millis(100 * 2u64.pow(self.restarts.min(8))).min(Duration::from_secs(30));
             ctx.wait(actix::fut::wrap_future(tokio::time::sleep(delay)));
         }
     }
@@ -121,8 +120,7 @@ impl Actor for ResponderActor {
 impl actix::Supervised for ResponderActor {
     fn restarting(&mut self, _: &mut Self::Context) {
         self.restarts += 1;
-        self.metrics
-            .count("Restarts", "Responder", Scope::Application, 1);
+        self.metrics.count("Restarts", "Responder", Scope::Application, 1);
         log::warn!(
             "responder {}: restarting after a panic ({} restart{} so far)",
             self.responder.id(),
@@ -169,19 +167,9 @@ impl Handler<Execute> for ResponderActor {
             let _permit = permits.acquire_owned().await;
             let started = Instant::now();
             let result = run_with_retries(&*responder, &msg, &context, &retry, &me).await;
-            metrics.millis(
-                "ResponderLatency",
-                "Responder",
-                Scope::Application,
-                started.elapsed(),
-            );
+            metrics.millis("ResponderLatency", "Responder", Scope::Application, started.elapsed());
             if result.attempts > 1 {
-                metrics.count(
-                    "ResponderRetries",
-                    "Responder",
-                    Scope::Application,
-                    u64::from(result.attempts - 1),
-                );
+                metrics.count("ResponderRetries", "Responder", Scope::Application, u64::from(result.attempts - 1));
             }
             result
         })
@@ -207,8 +195,7 @@ async fn run_with_retries(
             };
         }
         attempt += 1;
-        let run =
-            tokio::time::timeout(context.request_timeout, responder.execute(command, context));
+        let run = tokio::time::timeout(context.request_timeout, responder.execute(command, context));
         let outcome = match AssertUnwindSafe(run).catch_unwind().await {
             Ok(Ok(a)) => a,
             Ok(Err(_)) => Attempt::Retry {
@@ -222,31 +209,17 @@ async fn run_with_retries(
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "a panic".to_owned());
                 me.do_send(Panicked(text.clone()));
-                Attempt::Retry {
-                    reason: format!("the responder panicked: {text}"),
-                    retry_after: None,
-                }
+                Attempt::Retry { reason: format!("the responder panicked: {text}"), retry_after: None }
             }
         };
         match outcome {
             Attempt::Done(detail) => {
-                return CommandResult {
-                    outcome: Outcome::Done,
-                    attempts: attempt,
-                    detail,
-                };
+                return CommandResult { outcome: Outcome::Done, attempts: attempt, detail };
             }
             Attempt::Fail(reason) => {
-                return CommandResult {
-                    outcome: Outcome::Failed,
-                    attempts: attempt,
-                    detail: reason,
-                };
+                return CommandResult { outcome: Outcome::Failed, attempts: attempt, detail: reason };
             }
-            Attempt::Retry {
-                reason,
-                retry_after,
-            } => {
+            Attempt::Retry { reason, retry_after } => {
                 if attempt >= retry.max_attempts {
                     return CommandResult {
                         outcome: Outcome::Failed,
@@ -270,10 +243,8 @@ async fn run_with_retries(
 /// Exponential backoff with jitter: half the nominal delay fixed, half random, so that many
 /// commands failing together do not retry together.
 pub fn backoff(retry: &RetryPolicy, attempt: u32) -> Duration {
-    let nominal = retry
-        .initial_backoff
-        .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
-        .min(retry.max_backoff);
+    let nominal =
+        retry.initial_backoff.saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1))).min(retry.max_backoff);
     let half = nominal / 2;
     half + half.mul_f64(rand::rng().random::<f64>())
 }

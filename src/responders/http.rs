@@ -21,21 +21,15 @@ pub async fn send(request: reqwest::RequestBuilder) -> Attempt {
             } else {
                 "request failed"
             };
-            Attempt::Retry {
-                reason: format!("{kind}: {}", error_chain(&e)),
-                retry_after: None,
-            }
+            Attempt::Retry { reason: format!("{kind}: {}", error_chain(&e)), retry_after: None }
         }
     }
 }
 
 async fn classify(response: reqwest::Response) -> Attempt {
     let status = response.status();
-    let retry_after = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(parse_retry_after);
+    let retry_after =
+        response.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
     if status.is_success() {
         return Attempt::Done(format!("HTTP {}", status.as_u16()));
     }
@@ -43,10 +37,7 @@ async fn classify(response: reqwest::Response) -> Attempt {
     let snippet: String = body.chars().take(200).collect();
     let reason = format!("HTTP {}: {}", status.as_u16(), snippet.trim());
     if status.as_u16() == 429 || status.as_u16() == 408 || status.is_server_error() {
-        Attempt::Retry {
-            reason,
-            retry_after,
-        }
+        Attempt::Retry { reason, retry_after }
     } else {
         Attempt::Fail(reason)
     }
@@ -81,10 +72,7 @@ mod tests {
     #[test]
     fn retry_after_in_seconds_or_as_a_date() {
         assert_eq!(parse_retry_after("2"), Some(Duration::from_secs(2)));
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
-            Some(Duration::ZERO)
-        );
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon"), None);
     }
 }

@@ -23,8 +23,7 @@ pub mod sendgrid;
 pub mod slack;
 
 pub use actor::{
-    CommandResult, Execute, ObserveResponder, ResponderActor, ResponderSnapshot,
-    backoff as backoff_delay,
+    CommandResult, Execute, ObserveResponder, ResponderActor, ResponderSnapshot, backoff as backoff_delay,
 };
 
 /// An Avro config schema embedded in the binary.
@@ -70,10 +69,7 @@ pub enum Attempt {
     Done(String),
     /// A transient failure (timeout, connection error, 5xx, 429): worth another attempt, not
     /// before `retry_after` when the service said so.
-    Retry {
-        reason: String,
-        retry_after: Option<Duration>,
-    },
+    Retry { reason: String, retry_after: Option<Duration> },
     /// A permanent failure (a 4xx other than 429): another attempt would fail the same way.
     Fail(String),
 }
@@ -95,11 +91,7 @@ impl ResponderContext {
             .user_agent(concat!("sauna/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
-        ResponderContext {
-            http,
-            endpoints,
-            request_timeout,
-        }
+        ResponderContext { http, endpoints, request_timeout }
     }
 }
 
@@ -122,12 +114,10 @@ pub trait Responder: Send + Sync + fmt::Debug {
 
 /// Parses a criterion written in a responder module; a bad literal is a programming error.
 pub(crate) fn criterion(s: &'static str) -> SchemaCriterion {
-    s.parse()
-        .unwrap_or_else(|e| panic!("responder criterion literal {s:?}: {e}"))
+    s.parse().unwrap_or_else(|e| panic!("responder criterion literal {s:?}: {e}"))
 }
 
 /// Decodes a responder config value into its raw serde struct.
 pub(crate) fn decode<T: serde::de::DeserializeOwned>(value: &AvroValue) -> Result<T, FieldError> {
-    apache_avro::from_value(value)
-        .map_err(|e| FieldError::new("data", format!("cannot decode: {e}")))
+    apache_avro::from_value(value).map_err(|e| FieldError::new("data", format!("cannot decode: {e}")))
 }

@@ -6,8 +6,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::{
-    Attempt, AttemptFuture, ConfigSchema, Configured, Responder, ResponderConfigFile,
-    ResponderContext, ResponderModule,
+    Attempt, AttemptFuture, ConfigSchema, Configured, Responder, ResponderConfigFile, ResponderContext, ResponderModule,
 };
 use crate::command::Command;
 use crate::config::avro_json::FieldError;
@@ -45,16 +44,12 @@ impl Responder for PagerDutyResponder {
     /// `details`, `client`, `client_url`, `contexts`.
     fn execute<'a>(&'a self, command: &'a Command, ctx: &'a ResponderContext) -> AttemptFuture<'a> {
         Box::pin(async move {
-            let request = ctx
-                .http
-                .post(&ctx.endpoints.pager_duty_events_url)
-                .json(&command.data);
+            let request = ctx.http.post(&ctx.endpoints.pager_duty_events_url).json(&command.data);
             match super::http::send(request).await {
                 // The Events API answers 403 when the service key is rate limited.
-                Attempt::Fail(reason) if reason.starts_with("HTTP 403") => Attempt::Retry {
-                    reason: format!("{reason} (rate limited)"),
-                    retry_after: None,
-                },
+                Attempt::Fail(reason) if reason.starts_with("HTTP 403") => {
+                    Attempt::Retry { reason: format!("{reason} (rate limited)"), retry_after: None }
+                }
                 other => other,
             }
         })
@@ -78,8 +73,5 @@ fn configure(file: &ResponderConfigFile<'_>) -> Result<Configured, FieldError> {
     if !raw.parameters.create_event_enabled {
         return Ok(Configured::default());
     }
-    Ok(Configured {
-        responders: vec![Arc::new(PagerDutyResponder { id: raw.id })],
-        warnings: vec![],
-    })
+    Ok(Configured { responders: vec![Arc::new(PagerDutyResponder { id: raw.id })], warnings: vec![] })
 }

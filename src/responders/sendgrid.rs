@@ -7,8 +7,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::{
-    AttemptFuture, ConfigSchema, Configured, Responder, ResponderConfigFile, ResponderContext,
-    ResponderModule,
+    AttemptFuture, ConfigSchema, Configured, Responder, ResponderConfigFile, ResponderContext, ResponderModule,
 };
 use crate::command::Command;
 use crate::config::Secret;
@@ -54,16 +53,8 @@ impl Responder for SendgridResponder {
     /// The command's data is a v3 mail/send body as it stands (personalizations, from,
     /// content, attachments, templates, settings…).
     fn execute<'a>(&'a self, command: &'a Command, ctx: &'a ResponderContext) -> AttemptFuture<'a> {
-        let url = format!(
-            "{}/v3/mail/send",
-            ctx.endpoints.sendgrid_api_url.trim_end_matches('/')
-        );
-        Box::pin(super::http::send(
-            ctx.http
-                .post(url)
-                .bearer_auth(self.api_key.expose())
-                .json(&command.data),
-        ))
+        let url = format!("{}/v3/mail/send", ctx.endpoints.sendgrid_api_url.trim_end_matches('/'));
+        Box::pin(super::http::send(ctx.http.post(url).bearer_auth(self.api_key.expose()).json(&command.data)))
     }
 }
 
@@ -100,10 +91,7 @@ fn configure(file: &ResponderConfigFile<'_>) -> Result<Configured, FieldError> {
                 "expected a SendGrid API key, found an empty string",
             ));
         }
-        configured.responders.push(Arc::new(SendgridResponder {
-            id: raw.id,
-            api_key: Secret::new(p.api_key_id),
-        }));
+        configured.responders.push(Arc::new(SendgridResponder { id: raw.id, api_key: Secret::new(p.api_key_id) }));
     }
     Ok(configured)
 }

@@ -6,8 +6,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::{
-    AttemptFuture, ConfigSchema, Configured, Responder, ResponderConfigFile, ResponderContext,
-    ResponderModule,
+    AttemptFuture, ConfigSchema, Configured, Responder, ResponderConfigFile, ResponderContext, ResponderModule,
 };
 use crate::command::Command;
 use crate::config::Secret;
@@ -47,9 +46,7 @@ impl Responder for SlackResponder {
     /// The command's data is an incoming-webhook message as it stands (text, channel,
     /// username, icons, attachments…): it is posted unchanged.
     fn execute<'a>(&'a self, command: &'a Command, ctx: &'a ResponderContext) -> AttemptFuture<'a> {
-        Box::pin(super::http::send(
-            ctx.http.post(self.webhook_url.expose()).json(&command.data),
-        ))
+        Box::pin(super::http::send(ctx.http.post(self.webhook_url.expose()).json(&command.data)))
     }
 }
 
@@ -74,10 +71,7 @@ fn configure(file: &ResponderConfigFile<'_>) -> Result<Configured, FieldError> {
     crate::config::runtime::check_http_url(&raw.parameters.webhook_url)
         .map_err(|m| FieldError::new("data.parameters.webhookUrl", m))?;
     Ok(Configured {
-        responders: vec![Arc::new(SlackResponder {
-            id: raw.id,
-            webhook_url: Secret::new(raw.parameters.webhook_url),
-        })],
+        responders: vec![Arc::new(SlackResponder { id: raw.id, webhook_url: Secret::new(raw.parameters.webhook_url) })],
         warnings: vec![],
     })
 }

@@ -179,12 +179,7 @@ const MIN_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 impl ShardConsumer {
-    pub fn new(
-        settings: Arc<ConsumerSettings>,
-        links: ConsumerLinks,
-        lease: HeldLeaseInfo,
-        exit: ExitGuard,
-    ) -> Self {
+    pub fn new(settings: Arc<ConsumerSettings>, links: ConsumerLinks, lease: HeldLeaseInfo, exit: ExitGuard) -> Self {
         let max_in_flight = settings.max_in_flight;
         ShardConsumer {
             settings,
@@ -235,21 +230,14 @@ impl ShardConsumer {
         if self.state.phase != Phase::WaitingOnParents {
             return;
         }
-        let request = self
-            .links
-            .lease_manager
-            .send(ParentsFinished(self.lease.parents.clone()));
+        let request = self.links.lease_manager.send(ParentsFinished(self.lease.parents.clone()));
         ctx.spawn(request.into_actor(self).map(|result, act, ctx| {
             if act.state.phase != Phase::WaitingOnParents {
                 return;
             }
             match result {
                 Ok(Ok(true)) => {
-                    log::info!(
-                        "shard {}: parents [{}] finished; starting",
-                        act.shard(),
-                        act.lease.parents.join(", ")
-                    );
+                    log::info!("shard {}: parents [{}] finished; starting", act.shard(), act.lease.parents.join(", "));
                     act.state.phase = Phase::Initializing;
                     act.initialize(ctx);
                 }
@@ -257,9 +245,7 @@ impl ShardConsumer {
                     if let Ok(Err(e)) = other {
                         log::debug!("shard {}: parent check failed ({e})", act.shard());
                     }
-                    ctx.run_later(act.settings.parent_poll_interval, |act, ctx| {
-                        act.check_parents(ctx)
-                    });
+                    ctx.run_later(act.settings.parent_poll_interval, |act, ctx| act.check_parents(ctx));
                 }
             }
         }));
@@ -270,28 +256,20 @@ impl ShardConsumer {
         if !matches!(self.state.phase, Phase::Initializing | Phase::Processing) {
             return;
         }
-        let mut req = self
-            .links
-            .kinesis
-            .get_shard_iterator()
-            .stream_name(&self.settings.stream_name)
-            .shard_id(&**self.shard());
+        let mut req =
+            self.links.kinesis.get_shard_iterator().stream_name(&self.settings.stream_name).shard_id(&**self.shard());
         let start = match &self.state.last_read {
             Some(seq) => Checkpoint::Sequence(seq.clone()),
             None => self.lease.checkpoint.clone(),
         };
         req = match &start {
-            Checkpoint::Sequence(seq) => req
-                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
-                .starting_sequence_number(seq.as_str()),
+            Checkpoint::Sequence(seq) => {
+                req.shard_iterator_type(ShardIteratorType::AfterSequenceNumber).starting_sequence_number(seq.as_str())
+            }
             Checkpoint::TrimHorizon => req.shard_iterator_type(ShardIteratorType::TrimHorizon),
             Checkpoint::Latest => req.shard_iterator_type(ShardIteratorType::Latest),
             Checkpoint::AtTimestamp => {
-                let ms = self
-                    .settings
-                    .at_timestamp
-                    .map(|t| t.timestamp_millis())
-                    .unwrap_or(0);
+                let ms = self.settings.at_timestamp.map(|t| t.timestamp_millis()).unwrap_or(0);
                 req.shard_iterator_type(ShardIteratorType::AtTimestamp)
                     .timestamp(aws_smithy_types::DateTime::from_millis(ms))
             }
@@ -302,43 +280,34 @@ impl ShardConsumer {
                 return;
             }
         };
-        ctx.spawn(
-            req.send()
-                .into_actor(self)
-                .map(move |result, act, ctx| match result {
-                    Ok(out) => {
-                        act.state.error_backoff = MIN_BACKOFF;
-                        act.state.iterator = out.shard_iterator;
-                        if act.state.phase == Phase::Initializing {
-                            log::info!("shard {}: reading from {start}", act.shard());
-                            act.state.phase = Phase::Processing;
-                        }
-                        if act.state.iterator.is_none() {
-                            act.state.shard_closed = true;
-                            act.check_end(ctx);
-                        } else {
-                            act.fetch(ctx);
-                        }
-                    }
-                    Err(e) => {
-                        act.state.errors += 1;
-                        let delay = act.next_backoff();
-                        log::warn!(
-                            "shard {}: GetShardIterator failed ({}); retrying in {} ms",
-                            act.shard(),
-                            aws_sdk_kinesis::error::DisplayErrorContext(&e),
-                            delay.as_millis()
-                        );
-                        act.links.metrics.count(
-                            "GetShardIterator.Error",
-                            "ProcessTask",
-                            act.scope(),
-                            1,
-                        );
-                        ctx.run_later(delay, |act, ctx| act.initialize(ctx));
-                    }
-                }),
-        );
+        ctx.spawn(req.send().into_actor(self).map(move |result, act, ctx| match result {
+            Ok(out) => {
+                act.state.error_backoff = MIN_BACKOFF;
+                act.state.iterator = out.shard_iterator;
+                if act.state.phase == Phase::Initializing {
+                    log::info!("shard {}: reading from {start}", act.shard());
+                    act.state.phase = Phase::Processing;
+                }
+                if act.state.iterator.is_none() {
+                    act.state.shard_closed = true;
+                    act.check_end(ctx);
+                } else {
+                    act.fetch(ctx);
+                }
+            }
+            Err(e) => {
+                act.state.errors += 1;
+                let delay = act.next_backoff();
+                log::warn!(
+                    "shard {}: GetShardIterator failed ({}); retrying in {} ms",
+                    act.shard(),
+                    aws_sdk_kinesis::error::DisplayErrorContext(&e),
+                    delay.as_millis()
+                );
+                act.links.metrics.count("GetShardIterator.Error", "ProcessTask", act.scope(), 1);
+                ctx.run_later(delay, |act, ctx| act.initialize(ctx));
+            }
+        }));
     }
 
     fn fetch(&mut self, ctx: &mut Context<Self>) {
@@ -360,20 +329,9 @@ impl ShardConsumer {
         self.state.blocked = false;
         self.state.fetching = true;
         let started = Instant::now();
-        let request = self
-            .links
-            .kinesis
-            .get_records()
-            .shard_iterator(iterator)
-            .limit(self.settings.max_records)
-            .send();
+        let request = self.links.kinesis.get_records().shard_iterator(iterator).limit(self.settings.max_records).send();
         ctx.spawn(request.into_actor(self).map(move |result, act, ctx| {
-            act.links.metrics.millis(
-                "GetRecords.Time",
-                "ProcessTask",
-                act.scope(),
-                started.elapsed(),
-            );
+            act.links.metrics.millis("GetRecords.Time", "ProcessTask", act.scope(), started.elapsed());
             match result {
                 Ok(out) => act.on_records(out, ctx),
                 Err(e) => act.on_fetch_error(e, ctx),
@@ -383,9 +341,7 @@ impl ShardConsumer {
 
     fn on_fetch_error(
         &mut self,
-        e: aws_sdk_kinesis::error::SdkError<
-            aws_sdk_kinesis::operation::get_records::GetRecordsError,
-        >,
+        e: aws_sdk_kinesis::error::SdkError<aws_sdk_kinesis::operation::get_records::GetRecordsError>,
         ctx: &mut Context<Self>,
     ) {
         self.state.fetching = false;
@@ -393,35 +349,21 @@ impl ShardConsumer {
         if service.is_some_and(|s| s.is_expired_iterator_exception()) {
             // Iterators live 5 minutes: restart after the last record read.
             self.state.iterator_restarts += 1;
-            self.links
-                .metrics
-                .count("ExpiredIterator", "ProcessTask", self.scope(), 1);
-            log::info!(
-                "shard {}: shard iterator expired; getting a new one",
-                self.shard()
-            );
+            self.links.metrics.count("ExpiredIterator", "ProcessTask", self.scope(), 1);
+            log::info!("shard {}: shard iterator expired; getting a new one", self.shard());
             self.initialize(ctx);
             return;
         }
-        let throttled = service.is_some_and(|s| {
-            s.is_provisioned_throughput_exceeded_exception() || s.is_kms_throttling_exception()
-        });
+        let throttled = service
+            .is_some_and(|s| s.is_provisioned_throughput_exceeded_exception() || s.is_kms_throttling_exception());
         let delay = self.next_backoff();
         if throttled {
             self.state.throttles += 1;
-            self.links
-                .metrics
-                .count("GetRecords.Throttled", "ProcessTask", self.scope(), 1);
-            log::warn!(
-                "shard {}: GetRecords throttled; backing off {} ms",
-                self.shard(),
-                delay.as_millis()
-            );
+            self.links.metrics.count("GetRecords.Throttled", "ProcessTask", self.scope(), 1);
+            log::warn!("shard {}: GetRecords throttled; backing off {} ms", self.shard(), delay.as_millis());
         } else {
             self.state.errors += 1;
-            self.links
-                .metrics
-                .count("GetRecords.Error", "ProcessTask", self.scope(), 1);
+            self.links.metrics.count("GetRecords.Error", "ProcessTask", self.scope(), 1);
             log::warn!(
                 "shard {}: GetRecords failed ({}); retrying in {} ms",
                 self.shard(),
@@ -436,11 +378,10 @@ impl ShardConsumer {
         ctx.run_later(delay, |act, ctx| act.fetch(ctx));
     }
 
-    fn on_records(
-        &mut self,
-        out: aws_sdk_kinesis::operation::get_records::GetRecordsOutput,
-        ctx: &mut Context<Self>,
-    ) {
+    fn on_records(&mut self, out: aws_sdk_kinesis::operation::get_records::GetRecordsOutput, ctx: &mut Context<Self>) {
+        if self.discarding() {
+            return;
+        }
         self.state.error_backoff = MIN_BACKOFF;
         self.state.batches += 1;
         if let Some(ms) = out.millis_behind_latest {
@@ -459,14 +400,8 @@ impl ShardConsumer {
             .unwrap_or_default()
             .into_iter()
             .map(|c| ShardInfo {
-                starting_hash_key: c
-                    .hash_key_range()
-                    .map(|r| r.starting_hash_key().to_owned())
-                    .unwrap_or_default(),
-                ending_hash_key: c
-                    .hash_key_range()
-                    .map(|r| r.ending_hash_key().to_owned())
-                    .unwrap_or_default(),
+                starting_hash_key: c.hash_key_range().map(|r| r.starting_hash_key().to_owned()).unwrap_or_default(),
+                ending_hash_key: c.hash_key_range().map(|r| r.ending_hash_key().to_owned()).unwrap_or_default(),
                 id: c.shard_id,
                 parents: c.parent_shards,
                 closed: false,
@@ -493,12 +428,7 @@ impl ShardConsumer {
         }
         self.state.records_read += meta.len() as u64;
         self.state.bytes_read += bytes;
-        self.links.metrics.count(
-            "RecordsProcessed",
-            "ProcessTask",
-            self.scope(),
-            meta.len() as u64,
-        );
+        self.links.metrics.count("RecordsProcessed", "ProcessTask", self.scope(), meta.len() as u64);
         self.links.metrics.record(
             "DataBytesProcessed",
             "ProcessTask",
@@ -538,6 +468,9 @@ impl ShardConsumer {
         }
         let parse = self.links.parser.send(ParseBatch(payloads));
         ctx.spawn(parse.into_actor(self).map(move |result, act, ctx| {
+            if act.discarding() {
+                return;
+            }
             match result {
                 Ok(classified) => {
                     for ((seq, key), class) in meta.into_iter().zip(classified) {
@@ -547,8 +480,7 @@ impl ShardConsumer {
                 Err(e) => {
                     // The parse pool is gone: the process is stopping. Nothing was admitted, so
                     // nothing is lost: the next owner reads these again.
-                    act.exit
-                        .set_reason(ExitReason::Failed(format!("parse pool unavailable: {e}")));
+                    act.exit.set_reason(ExitReason::Failed(format!("parse pool unavailable: {e}")));
                     ctx.stop();
                     return;
                 }
@@ -558,6 +490,18 @@ impl ShardConsumer {
         }));
     }
 
+    /// A batch that arrives once draining started (a read that was already out) is dropped
+    /// unread: nothing of it is checkpointed, so the shard's next owner reads it. Actioning it
+    /// here, after the final checkpoint, would action it twice.
+    fn discarding(&mut self) -> bool {
+        if matches!(self.state.phase, Phase::Draining | Phase::Finished) {
+            self.state.fetching = false;
+            true
+        } else {
+            false
+        }
+    }
+
     fn admit(&mut self, seq: SequenceNumber, partition_key: String, class: Classified) {
         match class {
             Classified::Routable { command, route } => {
@@ -565,12 +509,7 @@ impl ShardConsumer {
                     Ordering::PartitionKey => Arc::from(partition_key),
                     Ordering::Shard => Arc::from(""),
                 };
-                let pending = Pending {
-                    command,
-                    route,
-                    seq: Arc::from(seq.as_str()),
-                    attempts: 0,
-                };
+                let pending = Pending { command, route, seq: Arc::from(seq.as_str()), attempts: 0 };
                 self.state.tracker.admit(seq, key, pending);
             }
             other => {
@@ -598,13 +537,9 @@ impl ShardConsumer {
     ) {
         let index = Outcome::ALL.iter().position(|o| *o == outcome).unwrap_or(0);
         self.state.outcomes[index] += 1;
-        self.links
-            .metrics
-            .count(outcome.metric_name(), "ProcessTask", self.scope(), 1);
+        self.links.metrics.count(outcome.metric_name(), "ProcessTask", self.scope(), 1);
         let id = command_id.map_or_else(|| "-".to_owned(), |u| u.to_string());
-        let responder = responder
-            .map(|r| format!(" responder={r} attempts={attempts}"))
-            .unwrap_or_default();
+        let responder = responder.map(|r| format!(" responder={r} attempts={attempts}")).unwrap_or_default();
         match outcome {
             Outcome::Done => log::info!(
                 target: "sauna::outcome",
@@ -775,18 +710,13 @@ impl Actor for ShardConsumer {
         ctx.set_mailbox_capacity(self.settings.mailbox);
         // Progress goes to the Checkpointer a few times per checkpoint interval; the
         // Checkpointer decides when to write.
-        let tick = (self.settings.checkpoint_interval / 4)
-            .clamp(Duration::from_millis(10), Duration::from_millis(250));
+        let tick = (self.settings.checkpoint_interval / 4).clamp(Duration::from_millis(10), Duration::from_millis(250));
         ctx.run_interval(tick, |act, _| act.send_progress(false));
         if self.lease.parents.is_empty() {
             self.initialize(ctx);
         } else {
             self.state.phase = Phase::WaitingOnParents;
-            log::info!(
-                "shard {}: waiting for parents [{}]",
-                self.shard(),
-                self.lease.parents.join(", ")
-            );
+            log::info!("shard {}: waiting for parents [{}]", self.shard(), self.lease.parents.join(", "));
             self.check_parents(ctx);
         }
     }
@@ -802,9 +732,7 @@ impl Handler<ParentFinished> for ShardConsumer {
     type Result = ();
 
     fn handle(&mut self, msg: ParentFinished, ctx: &mut Self::Context) {
-        if self.state.phase == Phase::WaitingOnParents
-            && self.lease.parents.iter().any(|p| **p == *msg.0)
-        {
+        if self.state.phase == Phase::WaitingOnParents && self.lease.parents.iter().any(|p| **p == *msg.0) {
             self.check_parents(ctx);
         }
     }
@@ -843,8 +771,7 @@ impl Handler<InjectFailure> for ShardConsumer {
         if msg.panic {
             panic!("injected panic in the consumer of shard {}", self.shard());
         }
-        self.exit
-            .set_reason(ExitReason::Failed("injected failure".into()));
+        self.exit.set_reason(ExitReason::Failed("injected failure".into()));
         ctx.stop();
     }
 }

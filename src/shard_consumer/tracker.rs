@@ -55,12 +55,7 @@ impl<T> Tracker<T> {
     /// Adds a record that already has its outcome (invalid, expired, unroutable).
     pub fn admit_done(&mut self, seq: SequenceNumber) -> u64 {
         let idx = self.next_index();
-        self.slots.push_back(Slot {
-            seq,
-            key: None,
-            payload: None,
-            done: true,
-        });
+        self.slots.push_back(Slot { seq, key: None, payload: None, done: true });
         self.advance();
         idx
     }
@@ -68,12 +63,7 @@ impl<T> Tracker<T> {
     /// Adds a command for a responder; it goes out when its key is free and a place is.
     pub fn admit(&mut self, seq: SequenceNumber, key: Arc<str>, payload: T) -> u64 {
         let idx = self.next_index();
-        self.slots.push_back(Slot {
-            seq,
-            key: Some(key.clone()),
-            payload: Some(payload),
-            done: false,
-        });
+        self.slots.push_back(Slot { seq, key: Some(key.clone()), payload: Some(payload), done: false });
         self.not_done += 1;
         match self.busy.get_mut(&key) {
             Some(queue) => queue.push_back(idx),
@@ -168,8 +158,7 @@ impl<T> Tracker<T> {
     /// Whether reading more would exceed the bounds: `max_in_flight` records without an outcome,
     /// or ten times that many kept behind a slow command.
     pub fn wants_more(&self) -> bool {
-        self.not_done < self.max_in_flight
-            && self.slots.len() < self.max_in_flight.saturating_mul(10).max(10_000)
+        self.not_done < self.max_in_flight && self.slots.len() < self.max_in_flight.saturating_mul(10).max(10_000)
     }
 }
 
@@ -209,11 +198,7 @@ mod tests {
         assert!(!t.complete(b), "20 is done but 10 is not: no move");
         assert_eq!(t.watermark(), None);
         assert!(t.complete(a));
-        assert_eq!(
-            t.watermark(),
-            Some(&seq(30)),
-            "10, 20 and the invalid 30 are all covered"
-        );
+        assert_eq!(t.watermark(), Some(&seq(30)), "10, 20 and the invalid 30 are all covered");
         assert!(t.all_done());
         assert_eq!(t.retained(), 0);
     }
@@ -229,11 +214,7 @@ mod tests {
         assert_eq!(t.next_dispatch().map(|d| d.0), Some(f1));
         assert_eq!(t.next_dispatch(), None, "two in flight: the bound");
         t.complete(f1);
-        assert_eq!(
-            t.next_dispatch().map(|d| d.0),
-            Some(f2),
-            "f2 overtakes the queued slow #2"
-        );
+        assert_eq!(t.next_dispatch().map(|d| d.0), Some(f2), "f2 overtakes the queued slow #2");
         assert_eq!(t.in_flight(), 2);
         assert_eq!(t.not_done(), 3);
         assert!(!t.wants_more());

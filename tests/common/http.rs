@@ -28,10 +28,7 @@ impl Recorded {
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -53,11 +50,7 @@ impl Reply {
         Reply {
             status,
             headers: vec![],
-            body: if status < 300 {
-                "ok".into()
-            } else {
-                "error".into()
-            },
+            body: if status < 300 { "ok".into() } else { "error".into() },
             delay: Duration::ZERO,
         }
     }
@@ -103,11 +96,8 @@ impl FakeHttp {
         let (reqs, beh) = (requests.clone(), behavior.clone());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("runtime");
+            let runtime =
+                tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
                 let serve = async move {
@@ -117,57 +107,44 @@ impl FakeHttp {
                         };
                         let (reqs, beh) = (reqs.clone(), beh.clone());
                         tokio::spawn(async move {
-                            let service =
-                                service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                                    let (reqs, beh) = (reqs.clone(), beh.clone());
-                                    async move {
-                                        let at = Instant::now();
-                                        let method = req.method().to_string();
-                                        let path = req.uri().to_string();
-                                        let headers = req
-                                            .headers()
-                                            .iter()
-                                            .map(|(k, v)| {
-                                                (k.to_string(), v.to_str().unwrap_or("").to_owned())
-                                            })
-                                            .collect();
-                                        let body = req
-                                            .into_body()
-                                            .collect()
-                                            .await
-                                            .map(|b| b.to_bytes().to_vec())
-                                            .unwrap_or_default();
-                                        let rec = Recorded {
-                                            method,
-                                            path,
-                                            headers,
-                                            body,
-                                            at,
-                                        };
-                                        let reply = {
-                                            let mut all = reqs.lock().expect("lock");
-                                            all.push(rec.clone());
-                                            let n = all.len();
-                                            let f = beh.lock().expect("lock").clone();
-                                            f(&rec, n)
-                                        };
-                                        if !reply.delay.is_zero() {
-                                            tokio::time::sleep(reply.delay).await;
-                                        }
-                                        let mut resp =
-                                            hyper::Response::builder().status(reply.status);
-                                        for (k, v) in &reply.headers {
-                                            resp = resp.header(k, v);
-                                        }
-                                        Ok::<_, std::convert::Infallible>(
-                                            resp.body(Full::new(Bytes::from(reply.body)))
-                                                .expect("response"),
-                                        )
+                            let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                                let (reqs, beh) = (reqs.clone(), beh.clone());
+                                async move {
+                                    let at = Instant::now();
+                                    let method = req.method().to_string();
+                                    let path = req.uri().to_string();
+                                    let headers = req
+                                        .headers()
+                                        .iter()
+                                        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
+                                        .collect();
+                                    let body = req
+                                        .into_body()
+                                        .collect()
+                                        .await
+                                        .map(|b| b.to_bytes().to_vec())
+                                        .unwrap_or_default();
+                                    let rec = Recorded { method, path, headers, body, at };
+                                    let reply = {
+                                        let mut all = reqs.lock().expect("lock");
+                                        all.push(rec.clone());
+                                        let n = all.len();
+                                        let f = beh.lock().expect("lock").clone();
+                                        f(&rec, n)
+                                    };
+                                    if !reply.delay.is_zero() {
+                                        tokio::time::sleep(reply.delay).await;
                                     }
-                                });
-                            let _ = http1::Builder::new()
-                                .serve_connection(TokioIo::new(stream), service)
-                                .await;
+                                    let mut resp = hyper::Response::builder().status(reply.status);
+                                    for (k, v) in &reply.headers {
+                                        resp = resp.header(k, v);
+                                    }
+                                    Ok::<_, std::convert::Infallible>(
+                                        resp.body(Full::new(Bytes::from(reply.body))).expect("response"),
+                                    )
+                                }
+                            });
+                            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
                         });
                     }
                 };
@@ -177,12 +154,7 @@ impl FakeHttp {
                 }
             });
         });
-        FakeHttp {
-            addr,
-            requests,
-            behavior,
-            stop: Some(stop),
-        }
+        FakeHttp { addr, requests, behavior, stop: Some(stop) }
     }
 
     /// `http://127.0.0.1:PORT` + `path`.
@@ -211,10 +183,7 @@ impl FakeHttp {
             if c >= n {
                 return self.requests();
             }
-            assert!(
-                start.elapsed() < timeout,
-                "only {c} of {n} requests arrived within {timeout:?}"
-            );
+            assert!(start.elapsed() < timeout, "only {c} of {n} requests arrived within {timeout:?}");
             std::thread::sleep(Duration::from_millis(25));
         }
     }
@@ -233,10 +202,7 @@ impl FakeHttp {
             } else if since.elapsed() >= quiet {
                 return c;
             }
-            assert!(
-                start.elapsed() < timeout,
-                "requests kept coming for {timeout:?}"
-            );
+            assert!(start.elapsed() < timeout, "requests kept coming for {timeout:?}");
         }
     }
 }

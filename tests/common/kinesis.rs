@@ -36,14 +36,7 @@ impl TestStream {
     pub async fn create(prefix: &str, shards: i32) -> Self {
         let clients = clients().await;
         let name = super::unique_name(prefix);
-        clients
-            .kinesis
-            .create_stream()
-            .stream_name(&name)
-            .shard_count(shards)
-            .send()
-            .await
-            .expect("CreateStream");
+        clients.kinesis.create_stream().stream_name(&name).shard_count(shards).send().await.expect("CreateStream");
         let s = TestStream { name, clients };
         s.wait_active().await;
         s
@@ -59,10 +52,7 @@ impl TestStream {
                 .send()
                 .await
                 .expect("DescribeStreamSummary");
-            if d.stream_description_summary()
-                .map(|s| s.stream_status().as_str())
-                == Some("ACTIVE")
-            {
+            if d.stream_description_summary().map(|s| s.stream_status().as_str()) == Some("ACTIVE") {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
@@ -72,14 +62,7 @@ impl TestStream {
 
     /// Shard ids with their hash ranges and whether they are open.
     pub async fn shards(&self) -> Vec<aws_sdk_kinesis::types::Shard> {
-        let out = self
-            .clients
-            .kinesis
-            .list_shards()
-            .stream_name(&self.name)
-            .send()
-            .await
-            .expect("ListShards");
+        let out = self.clients.kinesis.list_shards().stream_name(&self.name).send().await.expect("ListShards");
         out.shards().to_vec()
     }
 
@@ -87,11 +70,7 @@ impl TestStream {
         self.shards()
             .await
             .into_iter()
-            .filter(|s| {
-                s.sequence_number_range()
-                    .and_then(|r| r.ending_sequence_number())
-                    .is_none()
-            })
+            .filter(|s| s.sequence_number_range().and_then(|r| r.ending_sequence_number()).is_none())
             .collect()
     }
 
@@ -100,11 +79,8 @@ impl TestStream {
         let mut out = vec![];
         let mut index = 0;
         for chunk in records.chunks(500) {
-            let mut pending: Vec<(usize, String, Vec<u8>)> = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, (k, d))| (index + i, k.clone(), d.clone()))
-                .collect();
+            let mut pending: Vec<(usize, String, Vec<u8>)> =
+                chunk.iter().enumerate().map(|(i, (k, d))| (index + i, k.clone(), d.clone())).collect();
             index += chunk.len();
             for _ in 0..20 {
                 if pending.is_empty() {
@@ -133,12 +109,9 @@ impl TestStream {
                 let mut retry = vec![];
                 for ((i, k, d), r) in pending.into_iter().zip(results) {
                     match (r.shard_id(), r.sequence_number()) {
-                        (Some(shard), Some(seq)) => out.push(Put {
-                            shard: shard.to_owned(),
-                            seq: seq.to_owned(),
-                            key: k,
-                            index: i,
-                        }),
+                        (Some(shard), Some(seq)) => {
+                            out.push(Put { shard: shard.to_owned(), seq: seq.to_owned(), key: k, index: i })
+                        }
                         _ => retry.push((i, k, d)),
                     }
                 }
@@ -155,10 +128,7 @@ impl TestStream {
 
     pub async fn split(&self, shard: &str) {
         let shards = self.shards().await;
-        let s = shards
-            .iter()
-            .find(|s| s.shard_id() == shard)
-            .expect("shard exists");
+        let s = shards.iter().find(|s| s.shard_id() == shard).expect("shard exists");
         let range = s.hash_key_range().expect("range");
         let lo: u128 = range.starting_hash_key().parse().expect("number");
         let hi: u128 = range.ending_hash_key().parse().expect("number");
@@ -229,13 +199,7 @@ pub fn command(
 
 /// Every row of a lease table, raw.
 pub async fn lease_rows(clients: &AwsClients, table: &str) -> Vec<HashMap<String, AttributeValue>> {
-    let out = clients
-        .dynamodb
-        .scan()
-        .table_name(table)
-        .consistent_read(true)
-        .send()
-        .await;
+    let out = clients.dynamodb.scan().table_name(table).consistent_read(true).send().await;
     match out {
         Ok(o) => o.items().to_vec(),
         Err(_) => vec![],
@@ -257,13 +221,5 @@ pub async fn checkpoints(clients: &AwsClients, table: &str) -> HashMap<String, S
 
 /// The text field of the Slack messages received, in arrival order.
 pub fn texts(requests: &[super::http::Recorded]) -> Vec<String> {
-    requests
-        .iter()
-        .filter_map(|r| {
-            r.json()
-                .get("text")
-                .and_then(|t| t.as_str())
-                .map(str::to_owned)
-        })
-        .collect()
+    requests.iter().filter_map(|r| r.json().get("text").and_then(|t| t.as_str()).map(str::to_owned)).collect()
 }

@@ -35,14 +35,9 @@ pub fn emulators() -> Emulators {
     };
     for url in [&e.kinesis, &e.dynamodb, &e.cloudwatch] {
         let addr = url.trim_start_matches("http://").trim_end_matches('/');
-        let reachable = addr
-            .parse()
-            .ok()
-            .is_some_and(|a| TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok());
-        assert!(
-            reachable,
-            "no emulator answers at {url}: run scripts/emulators.sh start"
-        );
+        let reachable =
+            addr.parse().ok().is_some_and(|a| TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok());
+        assert!(reachable, "no emulator answers at {url}: run scripts/emulators.sh start");
     }
     e
 }
@@ -55,10 +50,6 @@ pub fn unique_name(prefix: &str) -> String {
         "{prefix}-{}-{}-{}",
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed),
-        uuid::Uuid::new_v4()
-            .simple()
-            .to_string()
-            .get(..8)
-            .unwrap_or("0")
+        uuid::Uuid::new_v4().simple().to_string().get(..8).unwrap_or("0")
     )
 }

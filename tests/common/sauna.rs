@@ -61,10 +61,7 @@ impl ConfigDir {
                 "data": { "enabled": true, "id": "slack", "parameters": { "sendMessageEnabled": true, "webhookUrl": slack_url } }
             }),
         );
-        c.write(
-            "runtime.json",
-            &json!({ "schema": "iglu:rs.sauna.config/RuntimeConfig/avro/1-0-0", "data": runtime }),
-        );
+        c.write("runtime.json", &json!({ "schema": "iglu:rs.sauna.config/RuntimeConfig/avro/1-0-0", "data": runtime }));
         c
     }
 
@@ -92,11 +89,7 @@ impl ConfigDir {
     }
 
     pub fn write(&self, name: &str, value: &Value) {
-        std::fs::write(
-            self.dir.path().join(name),
-            serde_json::to_vec_pretty(value).expect("json"),
-        )
-        .expect("write");
+        std::fs::write(self.dir.path().join(name), serde_json::to_vec_pretty(value).expect("json")).expect("write");
     }
 
     pub fn path(&self) -> &Path {
@@ -118,19 +111,12 @@ impl Sauna {
         let child = Command::new(env!("CARGO_BIN_EXE_sauna"))
             .args(["run", "--config-dir"])
             .arg(config.path())
-            .env(
-                "RUST_LOG",
-                std::env::var("SAUNA_TEST_LOG").unwrap_or_else(|_| "info".into()),
-            )
+            .env("RUST_LOG", std::env::var("SAUNA_TEST_LOG").unwrap_or_else(|_| "info".into()))
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()
             .expect("sauna starts");
-        Sauna {
-            child,
-            log,
-            name: name.to_owned(),
-        }
+        Sauna { child, log, name: name.to_owned() }
     }
 
     pub fn pid(&self) -> u32 {
@@ -138,11 +124,7 @@ impl Sauna {
     }
 
     fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.pid().to_string()])
-            .status()
-            .expect("kill runs")
-            .success();
+        let ok = Command::new("kill").args([sig, &self.pid().to_string()]).status().expect("kill runs").success();
         assert!(ok, "kill {sig} {} failed", self.pid());
     }
 
@@ -172,18 +154,14 @@ impl Sauna {
             }
             if start.elapsed() > timeout {
                 self.kill9();
-                panic!(
-                    "{} did not exit within {timeout:?}; log:\n{}",
-                    self.name,
-                    self.log_tail(40)
-                );
+                panic!("{} did not exit within {timeout:?}; log:\n{}", self.name, self.log_tail(40));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        String::from_utf8_lossy(&std::fs::read(&self.log).unwrap_or_default()).into_owned()
     }
 
     pub fn log_tail(&self, n: usize) -> String {
@@ -196,11 +174,7 @@ impl Sauna {
     pub fn wait_log(&self, needle: &str, n: usize, timeout: Duration) {
         let start = Instant::now();
         loop {
-            let c = self
-                .log_text()
-                .lines()
-                .filter(|l| l.contains(needle))
-                .count();
+            let c = self.log_text().lines().filter(|l| l.contains(needle)).count();
             if c >= n {
                 return;
             }
@@ -221,9 +195,7 @@ impl Drop for Sauna {
             println!("----- log of {} -----\n{}", self.name, self.log_text());
         }
         if let Ok(None) = self.child.try_wait() {
-            let _ = Command::new("kill")
-                .args(["-CONT", &self.pid().to_string()])
-                .status();
+            let _ = Command::new("kill").args(["-CONT", &self.pid().to_string()]).status();
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
