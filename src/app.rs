@@ -35,6 +35,10 @@ impl Observers {
         let arbiters: Vec<Arbiter> = (0..cores).map(|_| Arbiter::new()).collect();
         let handles: Vec<_> = arbiters.iter().map(Arbiter::handle).collect();
         let worker_id = configuration.runtime.leases.worker_id.clone().unwrap_or_else(default_worker_id);
+        let outcome_log = match configuration.loggers.first() {
+            Some(l) => Some((AwsClients::for_observer(&l.region, &l.credentials).await.dynamodb, l.table_name.clone())),
+            None => None,
+        };
         let mut supervisors = vec![];
         for observer in &configuration.observers {
             let clients = AwsClients::for_observer(&observer.region, &observer.credentials).await;
@@ -46,6 +50,7 @@ impl Observers {
                 responders: configuration.responders.clone(),
                 command_schemas: Arc::clone(&configuration.command_schemas),
                 arbiters: handles.clone(),
+                outcome_log: outcome_log.clone(),
             };
             supervisors.push((observer.id.clone(), Supervisor::new(spec).start()));
         }

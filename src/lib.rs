@@ -21,12 +21,15 @@
 pub mod app;
 pub mod aws;
 pub mod checkpointer;
+pub mod cli;
 pub mod command;
 pub mod config;
+pub mod dead_letters;
 pub mod iglu;
 pub mod lease_manager;
 pub mod metrics;
 pub mod outcome;
+pub mod outcome_log;
 pub mod parser_pool;
 pub mod responders;
 pub mod shard_consumer;

@@ -26,6 +26,7 @@ use crate::checkpointer::{
 use crate::command::{CommandParser, SchemaRegistry};
 use crate::config::runtime::RuntimeConfig;
 use crate::config::{InitialPosition, KinesisObserverConfig};
+use crate::dead_letters::DeadLetters;
 use crate::lease_manager::lease::Checkpoint;
 use crate::lease_manager::table::LeaseTable;
 use crate::lease_manager::{
@@ -33,6 +34,7 @@ use crate::lease_manager::{
     ReleaseAll,
 };
 use crate::metrics::{Flush, Metrics, MetricsHandle, MetricsSnapshot, Observe as ObserveMetrics, Scope};
+use crate::outcome_log::{FlushRows, OutcomeLog};
 use crate::parser_pool::{self, ParseWorker};
 use crate::responders::{ObserveResponder, Responder, ResponderActor, ResponderContext, ResponderSnapshot};
 use crate::shard_consumer::{
@@ -51,6 +53,9 @@ pub struct SupervisorSpec {
     pub command_schemas: Arc<SchemaRegistry>,
     /// Arbiters the ShardConsumers are spread over (one per core).
     pub arbiters: Vec<ArbiterHandle>,
+    /// The outcome log's DynamoDB client (with the logger's own region and credentials) and
+    /// table, when a DynamoDB logger is enabled.
+    pub outcome_log: Option<(aws_sdk_dynamodb::Client, String)>,
 }
 
 /// Stop gracefully: drain the consumers, checkpoint, release the leases, flush metrics.
@@ -103,6 +108,8 @@ struct Core {
     parser: Addr<ParseWorker>,
     routes: Arc<Vec<Route>>,
     responders: Vec<Addr<ResponderActor>>,
+    dead_letters: Option<Addr<DeadLetters>>,
+    outcome_log: Option<Addr<OutcomeLog>>,
 }
 
 pub struct Supervisor {
@@ -135,6 +142,8 @@ impl Supervisor {
             checkpoint_interval: r.checkpoint_interval,
             retry: r.retry.clone(),
             mailbox: r.mailboxes.shard_consumer,
+            observer_id: spec.observer.id.clone(),
+            dead_letter_outcomes: if r.dead_letters.enabled() { r.dead_letters.outcomes.clone() } else { vec![] },
         });
         Supervisor {
             spec: Arc::new(spec),
@@ -246,6 +255,19 @@ impl Supervisor {
             routes.len(),
             if routes.len() == 1 { "" } else { "s" }
         );
+        let dl = &r.dead_letters;
+        let dead_letters = dl.enabled().then(|| {
+            DeadLetters::new(
+                dl.file.clone(),
+                dl.stream.clone().map(|s| (spec.clients.kinesis.clone(), s)),
+                r.mailboxes.dead_letters,
+            )
+            .start()
+        });
+        let outcome_log = spec
+            .outcome_log
+            .clone()
+            .map(|(client, table)| OutcomeLog::new(client, table, r.mailboxes.outcome_log).start());
         self.core = Some(Core {
             generation,
             metrics,
@@ -255,6 +277,8 @@ impl Supervisor {
             parser,
             routes: Arc::new(routes),
             responders,
+            dead_letters,
+            outcome_log,
         });
         self.core_backoff.started();
     }
@@ -282,6 +306,8 @@ impl Supervisor {
             checkpointer: core.checkpointer.clone(),
             lease_manager: core.lease_manager.clone(),
             metrics: core.metrics_handle.clone(),
+            dead_letters: core.dead_letters.clone(),
+            outcome_log: core.outcome_log.clone(),
         };
         let settings = self.consumer_settings.clone();
         let exited = ctx.address().recipient::<ChildExited>();
@@ -482,6 +508,7 @@ impl Handler<Shutdown> for Supervisor {
         let checkpointer = core.checkpointer.clone();
         let lease_manager = core.lease_manager.clone();
         let metrics = core.metrics.clone();
+        let outcome_log = core.outcome_log.clone();
         log::info!("observer {id}: shutting down: finishing the commands in flight on {consumers} shard(s)");
         let fut = async move {
             // 1. No more reads; in-flight commands finish (bounded by shutdownTimeoutMillis).
@@ -494,8 +521,11 @@ impl Handler<Shutdown> for Supervisor {
             // 2. Final checkpoints, 3. leases released so others take them at once.
             let _ = tokio::time::timeout(Duration::from_secs(10), checkpointer.send(FlushAll)).await;
             let _ = tokio::time::timeout(Duration::from_secs(10), lease_manager.send(ReleaseAll)).await;
-            // 4. Last metrics.
+            // 4. Last metrics and outcome rows.
             let _ = tokio::time::timeout(Duration::from_secs(5), metrics.send(Flush)).await;
+            if let Some(log) = outcome_log {
+                let _ = tokio::time::timeout(Duration::from_secs(5), log.send(FlushRows)).await;
+            }
             log::info!("observer {id}: stopped: checkpoints written, leases released");
         };
         Box::pin(fut.into_actor(self).map(|_, act, ctx| {

@@ -10,7 +10,7 @@ use apache_avro::Reader;
 use apache_avro::types::Value as AvroValue;
 
 use super::avro_json::FieldError;
-use super::schemas::{self, ConfigKind};
+use super::schemas::{Catalog, ConfigKind};
 use crate::iglu::SchemaKey;
 
 /// The metadata key under which a writer may record the Iglu key.
@@ -22,7 +22,7 @@ pub fn is_avro_container(bytes: &[u8]) -> bool {
     bytes.starts_with(MAGIC)
 }
 
-pub fn decode(bytes: &[u8]) -> Result<(SchemaKey, ConfigKind, AvroValue), FieldError> {
+pub fn decode(bytes: &[u8], catalog: &Catalog) -> Result<(SchemaKey, ConfigKind, AvroValue), FieldError> {
     let header = Reader::new(bytes)
         .map_err(|e| FieldError::new("(file)", format!("expected a readable Avro object container file: {e}")))?;
     let known = match header.user_metadata().get(IGLU_SCHEMA_METADATA) {
@@ -31,17 +31,17 @@ pub fn decode(bytes: &[u8]) -> Result<(SchemaKey, ConfigKind, AvroValue), FieldE
             let key: SchemaKey = text
                 .parse()
                 .map_err(|e| FieldError::new(format!("(metadata {IGLU_SCHEMA_METADATA})"), format!("{e}")))?;
-            schemas::lookup(&key).ok_or_else(|| {
+            catalog.lookup(&key).ok_or_else(|| {
                 FieldError::new(
                     format!("(metadata {IGLU_SCHEMA_METADATA})"),
-                    format!("unknown schema {key}; expected one of: {}", schemas::supported_keys().join(", ")),
+                    format!("unknown schema {key}; expected one of: {}", catalog.supported_keys().join(", ")),
                 )
             })?
         }
         None => {
             let name =
                 header.writer_schema().name().map(|n| n.fullname(None)).unwrap_or_else(|| "(unnamed)".to_owned());
-            schemas::lookup_by_avro_name(&name).ok_or_else(|| {
+            catalog.lookup_by_avro_name(&name).ok_or_else(|| {
                 FieldError::new(
                     "(writer schema)",
                     format!(

@@ -29,6 +29,7 @@ pub use avro_json::FieldError;
 pub use logger::DynamodbLoggerConfig;
 pub use observer::{AwsCredentials, InitialPosition, KinesisObserverConfig};
 pub use runtime::RuntimeConfig;
+pub use schemas::Catalog;
 use schemas::ConfigKind;
 pub use secret::Secret;
 
@@ -128,9 +129,16 @@ impl DirReport {
     }
 }
 
-/// Loads a config directory, or says everything that is wrong with it.
+/// Loads a config directory with the built-in responders, or says everything that is wrong
+/// with it.
 pub fn load_dir(dir: &Path) -> Result<Configuration, ConfigErrors> {
-    let report = inspect_dir(dir);
+    load_dir_with(dir, Catalog::standard())
+}
+
+/// Loads a config directory with the schemas of `catalog` (built-in responders plus an
+/// embedding program's own, see [`Catalog::with`]).
+pub fn load_dir_with(dir: &Path, catalog: &Catalog) -> Result<Configuration, ConfigErrors> {
+    let report = inspect_dir_with(dir, catalog);
     match report.configuration {
         Some(c) => Ok(c),
         None => Err(ConfigErrors(report.all_errors())),
@@ -144,8 +152,13 @@ struct Decoded {
     value: AvroValue,
 }
 
-/// Checks every file of `dir` and the directory as a whole.
+/// Checks every file of `dir` and the directory as a whole, with the built-in responders.
 pub fn inspect_dir(dir: &Path) -> DirReport {
+    inspect_dir_with(dir, Catalog::standard())
+}
+
+/// Checks every file of `dir` and the directory as a whole, with the schemas of `catalog`.
+pub fn inspect_dir_with(dir: &Path, catalog: &Catalog) -> DirReport {
     let mut report = DirReport { files: vec![], errors: vec![], warnings: vec![], configuration: None };
     let paths = match config_files(dir) {
         Ok(p) => p,
@@ -162,7 +175,7 @@ pub fn inspect_dir(dir: &Path) -> DirReport {
     let mut ids: HashMap<String, PathBuf> = HashMap::new();
 
     for path in paths {
-        let status = match decode_file(&path) {
+        let status = match decode_file(&path, catalog) {
             Err(e) => FileStatus::Failed(e),
             Ok(None) => FileStatus::Disabled { schema: None },
             Ok(Some(d)) if !is_enabled(&d) => FileStatus::Disabled { schema: Some(d.key) },
@@ -272,7 +285,8 @@ pub fn inspect_dir(dir: &Path) -> DirReport {
             "(directory)",
             format!(
                 "expected at least one enabled observer ({}), found none",
-                schemas::known()
+                catalog
+                    .known()
                     .iter()
                     .find(|k| matches!(k.kind, ConfigKind::KinesisObserver))
                     .map(|k| k.key.to_string())
@@ -335,11 +349,11 @@ fn config_files(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
 
 /// Reads one file. `Ok(None)`: a JSON config whose `enabled` is false or absent, ignored
 /// before any schema check, as Sauna does.
-fn decode_file(path: &Path) -> Result<Option<Decoded>, ConfigError> {
+fn decode_file(path: &Path, catalog: &Catalog) -> Result<Option<Decoded>, ConfigError> {
     let bytes =
         std::fs::read(path).map_err(|e| ConfigError::at(path, "(file)", format!("expected a readable file: {e}")))?;
     if binary::is_avro_container(&bytes) {
-        return binary::decode(&bytes)
+        return binary::decode(&bytes, catalog)
             .map(|(key, kind, value)| Some(Decoded { key, kind, value }))
             .map_err(|e| ConfigError::from_field(path, e));
     }
@@ -381,7 +395,7 @@ fn decode_file(path: &Path) -> Result<Option<Decoded>, ConfigError> {
     }
     let key: SchemaKey =
         schema.parse().map_err(|e: crate::iglu::IgluParseError| ConfigError::at(path, "schema", e.to_string()))?;
-    let known = schemas::lookup(&key);
+    let known = catalog.lookup(&key);
 
     let enabled = match data.get("enabled") {
         Some(JsonValue::Bool(b)) => *b,
@@ -401,7 +415,7 @@ fn decode_file(path: &Path) -> Result<Option<Decoded>, ConfigError> {
         return Err(ConfigError::at(
             path,
             "schema",
-            format!("unknown schema {key}; expected one of: {}", schemas::supported_keys().join(", ")),
+            format!("unknown schema {key}; expected one of: {}", catalog.supported_keys().join(", ")),
         ));
     };
     let Some(avro) = &known.avro else {

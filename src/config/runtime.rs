@@ -24,6 +24,8 @@ pub struct MailboxCapacities {
     pub checkpointer: usize,
     pub metrics: usize,
     pub responder: usize,
+    pub dead_letters: usize,
+    pub outcome_log: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +94,27 @@ pub struct Endpoints {
     pub sendgrid_api_url: String,
 }
 
+/// Where records that end without being actioned are written.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeadLetterSettings {
+    /// A JSON-lines file, resolved against the config directory.
+    pub file: Option<PathBuf>,
+    /// A Kinesis stream in the observer's region.
+    pub stream: Option<String>,
+    /// Which outcomes are written.
+    pub outcomes: Vec<crate::outcome::Outcome>,
+}
+
+impl DeadLetterSettings {
+    pub fn enabled(&self) -> bool {
+        self.file.is_some() || self.stream.is_some()
+    }
+
+    pub fn wants(&self, outcome: crate::outcome::Outcome) -> bool {
+        self.enabled() && self.outcomes.contains(&outcome)
+    }
+}
+
 /// The runtime tuning of the whole process.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuntimeConfig {
@@ -105,6 +128,7 @@ pub struct RuntimeConfig {
     pub responder_concurrency: usize,
     /// How long a graceful shutdown waits for in-flight commands.
     pub shutdown_timeout: Duration,
+    pub dead_letters: DeadLetterSettings,
     /// Folders of local static Iglu repositories, already resolved against the config dir.
     pub iglu_repositories: Vec<PathBuf>,
     pub endpoints: Endpoints,
@@ -121,6 +145,7 @@ struct Raw {
     retry: RawRetry,
     responder_concurrency: i32,
     shutdown_timeout_millis: i64,
+    dead_letters: RawDeadLetters,
     iglu_repositories: Vec<String>,
     endpoints: Endpoints,
 }
@@ -146,6 +171,13 @@ struct RawRetrieval {
     idle_time_between_reads_millis: i64,
     max_in_flight_per_shard: i32,
     ordering: Ordering,
+}
+
+#[derive(Deserialize)]
+struct RawDeadLetters {
+    file: Option<String>,
+    stream: Option<String>,
+    outcomes: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -197,6 +229,8 @@ impl RuntimeConfig {
             ("checkpointer", m.checkpointer),
             ("metrics", m.metrics),
             ("responder", m.responder),
+            ("deadLetters", m.dead_letters),
+            ("outcomeLog", m.outcome_log),
         ] {
             if !(1..=1_000_000).contains(&cap) {
                 return Err(FieldError::new(
@@ -332,6 +366,24 @@ impl RuntimeConfig {
                 }
             },
             shutdown_timeout: millis(raw.shutdown_timeout_millis, "data.shutdownTimeoutMillis", 0)?,
+            dead_letters: DeadLetterSettings {
+                file: raw.dead_letters.file.as_ref().map(|f| base_dir.join(f)),
+                stream: match raw.dead_letters.stream {
+                    Some(s) if s.trim().is_empty() => {
+                        return Err(FieldError::new(
+                            "data.deadLetters.stream",
+                            "expected null or a Kinesis stream name",
+                        ));
+                    }
+                    other => other,
+                },
+                outcomes: raw
+                    .dead_letters
+                    .outcomes
+                    .iter()
+                    .filter_map(|o| crate::outcome::Outcome::ALL.into_iter().find(|x| x.as_str() == o))
+                    .collect(),
+            },
             iglu_repositories,
             endpoints: raw.endpoints,
         })

@@ -63,16 +63,21 @@ fn parse(key: &str, avro: Option<&str>, kind: ConfigKind, enabled_by_default: bo
     }
 }
 
-/// Every config schema of this build.
-pub fn known() -> &'static [KnownSchema] {
-    static KNOWN: OnceLock<Vec<KnownSchema>> = OnceLock::new();
-    KNOWN.get_or_init(|| {
+/// The config schemas one build (or one embedding program) knows: the built-in ones plus
+/// those of its responder modules.
+pub struct Catalog {
+    schemas: Vec<KnownSchema>,
+}
+
+impl Catalog {
+    /// The built-in schemas with these responder modules.
+    pub fn new(modules: &[&'static ResponderModule]) -> Self {
         let mut all = vec![
             parse(KINESIS_OBSERVER.0, Some(KINESIS_OBSERVER.1), ConfigKind::KinesisObserver, false),
             parse(DYNAMODB_LOGGER.0, Some(DYNAMODB_LOGGER.1), ConfigKind::DynamodbLogger, false),
             parse(RUNTIME.0, Some(RUNTIME.1), ConfigKind::Runtime, true),
         ];
-        for module in responders::MODULES {
+        for module in modules {
             for schema in module.config_schemas {
                 all.push(parse(schema.key, Some(schema.avro), ConfigKind::Responder(module), false));
             }
@@ -80,31 +85,52 @@ pub fn known() -> &'static [KnownSchema] {
         for (key, why) in REFUSED {
             all.push(parse(key, None, ConfigKind::Refused(why), false));
         }
-        all
-    })
+        Catalog { schemas: all }
+    }
+
+    /// The built-in schemas and responders of this build.
+    pub fn standard() -> &'static Catalog {
+        static STANDARD: OnceLock<Catalog> = OnceLock::new();
+        STANDARD.get_or_init(|| Catalog::new(responders::MODULES))
+    }
+
+    /// The built-in responders plus `extra` ones (an embedding program's own).
+    pub fn with(extra: &[&'static ResponderModule]) -> Catalog {
+        let mut modules: Vec<&'static ResponderModule> = responders::MODULES.to_vec();
+        modules.extend_from_slice(extra);
+        Catalog::new(&modules)
+    }
+
+    pub fn known(&self) -> &[KnownSchema] {
+        &self.schemas
+    }
+
+    pub fn lookup(&self, key: &SchemaKey) -> Option<&KnownSchema> {
+        self.schemas.iter().find(|k| &k.key == key)
+    }
+
+    /// Finds a known schema by the full name of its Avro record (how a binary `.avro` file
+    /// without Iglu metadata names its schema).
+    pub fn lookup_by_avro_name(&self, fullname: &str) -> Option<&KnownSchema> {
+        self.schemas
+            .iter()
+            .find(|k| k.avro.as_ref().and_then(|s| s.name()).is_some_and(|n| n.fullname(None) == fullname))
+    }
+
+    /// The keys of every schema that can be enabled, for "expected one of" messages.
+    pub fn supported_keys(&self) -> Vec<String> {
+        self.schemas.iter().filter(|k| !matches!(k.kind, ConfigKind::Refused(_))).map(|k| k.key.to_string()).collect()
+    }
 }
 
-pub fn lookup(key: &SchemaKey) -> Option<&'static KnownSchema> {
-    known().iter().find(|k| &k.key == key)
-}
-
-/// Finds a known schema by the full name of its Avro record (how a binary `.avro` file
-/// without Iglu metadata names its schema).
-pub fn lookup_by_avro_name(fullname: &str) -> Option<&'static KnownSchema> {
-    known().iter().find(|k| k.avro.as_ref().and_then(|s| s.name()).is_some_and(|n| n.fullname(None) == fullname))
-}
-
+/// The embedded runtime config schema.
 pub fn runtime_schema() -> &'static Schema {
-    known()
+    Catalog::standard()
+        .known()
         .iter()
         .find(|k| matches!(k.kind, ConfigKind::Runtime))
         .and_then(|k| k.avro.as_ref())
         .expect("the runtime schema is embedded")
-}
-
-/// The keys of every schema that can be enabled, for "expected one of" messages.
-pub fn supported_keys() -> Vec<String> {
-    known().iter().filter(|k| !matches!(k.kind, ConfigKind::Refused(_))).map(|k| k.key.to_string()).collect()
 }
 
 #[cfg(test)]
@@ -113,12 +139,13 @@ mod tests {
 
     #[test]
     fn every_embedded_schema_parses_and_is_found_by_name() {
-        for k in known() {
+        let c = Catalog::standard();
+        for k in c.known() {
             if let Some(schema) = &k.avro {
                 let name = schema.name().expect("records are named").fullname(None);
-                assert!(lookup_by_avro_name(&name).is_some(), "{name}");
+                assert!(c.lookup_by_avro_name(&name).is_some(), "{name}");
             }
-            assert!(lookup(&k.key).is_some());
+            assert!(c.lookup(&k.key).is_some());
         }
     }
 }

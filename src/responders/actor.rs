@@ -195,13 +195,13 @@ async fn run_with_retries(
             };
         }
         attempt += 1;
-        let run = tokio::time::timeout(context.request_timeout, responder.execute(command, context));
+        let timeout = responder.timeout().unwrap_or(context.request_timeout);
+        let run = tokio::time::timeout(timeout, responder.execute(command, context));
         let outcome = match AssertUnwindSafe(run).catch_unwind().await {
             Ok(Ok(a)) => a,
-            Ok(Err(_)) => Attempt::Retry {
-                reason: format!("timed out after {} ms", context.request_timeout.as_millis()),
-                retry_after: None,
-            },
+            Ok(Err(_)) => {
+                Attempt::Retry { reason: format!("timed out after {} ms", timeout.as_millis()), retry_after: None }
+            }
             Err(panic) => {
                 let text = panic
                     .downcast_ref::<&str>()

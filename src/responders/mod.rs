@@ -21,6 +21,8 @@ pub mod http;
 pub mod pagerduty;
 pub mod sendgrid;
 pub mod slack;
+pub mod stdout;
+pub mod webhook;
 
 pub use actor::{
     CommandResult, Execute, ObserveResponder, ResponderActor, ResponderSnapshot, backoff as backoff_delay,
@@ -60,7 +62,8 @@ pub struct ResponderModule {
 }
 
 /// Every responder this build knows. Adding a responder: write its module, add one line here.
-pub static MODULES: &[&ResponderModule] = &[&slack::MODULE, &pagerduty::MODULE, &sendgrid::MODULE];
+pub static MODULES: &[&ResponderModule] =
+    &[&slack::MODULE, &pagerduty::MODULE, &sendgrid::MODULE, &webhook::MODULE, &stdout::MODULE];
 
 /// What one attempt at a command came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,6 +113,24 @@ pub trait Responder: Send + Sync + fmt::Debug {
     fn criteria(&self) -> Vec<SchemaCriterion>;
     /// One attempt at actioning `command`.
     fn execute<'a>(&'a self, command: &'a Command, ctx: &'a ResponderContext) -> AttemptFuture<'a>;
+    /// Its own per-attempt timeout, if it has one (otherwise `retry.requestTimeoutMillis`).
+    fn timeout(&self) -> Option<Duration> {
+        None
+    }
+}
+
+/// Parses the command criteria a responder config lists (`field` names the array).
+pub fn parse_criteria(list: &[String], field: &str) -> Result<Vec<SchemaCriterion>, FieldError> {
+    if list.is_empty() {
+        return Err(FieldError::new(
+            field,
+            "expected at least one Iglu criterion such as iglu:com.acme/thing/jsonschema/1-*-*",
+        ));
+    }
+    list.iter()
+        .enumerate()
+        .map(|(i, c)| c.parse().map_err(|e| FieldError::new(format!("{field}[{i}]"), format!("{e}"))))
+        .collect()
 }
 
 /// Parses a criterion written in a responder module; a bad literal is a programming error.
@@ -118,6 +139,6 @@ pub(crate) fn criterion(s: &'static str) -> SchemaCriterion {
 }
 
 /// Decodes a responder config value into its raw serde struct.
-pub(crate) fn decode<T: serde::de::DeserializeOwned>(value: &AvroValue) -> Result<T, FieldError> {
+pub fn decode<T: serde::de::DeserializeOwned>(value: &AvroValue) -> Result<T, FieldError> {
     apache_avro::from_value(value).map_err(|e| FieldError::new("data", format!("cannot decode: {e}")))
 }

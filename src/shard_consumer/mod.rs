@@ -24,11 +24,13 @@ use chrono::{DateTime, Utc};
 use crate::checkpointer::{Checkpointer, Progress, ShardEnded};
 use crate::command::{Classified, Command};
 use crate::config::runtime::{Ordering, RetryPolicy};
+use crate::dead_letters::{DeadLetter, DeadLetters};
 use crate::lease_manager::lease::{Checkpoint, SequenceNumber};
 use crate::lease_manager::shard_sync::ShardInfo;
 use crate::lease_manager::{HeldLeaseInfo, LeaseError, LeaseManager, ParentsFinished};
 use crate::metrics::{MetricsHandle, Scope};
 use crate::outcome::Outcome;
+use crate::outcome_log::{OutcomeLog, OutcomeRow};
 use crate::parser_pool::{ParseBatch, ParseWorker};
 use crate::responders::{CommandResult, Execute};
 use crate::supervision::{ExitGuard, ExitReason};
@@ -56,6 +58,10 @@ pub struct ConsumerSettings {
     /// Used for re-sending a command whose responder mailbox failed.
     pub retry: RetryPolicy,
     pub mailbox: usize,
+    /// The observer's id (for dead letters and the outcome log).
+    pub observer_id: String,
+    /// Which outcomes are dead-lettered (empty: none).
+    pub dead_letter_outcomes: Vec<Outcome>,
 }
 
 /// The addresses a consumer talks to.
@@ -67,6 +73,8 @@ pub struct ConsumerLinks {
     pub checkpointer: Addr<Checkpointer>,
     pub lease_manager: Addr<LeaseManager>,
     pub metrics: MetricsHandle,
+    pub dead_letters: Option<Addr<DeadLetters>>,
+    pub outcome_log: Option<Addr<OutcomeLog>>,
 }
 
 /// Where a consumer is in its life.
@@ -136,8 +144,16 @@ pub struct ShardConsumerSnapshot {
 struct Pending {
     command: Arc<Command>,
     route: usize,
-    seq: Arc<str>,
+    record: Record,
     attempts: u32,
+}
+
+/// What is kept of a record until it has its outcome (cheap to clone).
+#[derive(Clone)]
+struct Record {
+    seq: Arc<str>,
+    partition_key: Arc<str>,
+    data: Bytes,
 }
 
 /// The consumer's changing state, apart from its settings.
@@ -423,7 +439,7 @@ impl ShardConsumer {
             };
             let data = Bytes::from(r.data.into_inner());
             bytes += data.len() as u64;
-            meta.push((seq, r.partition_key.unwrap_or_default()));
+            meta.push((seq, r.partition_key.unwrap_or_default(), data.clone()));
             payloads.push(data);
         }
         self.state.records_read += meta.len() as u64;
@@ -436,7 +452,7 @@ impl ShardConsumer {
             crate::metrics::Unit::Bytes,
             bytes as f64,
         );
-        if let Some((last, _)) = meta.last() {
+        if let Some((last, _, _)) = meta.last() {
             self.state.last_read = Some(last.clone());
         }
         let after = move |act: &mut Self, ctx: &mut Context<Self>| {
@@ -473,8 +489,8 @@ impl ShardConsumer {
             }
             match result {
                 Ok(classified) => {
-                    for ((seq, key), class) in meta.into_iter().zip(classified) {
-                        act.admit(seq, key, class);
+                    for ((seq, key, data), class) in meta.into_iter().zip(classified) {
+                        act.admit(seq, key, data, class, ctx);
                     }
                 }
                 Err(e) => {
@@ -502,15 +518,22 @@ impl ShardConsumer {
         }
     }
 
-    fn admit(&mut self, seq: SequenceNumber, partition_key: String, class: Classified) {
+    fn admit(
+        &mut self,
+        seq: SequenceNumber,
+        partition_key: String,
+        data: Bytes,
+        class: Classified,
+        ctx: &mut Context<Self>,
+    ) {
+        let record = Record { seq: Arc::from(seq.as_str()), partition_key: Arc::from(partition_key), data };
         match class {
             Classified::Routable { command, route } => {
                 let key: Arc<str> = match self.settings.ordering {
-                    Ordering::PartitionKey => Arc::from(partition_key),
+                    Ordering::PartitionKey => record.partition_key.clone(),
                     Ordering::Shard => Arc::from(""),
                 };
-                let pending = Pending { command, route, seq: Arc::from(seq.as_str()), attempts: 0 };
-                self.state.tracker.admit(seq, key, pending);
+                self.state.tracker.admit(seq, key, Pending { command, route, record, attempts: 0 });
             }
             other => {
                 let (outcome, reason) = match &other {
@@ -519,13 +542,71 @@ impl ShardConsumer {
                     Classified::Expired { reason, .. } => (Outcome::Expired, reason.clone()),
                     Classified::Routable { .. } => unreachable!("matched above"),
                 };
-                self.record_outcome(outcome, seq.as_str(), other.command_id(), None, 0, &reason);
-                self.state.tracker.admit_done(seq);
+                let idx = self.state.tracker.admit_waiting(seq);
+                self.finish(idx, record, outcome, other.command_id(), None, 0, reason, ctx);
             }
         }
     }
 
-    /// Logs (once), counts and remembers one record's outcome.
+    /// A record's outcome: logged (once), counted, written to the outcome log and, if so
+    /// configured, dead-lettered; the record counts as done for the checkpoint only after
+    /// that.
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        &mut self,
+        idx: u64,
+        record: Record,
+        outcome: Outcome,
+        command_id: Option<uuid::Uuid>,
+        responder: Option<&str>,
+        attempts: u32,
+        detail: String,
+        ctx: &mut Context<Self>,
+    ) {
+        self.record_outcome(outcome, &record.seq, command_id, responder, attempts, &detail);
+        if let Some(log) = &self.links.outcome_log {
+            let row = OutcomeRow {
+                command_id: command_id.map(|u| u.to_string()),
+                responder: responder.map(str::to_owned),
+                status: outcome,
+                description: detail.clone(),
+                observer: self.settings.observer_id.clone(),
+                shard: self.shard().to_string(),
+                sequence_number: record.seq.to_string(),
+                attempts,
+                time: Utc::now(),
+            };
+            if log.try_send(row).is_err() {
+                log::warn!(
+                    "outcome log: its mailbox is full; the row of {}/{} is only in this log",
+                    self.shard(),
+                    record.seq
+                );
+            }
+        }
+        let Some(dead_letters) =
+            self.links.dead_letters.as_ref().filter(|_| self.settings.dead_letter_outcomes.contains(&outcome))
+        else {
+            self.complete(idx, ctx);
+            return;
+        };
+        let letter = DeadLetter {
+            time: Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            observer: self.settings.observer_id.clone(),
+            stream: self.settings.stream_name.clone(),
+            shard: self.shard().to_string(),
+            sequence_number: record.seq.to_string(),
+            partition_key: record.partition_key.to_string(),
+            outcome,
+            reason: detail,
+            attempts,
+            command_id: command_id.map(|u| u.to_string()),
+            data: record.data,
+        };
+        ctx.spawn(dead_letters.send(letter).into_actor(self).map(move |_, act, ctx| act.complete(idx, ctx)));
+    }
+
+    /// Logs (once) and counts one record's outcome.
     fn record_outcome(
         &mut self,
         outcome: Outcome,
@@ -564,36 +645,22 @@ impl ShardConsumer {
     }
 
     fn send(&mut self, idx: u64, mut pending: Pending, ctx: &mut Context<Self>) {
+        let command_id = Some(pending.command.envelope.command_id);
         let Some(route) = self.links.routes.get(pending.route).cloned() else {
-            self.record_outcome(
-                Outcome::Unroutable,
-                &pending.seq,
-                Some(pending.command.envelope.command_id),
-                None,
-                0,
-                "the responder of this route is not running",
-            );
-            self.complete(idx, ctx);
+            let detail = "the responder of this route is not running".to_owned();
+            self.finish(idx, pending.record, Outcome::Unroutable, command_id, None, 0, detail, ctx);
             return;
         };
         pending.attempts += 1;
         let request = route.recipient.send(Execute {
             command: pending.command.clone(),
             shard_id: self.shard().clone(),
-            sequence_number: pending.seq.clone(),
+            sequence_number: pending.record.seq.clone(),
             deadline: self.lease.deadline.clone(),
         });
         ctx.spawn(request.into_actor(self).map(move |result, act, ctx| match result {
             Ok(CommandResult { outcome, attempts, detail }) => {
-                act.record_outcome(
-                    outcome,
-                    &pending.seq,
-                    Some(pending.command.envelope.command_id),
-                    Some(&route.responder_id),
-                    attempts,
-                    &detail,
-                );
-                act.complete(idx, ctx);
+                act.finish(idx, pending.record, outcome, command_id, Some(&route.responder_id), attempts, detail, ctx);
             }
             Err(e) => {
                 // The responder's task died without an answer (it was restarted): send again.
@@ -609,15 +676,17 @@ impl ShardConsumer {
                     ctx.run_later(delay, move |act, ctx| act.send(idx, pending, ctx));
                 } else {
                     let detail = format!("responder {} gave no answer: {e}", route.responder_id);
-                    act.record_outcome(
+                    let attempts = pending.attempts;
+                    act.finish(
+                        idx,
+                        pending.record,
                         Outcome::Failed,
-                        &pending.seq,
-                        Some(pending.command.envelope.command_id),
+                        command_id,
                         Some(&route.responder_id),
-                        pending.attempts,
-                        &detail,
+                        attempts,
+                        detail,
+                        ctx,
                     );
-                    act.complete(idx, ctx);
                 }
             }
         }));

@@ -16,6 +16,7 @@ struct Slot<T> {
     seq: SequenceNumber,
     key: Option<Arc<str>>,
     payload: Option<T>,
+    dispatched: bool,
     done: bool,
 }
 
@@ -55,15 +56,30 @@ impl<T> Tracker<T> {
     /// Adds a record that already has its outcome (invalid, expired, unroutable).
     pub fn admit_done(&mut self, seq: SequenceNumber) -> u64 {
         let idx = self.next_index();
-        self.slots.push_back(Slot { seq, key: None, payload: None, done: true });
+        self.slots.push_back(Slot { seq, key: None, payload: None, dispatched: false, done: true });
         self.advance();
+        idx
+    }
+
+    /// Adds a record whose outcome is known but not final yet (its dead letter is being
+    /// written): it holds the watermark until [`Tracker::complete`], takes no in-flight place.
+    pub fn admit_waiting(&mut self, seq: SequenceNumber) -> u64 {
+        let idx = self.next_index();
+        self.slots.push_back(Slot { seq, key: None, payload: None, dispatched: false, done: false });
+        self.not_done += 1;
         idx
     }
 
     /// Adds a command for a responder; it goes out when its key is free and a place is.
     pub fn admit(&mut self, seq: SequenceNumber, key: Arc<str>, payload: T) -> u64 {
         let idx = self.next_index();
-        self.slots.push_back(Slot { seq, key: Some(key.clone()), payload: Some(payload), done: false });
+        self.slots.push_back(Slot {
+            seq,
+            key: Some(key.clone()),
+            payload: Some(payload),
+            dispatched: false,
+            done: false,
+        });
         self.not_done += 1;
         match self.busy.get_mut(&key) {
             Some(queue) => queue.push_back(idx),
@@ -83,6 +99,7 @@ impl<T> Tracker<T> {
         while let Some(idx) = self.ready.pop_front() {
             let slot = self.slot_mut(idx)?;
             if let Some(payload) = slot.payload.take() {
+                slot.dispatched = true;
                 self.in_flight += 1;
                 return Some((idx, payload));
             }
@@ -101,7 +118,9 @@ impl<T> Tracker<T> {
         }
         slot.done = true;
         let key = slot.key.clone();
-        self.in_flight = self.in_flight.saturating_sub(1);
+        if slot.dispatched {
+            self.in_flight = self.in_flight.saturating_sub(1);
+        }
         self.not_done = self.not_done.saturating_sub(1);
         if let Some(key) = key {
             match self.busy.get_mut(&key).and_then(VecDeque::pop_front) {
