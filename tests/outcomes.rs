@@ -289,3 +289,48 @@ async fn a_stalled_responder_does_not_hold_up_another_responders_commands_on_the
     let log = sauna.log_text();
     assert_eq!(log.lines().filter(|l| l.contains("sauna::outcome") && l.contains("] done ")).count(), 43);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_stdout_responder_prints_one_json_line_per_command() {
+    let stream = TestStream::create("stdout", 1).await;
+    let config = ConfigDir::new(&stream.name, "TRIM_HORIZON", None, "http://127.0.0.1:9/unused", &fast_runtime());
+    config.write(
+        "stdout.json",
+        &json!({"schema": "iglu:rs.sauna.responders/StdoutConfig/avro/1-0-0",
+            "data": {"enabled": true, "id": "print", "parameters": {
+                "commands": ["iglu:com.pagerduty.sauna.commands/create_event/jsonschema/1-*-*"]}}}),
+    );
+    let ids: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
+    let puts = stream
+        .put(
+            ids.iter()
+                .enumerate()
+                .map(|(i, id)| {
+                    let data =
+                        json!({"service_key": "k", "event_type": "trigger", "description": format!("event {i}")});
+                    let cmd = command(
+                        id,
+                        "iglu:com.pagerduty.sauna.commands/create_event/jsonschema/1-0-0",
+                        data,
+                        None,
+                        "2026-01-01T00:00:00+02:00",
+                    );
+                    ("same-key".to_owned(), cmd)
+                })
+                .collect(),
+        )
+        .await;
+    let mut sauna = Sauna::start_capturing_stdout(&config, "stdout");
+    wait_checkpoint(&stream, &config.observer_id, &last_seq(&puts), Duration::from_secs(20)).await;
+    sauna.sigterm();
+    assert!(sauna.wait_exit(Duration::from_secs(20)).success());
+    let out = std::fs::read_to_string(config.path().join("stdout.out")).expect("stdout");
+    let lines: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).expect("one JSON object per line")).collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    for (i, (line, id)) in lines.iter().zip(&ids).enumerate() {
+        assert_eq!(line["commandId"], id.to_string(), "in order");
+        assert_eq!(line["schema"], "iglu:com.pagerduty.sauna.commands/create_event/jsonschema/1-0-0");
+        assert_eq!(line["data"]["description"], format!("event {i}"));
+        assert_eq!(line["whenCreated"], "2026-01-01T00:00:00+02:00");
+    }
+}

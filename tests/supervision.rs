@@ -108,22 +108,29 @@ async fn failing_responders_and_consumers_are_restarted_and_the_shard_goes_on() 
     // A consumer killed by an injected failure, then by an injected panic: each time it is
     // restarted from its checkpoint, and what is written next is delivered exactly once.
     let shard = consumer.shard.clone();
-    let wait_watermark = |want: Option<String>| {
+    // Before each failure: every record has its outcome and the Checkpointer knows the
+    // watermark (a panicking consumer cannot hand it over itself).
+    let settled = || {
         let observers = &observers;
+        let shard = shard.clone();
         async move {
             let start = Instant::now();
             loop {
                 let s = observe(observers).await;
-                if s.consumers.first().map(|c| c.watermark.clone()) == Some(want.clone()) {
-                    return;
+                let consumer = s.consumers.first().cloned();
+                let known = s.checkpointer.as_ref().and_then(|c| c.shards.get(&shard)).and_then(|c| c.latest.clone());
+                if let Some(c) = consumer {
+                    if c.not_done == 0 && c.watermark.is_some() && c.watermark == known {
+                        return;
+                    }
                 }
-                assert!(start.elapsed() < Duration::from_secs(10), "watermark {want:?}: {:?}", s.consumers);
+                assert!(start.elapsed() < Duration::from_secs(10), "settled: {:?}", s.consumers);
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
     };
-    wait_watermark(consumer.watermark.clone()).await;
     for (round, panic) in [(1, false), (2, true)] {
+        settled().await;
         assert!(observers.inject_consumer_failure(&id, &shard, panic).await);
         let start = Instant::now();
         loop {

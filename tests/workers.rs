@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use common::http::{FakeHttp, Recorded};
+use common::http::FakeHttp;
 use common::kinesis::{Put, TestStream, checkpoints, lease_rows, slack_command};
 use common::sauna::{ConfigDir, Sauna, fast_runtime, merge};
 use serde_json::json;
@@ -73,6 +73,27 @@ impl Producer {
         puts.sort_by_key(|(p, _)| p.index);
         puts
     }
+}
+
+/// Configs and processes of workers w1, w2, … (each with `extra[i]` merged into its runtime).
+fn start_workers(stream: &TestStream, slack: &FakeHttp, extra: &[serde_json::Value]) -> (Vec<ConfigDir>, Vec<Sauna>) {
+    let configs: Vec<ConfigDir> = extra
+        .iter()
+        .enumerate()
+        .map(|(i, x)| worker_config(&stream.name, &format!("w{}", i + 1), slack, x.clone()))
+        .collect();
+    let workers = configs.iter().enumerate().map(|(i, c)| Sauna::start(c, &format!("w{}", i + 1))).collect();
+    (configs, workers)
+}
+
+/// The leases `worker` holds.
+async fn shards_of(stream: &TestStream, table: &str, worker: &str) -> Vec<String> {
+    owners(stream, table).await.into_iter().filter(|(_, w)| w.as_deref() == Some(worker)).map(|(k, _)| k).collect()
+}
+
+/// True when every one of `shards` is owned by a worker other than `worker`.
+fn moved_off(o: &BTreeMap<String, Option<String>>, shards: &[String], worker: &str) -> bool {
+    shards.iter().all(|k| o.get(k).is_some_and(|w| w.as_deref().is_some_and(|w| w != worker)))
 }
 
 fn index(text: &str) -> usize {
@@ -239,20 +260,17 @@ async fn kill_9_of_one_of_three_workers_loses_nothing_and_its_shards_move_within
     let stream = TestStream::create("kill9", 6).await;
     let slack = FakeHttp::start();
     let producer = Producer::start(&stream, 60);
-    let configs: Vec<ConfigDir> =
-        (1..=3).map(|n| worker_config(&stream.name, &format!("w{n}"), &slack, json!({}))).collect();
+    let (configs, mut workers) = start_workers(&stream, &slack, &[json!({}), json!({}), json!({})]);
     let table = configs[0].observer_id.clone();
-    let mut workers: Vec<Sauna> = (0..3).map(|i| Sauna::start(&configs[i], &format!("w{}", i + 1))).collect();
     wait_owners(&stream, &table, TAKE_INTERVAL * 4, "2/2/2", |o| sorted_counts(o) == [2, 2, 2]).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
 
-    let victim: Vec<String> =
-        owners(&stream, &table).await.into_iter().filter(|(_, w)| w.as_deref() == Some("w2")).map(|(k, _)| k).collect();
+    let victim = shards_of(&stream, &table, "w2").await;
     workers[1].kill9();
     let killed_at = Instant::now();
     let at_kill = checkpoints(&stream.clients, &table).await;
     let took = wait_owners(&stream, &table, FAILOVER + TAKE_INTERVAL + Duration::from_secs(3), "taken over", |o| {
-        victim.iter().all(|k| o.get(k).is_some_and(|w| w.as_deref().is_some_and(|w| w != "w2")))
+        moved_off(o, &victim, "w2")
     })
     .await;
     println!(
@@ -289,20 +307,16 @@ async fn sigterm_of_one_of_three_workers_hands_its_shards_over_at_once_with_noth
     let stream = TestStream::create("sigterm", 6).await;
     let slack = FakeHttp::start();
     let producer = Producer::start(&stream, 60);
-    let configs: Vec<ConfigDir> =
-        (1..=3).map(|n| worker_config(&stream.name, &format!("w{n}"), &slack, json!({}))).collect();
+    let (configs, mut workers) = start_workers(&stream, &slack, &[json!({}), json!({}), json!({})]);
     let table = configs[0].observer_id.clone();
-    let mut workers: Vec<Sauna> = (0..3).map(|i| Sauna::start(&configs[i], &format!("w{}", i + 1))).collect();
     wait_owners(&stream, &table, TAKE_INTERVAL * 4, "2/2/2", |o| sorted_counts(o) == [2, 2, 2]).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
 
-    let leaving: Vec<String> =
-        owners(&stream, &table).await.into_iter().filter(|(_, w)| w.as_deref() == Some("w3")).map(|(k, _)| k).collect();
+    let leaving = shards_of(&stream, &table, "w3").await;
     workers[2].sigterm();
-    let took = wait_owners(&stream, &table, Duration::from_secs(10), "resumed elsewhere", |o| {
-        leaving.iter().all(|k| o.get(k).is_some_and(|w| w.as_deref().is_some_and(|w| w != "w3")))
-    })
-    .await;
+    let took =
+        wait_owners(&stream, &table, Duration::from_secs(10), "resumed elsewhere", |o| moved_off(o, &leaving, "w3"))
+            .await;
     println!("SIGTERM of w3: its shards {leaving:?} resumed elsewhere after {took:?}");
     assert!(took < Duration::from_secs(2), "resumed within 2 s: {took:?}");
     assert!(workers[2].wait_exit(Duration::from_secs(20)).success());
@@ -324,23 +338,19 @@ async fn a_worker_frozen_past_the_failover_time_fences_itself_on_resume() {
     // w1 takes leases at its start only (the others balance with it), so after it resumes it
     // holds nothing: every delivery it made after the resume would be concurrent processing.
     let quiet = json!({ "leases": { "discoveryIntervalMillis": 3_600_000, "takeIntervalMillis": 3_600_000 } });
-    let configs: Vec<ConfigDir> = (1..=3)
-        .map(|n| worker_config(&stream.name, &format!("w{n}"), &slack, if n == 1 { quiet.clone() } else { json!({}) }))
-        .collect();
+    let (configs, mut workers) = start_workers(&stream, &slack, &[quiet, json!({}), json!({})]);
     let table = configs[0].observer_id.clone();
-    let mut workers: Vec<Sauna> = (0..3).map(|i| Sauna::start(&configs[i], &format!("w{}", i + 1))).collect();
     wait_owners(&stream, &table, TAKE_INTERVAL * 4, "all owned, some by w1", |o| {
         o.len() == 6 && o.values().all(Option::is_some) && counts(o).get("w1").is_some_and(|n| *n >= 1)
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
 
-    let frozen: Vec<String> =
-        owners(&stream, &table).await.into_iter().filter(|(_, w)| w.as_deref() == Some("w1")).map(|(k, _)| k).collect();
+    let frozen = shards_of(&stream, &table, "w1").await;
     workers[0].sigstop();
     let stopped_at = Instant::now();
     let took = wait_owners(&stream, &table, FAILOVER + TAKE_INTERVAL + Duration::from_secs(3), "taken over", |o| {
-        frozen.iter().all(|k| o.get(k).is_some_and(|w| w.as_deref().is_some_and(|w| w != "w1")))
+        moved_off(o, &frozen, "w1")
     })
     .await;
     println!("SIGSTOP of w1: its shards {frozen:?} taken over after {took:?}");
@@ -549,6 +559,3 @@ async fn a_lease_table_left_by_a_java_kcl_2_application_is_resumed_from_its_chec
     sauna.sigterm();
     assert!(sauna.wait_exit(Duration::from_secs(20)).success());
 }
-
-#[allow(dead_code)]
-fn _recorded(_: &Recorded) {}

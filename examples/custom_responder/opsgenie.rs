@@ -75,12 +75,6 @@ impl Responder for OpsgenieResponder {
 }
 
 #[derive(Deserialize)]
-struct Raw {
-    id: String,
-    parameters: RawParameters,
-}
-
-#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawParameters {
     api_key: String,
@@ -89,7 +83,7 @@ struct RawParameters {
 
 /// Builds the responder from an enabled config file (already checked against `CONFIG`).
 fn configure(file: &ResponderConfigFile<'_>) -> Result<Configured, FieldError> {
-    let raw: Raw = sauna::responders::decode(file.value)?;
+    let raw = sauna::responders::decode::<RawParameters>(file.value)?;
     if raw.parameters.api_key.trim().is_empty() {
         return Err(FieldError::new("data.parameters.apiKey", "expected an OpsGenie API key, found an empty string"));
     }

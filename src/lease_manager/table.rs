@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TableStatus,
 };
@@ -204,24 +205,12 @@ impl LeaseTable {
         } else {
             "#c = :seen AND #o = :me AND attribute_not_exists(#h)"
         };
-        let mut req = self
-            .client
-            .update_item()
-            .table_name(&self.name)
-            .key(LEASE_KEY, s(key))
-            .update_expression("SET #c = :next")
-            .condition_expression(condition);
+        let mut req =
+            self.update_held(key, owner, counter).update_expression("SET #c = :next").condition_expression(condition);
         if !handing_off {
             req = req.expression_attribute_names("#h", HANDOFF_REQUESTED);
         }
-        req.expression_attribute_names("#c", LEASE_COUNTER)
-            .expression_attribute_names("#o", LEASE_OWNER)
-            .expression_attribute_values(":next", n(counter + 1))
-            .expression_attribute_values(":seen", n(counter))
-            .expression_attribute_values(":me", s(owner))
-            .send()
-            .await
-            .map_err(|e| self.missing(classify(e)))?;
+        req.send().await.map_err(|e| self.missing(classify(e)))?;
         Ok(counter + 1)
     }
 
@@ -278,19 +267,11 @@ impl LeaseTable {
     ) -> Result<u64, LeaseTableError> {
         let mut update = "SET #c = :next, #cp = :cp, #sub = :zero, #sw = :zero".to_owned();
         let mut req = self
-            .client
-            .update_item()
-            .table_name(&self.name)
-            .key(LEASE_KEY, s(key))
+            .update_held(key, owner, counter)
             .condition_expression("#c = :seen AND #o = :me")
-            .expression_attribute_names("#c", LEASE_COUNTER)
-            .expression_attribute_names("#o", LEASE_OWNER)
             .expression_attribute_names("#cp", CHECKPOINT)
             .expression_attribute_names("#sub", CHECKPOINT_SUB_SEQUENCE_NUMBER)
             .expression_attribute_names("#sw", OWNER_SWITCHES_SINCE_CHECKPOINT)
-            .expression_attribute_values(":next", n(counter + 1))
-            .expression_attribute_values(":seen", n(counter))
-            .expression_attribute_values(":me", s(owner))
             .expression_attribute_values(":cp", s(checkpoint.as_attribute()))
             .expression_attribute_values(":zero", n(0));
         if !child_shard_ids.is_empty() {
@@ -313,17 +294,9 @@ impl LeaseTable {
         to: Option<&str>,
     ) -> Result<u64, LeaseTableError> {
         let mut req = self
-            .client
-            .update_item()
-            .table_name(&self.name)
-            .key(LEASE_KEY, s(key))
+            .update_held(key, owner, counter)
             .condition_expression("#c = :seen AND #o = :me")
-            .expression_attribute_names("#c", LEASE_COUNTER)
-            .expression_attribute_names("#o", LEASE_OWNER)
-            .expression_attribute_names("#h", HANDOFF_REQUESTED)
-            .expression_attribute_values(":next", n(counter + 1))
-            .expression_attribute_values(":seen", n(counter))
-            .expression_attribute_values(":me", s(owner));
+            .expression_attribute_names("#h", HANDOFF_REQUESTED);
         req = match to {
             // Handed to the worker that asked: it adopts the lease at its next scan; if it is
             // gone by then, the lease expires like any other.
@@ -394,6 +367,21 @@ impl LeaseTable {
                 other => Err(self.missing(other)),
             },
         }
+    }
+
+    /// An UpdateItem of a lease this worker holds at `counter`: `#c` and `#o` name the counter
+    /// and the owner, `:seen`, `:next` and `:me` are the counter seen, the next one and this
+    /// worker, for the caller's update and condition expressions.
+    fn update_held(&self, key: &str, owner: &str, counter: u64) -> UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.name)
+            .key(LEASE_KEY, s(key))
+            .expression_attribute_names("#c", LEASE_COUNTER)
+            .expression_attribute_names("#o", LEASE_OWNER)
+            .expression_attribute_values(":next", n(counter + 1))
+            .expression_attribute_values(":seen", n(counter))
+            .expression_attribute_values(":me", s(owner))
     }
 
     fn missing(&self, e: LeaseTableError) -> LeaseTableError {

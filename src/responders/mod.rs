@@ -138,7 +138,16 @@ pub(crate) fn criterion(s: &'static str) -> SchemaCriterion {
     s.parse().unwrap_or_else(|e| panic!("responder criterion literal {s:?}: {e}"))
 }
 
-/// Decodes a responder config value into its raw serde struct.
-pub fn decode<T: serde::de::DeserializeOwned>(value: &AvroValue) -> Result<T, FieldError> {
+/// What every responder config's `data` holds besides `enabled` (which the loader handles):
+/// its `id`, and its own `parameters`.
+#[derive(Debug, serde::Deserialize)]
+pub struct ConfigData<P> {
+    pub id: String,
+    pub parameters: P,
+}
+
+/// Decodes a responder config (already checked against its Avro schema) into its id and its
+/// parameters `P`, a serde struct of the schema's `parameters` record.
+pub fn decode<P: serde::de::DeserializeOwned>(value: &AvroValue) -> Result<ConfigData<P>, FieldError> {
     apache_avro::from_value(value).map_err(|e| FieldError::new("data", format!("cannot decode: {e}")))
 }

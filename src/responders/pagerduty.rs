@@ -57,19 +57,13 @@ impl Responder for PagerDutyResponder {
 }
 
 #[derive(Deserialize)]
-struct Raw {
-    id: String,
-    parameters: RawParameters,
-}
-
-#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawParameters {
     create_event_enabled: bool,
 }
 
 fn configure(file: &ResponderConfigFile<'_>) -> Result<Configured, FieldError> {
-    let raw: Raw = super::decode(file.value)?;
+    let raw = super::decode::<RawParameters>(file.value)?;
     if !raw.parameters.create_event_enabled {
         return Ok(Configured::default());
     }

@@ -59,12 +59,6 @@ impl Responder for SendgridResponder {
 }
 
 #[derive(Deserialize)]
-struct Raw {
-    id: String,
-    parameters: RawParameters,
-}
-
-#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawParameters {
     recipients_enabled: bool,
@@ -75,7 +69,7 @@ struct RawParameters {
 }
 
 fn configure(file: &ResponderConfigFile<'_>) -> Result<Configured, FieldError> {
-    let raw: Raw = super::decode(file.value)?;
+    let raw = super::decode::<RawParameters>(file.value)?;
     let p = raw.parameters;
     let mut configured = Configured::default();
     if p.recipients_enabled {

@@ -51,12 +51,6 @@ impl Responder for SlackResponder {
 }
 
 #[derive(Deserialize)]
-struct Raw {
-    id: String,
-    parameters: RawParameters,
-}
-
-#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawParameters {
     send_message_enabled: bool,
@@ -64,7 +58,7 @@ struct RawParameters {
 }
 
 fn configure(file: &ResponderConfigFile<'_>) -> Result<Configured, FieldError> {
-    let raw: Raw = super::decode(file.value)?;
+    let raw = super::decode::<RawParameters>(file.value)?;
     if !raw.parameters.send_message_enabled {
         return Ok(Configured::default());
     }

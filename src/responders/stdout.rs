@@ -60,18 +60,12 @@ impl Responder for StdoutResponder {
 }
 
 #[derive(Deserialize)]
-struct Raw {
-    id: String,
-    parameters: RawParameters,
-}
-
-#[derive(Deserialize)]
 struct RawParameters {
     commands: Vec<String>,
 }
 
 fn configure(file: &ResponderConfigFile<'_>) -> Result<Configured, FieldError> {
-    let raw: Raw = super::decode(file.value)?;
+    let raw = super::decode::<RawParameters>(file.value)?;
     let criteria = super::parse_criteria(&raw.parameters.commands, "data.parameters.commands")?;
     Ok(Configured { responders: vec![Arc::new(StdoutResponder { id: raw.id, criteria })], warnings: vec![] })
 }

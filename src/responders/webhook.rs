@@ -83,12 +83,6 @@ impl Responder for WebhookResponder {
 }
 
 #[derive(Deserialize)]
-struct Raw {
-    id: String,
-    parameters: RawParameters,
-}
-
-#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawParameters {
     url: String,
@@ -100,7 +94,7 @@ struct RawParameters {
 }
 
 fn configure(file: &ResponderConfigFile<'_>) -> Result<Configured, FieldError> {
-    let raw: Raw = super::decode(file.value)?;
+    let raw = super::decode::<RawParameters>(file.value)?;
     let p = raw.parameters;
     crate::config::runtime::check_http_url(&p.url).map_err(|m| FieldError::new("data.parameters.url", m))?;
     let method = reqwest::Method::from_bytes(p.method.as_bytes())

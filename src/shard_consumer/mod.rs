@@ -791,6 +791,9 @@ impl Actor for ShardConsumer {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
+        // A consumer that fails hands its last watermark over, so its successor starts there
+        // (refused harmlessly if the lease is gone).
+        self.send_progress(true);
         for w in self.state.drain_waiters.drain(..) {
             let _ = w.send(());
         }

@@ -106,13 +106,23 @@ pub struct Sauna {
 
 impl Sauna {
     pub fn start(config: &ConfigDir, name: &str) -> Self {
+        Self::spawn(config, name, Stdio::null())
+    }
+
+    /// Starts it with its standard output in `<config dir>/<name>.out`.
+    pub fn start_capturing_stdout(config: &ConfigDir, name: &str) -> Self {
+        let out = std::fs::File::create(config.path().join(format!("{name}.out"))).expect("stdout file");
+        Self::spawn(config, name, Stdio::from(out))
+    }
+
+    fn spawn(config: &ConfigDir, name: &str, stdout: Stdio) -> Self {
         let log = config.path().join(format!("{name}.log"));
         let file = std::fs::File::create(&log).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_sauna"))
             .args(["run", "--config-dir"])
             .arg(config.path())
             .env("RUST_LOG", std::env::var("SAUNA_TEST_LOG").unwrap_or_else(|_| "info".into()))
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(file)
             .spawn()
             .expect("sauna starts");
