@@ -102,6 +102,8 @@ struct ShardState {
     scheduled: bool,
     writes: u64,
     min_gap: Option<Duration>,
+    /// Flushes (release, shutdown) waiting until the latest watermark is written.
+    flush_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl ShardState {
@@ -115,6 +117,7 @@ impl ShardState {
             scheduled: false,
             writes: 0,
             min_gap: None,
+            flush_waiters: vec![],
         }
     }
 
@@ -154,21 +157,24 @@ impl Checkpointer {
         }
     }
 
-    /// Writes the shard's watermark if it moved and the interval allows (or `now` says so);
-    /// otherwise makes sure a write is scheduled for when the interval is up.
-    fn maybe_write(
-        &mut self,
-        shard: &Arc<str>,
-        now: bool,
-        ctx: &mut Context<Self>,
-    ) -> Option<ResponseActFuture<Self, ()>> {
+    /// Drives one shard: writes its watermark if it moved and the interval allows (at once if
+    /// a flush waits), otherwise makes sure a write is scheduled for when the interval is up.
+    /// One write per shard at a time; each completion pumps again.
+    fn pump(&mut self, shard: &Arc<str>, ctx: &mut Context<Self>) {
         let interval = self.interval;
-        let st = self.shards.get_mut(shard)?;
-        if st.in_flight || !st.dirty() {
-            return None;
+        let Some(st) = self.shards.get_mut(shard) else { return };
+        if st.in_flight {
+            return;
         }
+        if !st.dirty() {
+            for w in st.flush_waiters.drain(..) {
+                let _ = w.send(());
+            }
+            return;
+        }
+        let urgent = !st.flush_waiters.is_empty();
         let wait = st.last_write.map(|t| interval.saturating_sub(t.elapsed())).unwrap_or_default();
-        if !now && !wait.is_zero() {
+        if !urgent && !wait.is_zero() {
             if !st.scheduled {
                 st.scheduled = true;
                 let shard = shard.clone();
@@ -176,18 +182,16 @@ impl Checkpointer {
                     if let Some(st) = act.shards.get_mut(&shard) {
                         st.scheduled = false;
                     }
-                    if let Some(f) = act.maybe_write(&shard, false, ctx) {
-                        ctx.spawn(f);
-                    }
+                    act.pump(&shard, ctx);
                 });
             }
-            return None;
+            return;
         }
-        let checkpoint = st.latest.clone()?;
+        let Some(checkpoint) = st.latest.clone() else { return };
         st.in_flight = true;
         let tenure = st.tenure;
         let started = Instant::now();
-        if !now {
+        if !urgent {
             if let Some(prev) = st.last_write {
                 let gap = started.duration_since(prev);
                 st.min_gap = Some(st.min_gap.map_or(gap, |g| g.min(gap)));
@@ -196,11 +200,9 @@ impl Checkpointer {
         let request =
             self.lease_manager.send(WriteCheckpoint { shard: shard.clone(), tenure, checkpoint: checkpoint.clone() });
         let shard = shard.clone();
-        Some(Box::pin(request.into_actor(self).map(move |result, act, ctx| {
+        ctx.spawn(request.into_actor(self).map(move |result, act, ctx| {
             let result = result.unwrap_or_else(|e| Err(LeaseError::Transient(e.to_string())));
-            let Some(st) = act.shards.get_mut(&shard) else {
-                return;
-            };
+            let Some(st) = act.shards.get_mut(&shard) else { return };
             if st.tenure != tenure {
                 return;
             }
@@ -218,25 +220,40 @@ impl Checkpointer {
                         Scope::Shard(shard.clone()),
                         started.elapsed(),
                     );
-                    // More progress may have come in meanwhile.
-                    if let Some(f) = act.maybe_write(&shard, false, ctx) {
-                        ctx.spawn(f);
-                    }
                 }
                 Err(LeaseError::Transient(e)) => {
                     st.last_write = Some(started);
                     log::warn!("checkpoint of {shard} failed ({e}); retrying at the next interval");
-                    if let Some(f) = act.maybe_write(&shard, false, ctx) {
-                        ctx.spawn(f);
+                    // A flush does not wait for DynamoDB to recover: what is not written is read
+                    // again by the shard's next owner.
+                    for w in st.flush_waiters.drain(..) {
+                        let _ = w.send(());
                     }
                 }
                 Err(e) => {
                     act.refused += 1;
                     log::warn!("checkpoint of {shard} refused: {e}");
-                    act.shards.remove(&shard);
+                    if let Some(st) = act.shards.remove(&shard) {
+                        for w in st.flush_waiters {
+                            let _ = w.send(());
+                        }
+                    }
+                    return;
                 }
             }
-        })))
+            // More progress may have come in meanwhile.
+            act.pump(&shard, ctx);
+        }));
+    }
+
+    /// Resolves once the shard's latest watermark is written (or cannot be).
+    fn flush(&mut self, shard: &Arc<str>, ctx: &mut Context<Self>) -> tokio::sync::oneshot::Receiver<()> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if let Some(st) = self.shards.get_mut(shard) {
+            st.flush_waiters.push(tx);
+            self.pump(shard, ctx);
+        }
+        rx
     }
 }
 
@@ -264,9 +281,7 @@ impl Handler<Progress> for Checkpointer {
         if !backwards {
             st.latest = Some(p.checkpoint);
         }
-        if let Some(f) = self.maybe_write(&p.shard, false, ctx) {
-            ctx.spawn(f);
-        }
+        self.pump(&p.shard, ctx);
     }
 }
 
@@ -287,15 +302,16 @@ impl Handler<ShardEnded> for Checkpointer {
 }
 
 impl Handler<FlushShard> for Checkpointer {
-    type Result = ResponseActFuture<Self, ()>;
+    type Result = ResponseFuture<()>;
 
     fn handle(&mut self, msg: FlushShard, ctx: &mut Self::Context) -> Self::Result {
-        if self.shards.get(&msg.shard).is_some_and(|s| s.tenure == msg.tenure) {
-            if let Some(f) = self.maybe_write(&msg.shard, true, ctx) {
-                return f;
+        let flushed =
+            self.shards.get(&msg.shard).is_some_and(|s| s.tenure == msg.tenure).then(|| self.flush(&msg.shard, ctx));
+        Box::pin(async move {
+            if let Some(rx) = flushed {
+                let _ = rx.await;
             }
-        }
-        Box::pin(actix::fut::ready(()))
+        })
     }
 }
 
@@ -304,18 +320,9 @@ impl Handler<FlushAll> for Checkpointer {
 
     fn handle(&mut self, _: FlushAll, ctx: &mut Self::Context) -> Self::Result {
         let shards: Vec<Arc<str>> = self.shards.keys().cloned().collect();
-        let mut done = vec![];
-        for shard in shards {
-            if let Some(write) = self.maybe_write(&shard, true, ctx) {
-                let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-                ctx.spawn(write.map(move |_, _, _| {
-                    let _ = tx.send(());
-                }));
-                done.push(rx);
-            }
-        }
+        let flushed: Vec<_> = shards.iter().map(|s| self.flush(s, ctx)).collect();
         Box::pin(async move {
-            futures::future::join_all(done).await;
+            futures::future::join_all(flushed).await;
         })
     }
 }
@@ -324,7 +331,11 @@ impl Handler<Forget> for Checkpointer {
     type Result = ();
 
     fn handle(&mut self, msg: Forget, _: &mut Self::Context) {
-        self.shards.remove(&msg.shard);
+        if let Some(st) = self.shards.remove(&msg.shard) {
+            for w in st.flush_waiters {
+                let _ = w.send(());
+            }
+        }
     }
 }
 

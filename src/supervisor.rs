@@ -395,7 +395,8 @@ impl Supervisor {
                 }
                 None => None,
             };
-            let _ = checkpointer.send(FlushShard { shard: s.clone(), tenure }).await;
+            let flush = checkpointer.send(FlushShard { shard: s.clone(), tenure });
+            let _ = tokio::time::timeout(Duration::from_secs(10), flush).await;
             let released = lease_manager.send(Release { shard: s, tenure }).await.unwrap_or(false);
             (incarnation, released)
         };

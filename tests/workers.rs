@@ -86,6 +86,27 @@ fn start_workers(stream: &TestStream, slack: &FakeHttp, extra: &[serde_json::Val
     (configs, workers)
 }
 
+/// Three workers on a 6-shard stream under a steady producer, balanced 2/2/2.
+struct Running {
+    stream: TestStream,
+    slack: FakeHttp,
+    producer: Producer,
+    table: String,
+    workers: Vec<Sauna>,
+    _configs: Vec<ConfigDir>,
+}
+
+async fn three_on_six(prefix: &str) -> Running {
+    let stream = TestStream::create(prefix, 6).await;
+    let slack = FakeHttp::start();
+    let producer = Producer::start(&stream, 60);
+    let (configs, workers) = start_workers(&stream, &slack, &[json!({}), json!({}), json!({})]);
+    let table = configs[0].observer_id.clone();
+    wait_owners(&stream, &table, TAKE_INTERVAL * 4, "2/2/2", |o| sorted_counts(o) == [2, 2, 2]).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    Running { stream, slack, producer, table, workers, _configs: configs }
+}
+
 /// The leases `worker` holds.
 async fn shards_of(stream: &TestStream, table: &str, worker: &str) -> Vec<String> {
     owners(stream, table).await.into_iter().filter(|(_, w)| w.as_deref() == Some(worker)).map(|(k, _)| k).collect()
@@ -257,13 +278,7 @@ async fn three_workers_converge_a_fourth_gets_its_share_and_an_operator_handoff_
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_of_one_of_three_workers_loses_nothing_and_its_shards_move_within_failover_plus_a_take_interval() {
     let _serial = SERIAL.lock().await;
-    let stream = TestStream::create("kill9", 6).await;
-    let slack = FakeHttp::start();
-    let producer = Producer::start(&stream, 60);
-    let (configs, mut workers) = start_workers(&stream, &slack, &[json!({}), json!({}), json!({})]);
-    let table = configs[0].observer_id.clone();
-    wait_owners(&stream, &table, TAKE_INTERVAL * 4, "2/2/2", |o| sorted_counts(o) == [2, 2, 2]).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let Running { stream, slack, producer, table, mut workers, .. } = three_on_six("kill9").await;
 
     let victim = shards_of(&stream, &table, "w2").await;
     workers[1].kill9();
@@ -304,13 +319,7 @@ async fn kill_9_of_one_of_three_workers_loses_nothing_and_its_shards_move_within
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_of_one_of_three_workers_hands_its_shards_over_at_once_with_nothing_twice() {
     let _serial = SERIAL.lock().await;
-    let stream = TestStream::create("sigterm", 6).await;
-    let slack = FakeHttp::start();
-    let producer = Producer::start(&stream, 60);
-    let (configs, mut workers) = start_workers(&stream, &slack, &[json!({}), json!({}), json!({})]);
-    let table = configs[0].observer_id.clone();
-    wait_owners(&stream, &table, TAKE_INTERVAL * 4, "2/2/2", |o| sorted_counts(o) == [2, 2, 2]).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let Running { stream, slack, producer, table, mut workers, .. } = three_on_six("sigterm").await;
 
     let leaving = shards_of(&stream, &table, "w3").await;
     workers[2].sigterm();
