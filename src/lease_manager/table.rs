@@ -206,7 +206,7 @@ impl LeaseTable {
             "#c = :seen AND #o = :me AND attribute_not_exists(#h)"
         };
         let mut req =
-            self.update_held(key, owner, counter).update_expression("SET #c = :next").condition_expression(condition);
+            self.update_at(key, owner, counter).update_expression("SET #c = :next").condition_expression(condition);
         if !handing_off {
             req = req.expression_attribute_names("#h", HANDOFF_REQUESTED);
         }
@@ -223,16 +223,7 @@ impl LeaseTable {
         previous_owner: Option<&str>,
         me: &str,
     ) -> Result<u64, LeaseTableError> {
-        let mut req = self
-            .client
-            .update_item()
-            .table_name(&self.name)
-            .key(LEASE_KEY, s(key))
-            .expression_attribute_names("#c", LEASE_COUNTER)
-            .expression_attribute_names("#o", LEASE_OWNER)
-            .expression_attribute_values(":next", n(counter + 1))
-            .expression_attribute_values(":seen", n(counter))
-            .expression_attribute_values(":me", s(me));
+        let mut req = self.update_at(key, me, counter);
         // The owner switch counter moves only when the owner changes (the KCL's rule).
         // Taking a lease from another owner ends any handoff request made of that owner. A
         // lease handed to us (or ours from before a restart) keeps a request made since: our
@@ -267,7 +258,7 @@ impl LeaseTable {
     ) -> Result<u64, LeaseTableError> {
         let mut update = "SET #c = :next, #cp = :cp, #sub = :zero, #sw = :zero".to_owned();
         let mut req = self
-            .update_held(key, owner, counter)
+            .update_at(key, owner, counter)
             .condition_expression("#c = :seen AND #o = :me")
             .expression_attribute_names("#cp", CHECKPOINT)
             .expression_attribute_names("#sub", CHECKPOINT_SUB_SEQUENCE_NUMBER)
@@ -294,7 +285,7 @@ impl LeaseTable {
         to: Option<&str>,
     ) -> Result<u64, LeaseTableError> {
         let mut req = self
-            .update_held(key, owner, counter)
+            .update_at(key, owner, counter)
             .condition_expression("#c = :seen AND #o = :me")
             .expression_attribute_names("#h", HANDOFF_REQUESTED);
         req = match to {
@@ -369,10 +360,10 @@ impl LeaseTable {
         }
     }
 
-    /// An UpdateItem of a lease this worker holds at `counter`: `#c` and `#o` name the counter
-    /// and the owner, `:seen`, `:next` and `:me` are the counter seen, the next one and this
-    /// worker, for the caller's update and condition expressions.
-    fn update_held(&self, key: &str, owner: &str, counter: u64) -> UpdateItemFluentBuilder {
+    /// An UpdateItem of a lease this worker last saw at `counter`: `#c` and `#o` name the
+    /// counter and the owner, `:seen`, `:next` and `:me` are the counter seen, the next one and
+    /// this worker, for the caller's update and condition expressions.
+    fn update_at(&self, key: &str, owner: &str, counter: u64) -> UpdateItemFluentBuilder {
         self.client
             .update_item()
             .table_name(&self.name)
