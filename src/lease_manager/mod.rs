@@ -602,7 +602,7 @@ impl LeaseManager {
         }
         self.state.scan_in_flight = true;
         let table = self.table.clone();
-        ctx.spawn(table_scan(table).into_actor(self).map(move |result, act, ctx| match result {
+        ctx.spawn(async move { table.scan().await }.into_actor(self).map(move |result, act, ctx| match result {
             Ok((leases, skipped)) => act.plan_and_take(leases, skipped.len(), allow_steal, ctx),
             Err(e) => {
                 act.scan_done(ctx);
@@ -901,10 +901,6 @@ async fn confirm(
     }
 }
 
-async fn table_scan(table: LeaseTable) -> Result<(Vec<Lease>, Vec<(String, lease::RowError)>), LeaseTableError> {
-    table.scan().await
-}
-
 fn fail_op(op: Op, e: LeaseError) {
     match op {
         Op::Renew => {}
@@ -923,7 +919,7 @@ impl Actor for LeaseManager {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(self.settings.mailbox);
         let table = self.table.clone();
-        ctx.wait(table_ready(table).into_actor(self).map(|result, act, ctx| match result {
+        ctx.wait(async move { table.ensure_exists().await }.into_actor(self).map(|result, act, ctx| match result {
             Ok(created) => {
                 if created {
                     log::info!("lease table {} created (on-demand, hash key leaseKey)", act.table.name());
@@ -955,24 +951,33 @@ impl Actor for LeaseManager {
     }
 }
 
-async fn table_ready(table: LeaseTable) -> Result<bool, LeaseTableError> {
-    table.ensure_exists().await
+impl LeaseManager {
+    /// Queues a write that answers (checkpoint, shard end) on a lease held in `tenure`; any
+    /// other tenure is refused at once.
+    fn request(
+        &mut self,
+        shard: &str,
+        tenure: u64,
+        op: impl FnOnce(oneshot::Sender<Result<(), LeaseError>>) -> Op,
+        ctx: &mut Context<Self>,
+    ) -> ResponseFuture<Result<(), LeaseError>> {
+        let (tx, rx) = oneshot::channel();
+        match self.state.held.get(shard) {
+            Some(h) if h.tenure == tenure => self.enqueue(shard, op(tx), ctx),
+            _ => {
+                let _ = tx.send(Err(LeaseError::NotHeld(shard.to_owned())));
+            }
+        }
+        Box::pin(async move { rx.await.unwrap_or_else(|_| Err(LeaseError::Transient("lease manager stopped".into()))) })
+    }
 }
 
 impl Handler<WriteCheckpoint> for LeaseManager {
     type Result = ResponseFuture<Result<(), LeaseError>>;
 
     fn handle(&mut self, msg: WriteCheckpoint, ctx: &mut Self::Context) -> Self::Result {
-        let (tx, rx) = oneshot::channel();
-        match self.state.held.get(&*msg.shard) {
-            Some(h) if h.tenure == msg.tenure => {
-                self.enqueue(&msg.shard, Op::Checkpoint { checkpoint: msg.checkpoint, reply: tx }, ctx)
-            }
-            _ => {
-                let _ = tx.send(Err(LeaseError::NotHeld(msg.shard.to_string())));
-            }
-        }
-        Box::pin(async move { rx.await.unwrap_or_else(|_| Err(LeaseError::Transient("lease manager stopped".into()))) })
+        let checkpoint = msg.checkpoint;
+        self.request(&msg.shard, msg.tenure, |reply| Op::Checkpoint { checkpoint, reply }, ctx)
     }
 }
 
@@ -980,16 +985,8 @@ impl Handler<EndShard> for LeaseManager {
     type Result = ResponseFuture<Result<(), LeaseError>>;
 
     fn handle(&mut self, msg: EndShard, ctx: &mut Self::Context) -> Self::Result {
-        let (tx, rx) = oneshot::channel();
-        match self.state.held.get(&*msg.shard) {
-            Some(h) if h.tenure == msg.tenure => {
-                self.enqueue(&msg.shard, Op::EndShard { children: msg.children, reply: tx }, ctx)
-            }
-            _ => {
-                let _ = tx.send(Err(LeaseError::NotHeld(msg.shard.to_string())));
-            }
-        }
-        Box::pin(async move { rx.await.unwrap_or_else(|_| Err(LeaseError::Transient("lease manager stopped".into()))) })
+        let children = msg.children;
+        self.request(&msg.shard, msg.tenure, |reply| Op::EndShard { children, reply }, ctx)
     }
 }
 

@@ -187,13 +187,7 @@ impl LeaseTable {
             .expression_attribute_names("#k", LEASE_KEY)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) => match classify(e) {
-                LeaseTableError::ConditionFailed => Ok(false),
-                other => Err(self.missing(other)),
-            },
-        }
+        self.applied(result)
     }
 
     /// Heartbeat: counter + 1, if counter and owner are still ours. Unless `handing_off`, it
@@ -330,13 +324,7 @@ impl LeaseTable {
                 .expression_attribute_values(":owner", s(o)),
             None => req.condition_expression("attribute_exists(#o) AND attribute_not_exists(#h) AND #cp <> :end"),
         };
-        match req.send().await {
-            Ok(_) => Ok(true),
-            Err(e) => match classify(e) {
-                LeaseTableError::ConditionFailed => Ok(false),
-                other => Err(self.missing(other)),
-            },
-        }
+        self.applied(req.send().await)
     }
 
     /// Deletes a finished lease (only if it is still at SHARD_END).
@@ -351,13 +339,7 @@ impl LeaseTable {
             .expression_attribute_values(":end", s(Checkpoint::ShardEnd.as_attribute()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) => match classify(e) {
-                LeaseTableError::ConditionFailed => Ok(false),
-                other => Err(self.missing(other)),
-            },
-        }
+        self.applied(result)
     }
 
     /// An UpdateItem of a lease this worker last saw at `counter`: `#c` and `#o` name the
@@ -373,6 +355,20 @@ impl LeaseTable {
             .expression_attribute_values(":next", n(counter + 1))
             .expression_attribute_values(":seen", n(counter))
             .expression_attribute_values(":me", s(owner))
+    }
+
+    /// A conditional write's result as "applied or not": a failed condition is `false`, not an
+    /// error.
+    fn applied<T, E, R>(&self, result: Result<T, SdkError<E, R>>) -> Result<bool, LeaseTableError>
+    where
+        E: ProvideErrorMetadata + std::fmt::Debug,
+        R: std::fmt::Debug,
+    {
+        match result.map_err(classify) {
+            Ok(_) => Ok(true),
+            Err(LeaseTableError::ConditionFailed) => Ok(false),
+            Err(other) => Err(self.missing(other)),
+        }
     }
 
     fn missing(&self, e: LeaseTableError) -> LeaseTableError {
