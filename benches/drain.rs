@@ -193,8 +193,7 @@ fn main() {
 
     let system = actix::System::new();
     system.block_on(async move {
-        let clients =
-            sauna::aws::AwsClients::for_observer("us-east-1", &sauna::config::AwsCredentials::DefaultChain).await;
+        let clients = sauna::AwsClients::for_observer("us-east-1", &sauna::config::AwsCredentials::DefaultChain).await;
         let stream = format!("bench-{}", uuid::Uuid::new_v4().simple());
         clients.kinesis.create_stream().stream_name(&stream).shard_count(SHARDS).send().await.expect("CreateStream");
         loop {
@@ -234,7 +233,7 @@ fn main() {
                           "mailboxes": { "responder": 4096 } }
             }),
         );
-        let mut configuration = sauna::config::load_dir(dir.path()).expect("config");
+        let mut configuration = sauna::config_dir::load_dir(dir.path()).expect("config");
         let noop = Arc::new(NoOp::default());
         configuration.responders = vec![noop.clone()];
 

@@ -7,10 +7,9 @@ use actix::prelude::*;
 use actix_rt::Arbiter;
 
 use crate::aws::AwsClients;
-use crate::config::Configuration;
-use crate::supervisor::{
-    InjectConsumerFailure, ObserveObserver, ObserverSnapshot, Shutdown, Supervisor, SupervisorSpec,
-};
+use crate::config_dir::Configuration;
+use crate::observe::Observe;
+use crate::observer::{InjectConsumerFailure, ObserverSnapshot, Shutdown, Supervisor, SupervisorSpec};
 
 /// Why the process stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -69,7 +68,7 @@ impl Observers {
     pub async fn observe(&self) -> Vec<ObserverSnapshot> {
         let mut out = vec![];
         for (_, s) in &self.supervisors {
-            if let Ok(snapshot) = s.send(ObserveObserver).await {
+            if let Ok(snapshot) = s.send(Observe::<Supervisor>::new()).await {
                 out.push(snapshot);
             }
         }

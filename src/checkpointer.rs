@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 use actix::dev::AsyncContextParts;
 use actix::prelude::*;
 
-use crate::lease_manager::lease::Checkpoint;
-use crate::lease_manager::shard_sync::ShardInfo;
-use crate::lease_manager::{EndShard, LeaseError, LeaseManager, WriteCheckpoint};
-use crate::metrics::{MetricsHandle, Scope};
+use crate::lease_manager::{EndShard, LeaseError, WriteCheckpoint};
+use crate::metrics::{MetricsHandle, Operation, Scope};
+use crate::model::{Checkpoint, ShardInfo, Tenure, Waiters};
+use crate::observe::{Observable, answers_observe};
 use crate::supervision::ExitGuard;
 
 /// Every record of `shard` up to `checkpoint` has an outcome (from its ShardConsumer).
@@ -24,7 +24,7 @@ use crate::supervision::ExitGuard;
 #[rtype(result = "()")]
 pub struct Progress {
     pub shard: Arc<str>,
-    pub tenure: u64,
+    pub tenure: Tenure,
     pub checkpoint: Checkpoint,
 }
 
@@ -33,7 +33,7 @@ pub struct Progress {
 #[rtype(result = "Result<(), LeaseError>")]
 pub struct ShardEnded {
     pub shard: Arc<str>,
-    pub tenure: u64,
+    pub tenure: Tenure,
     pub children: Vec<ShardInfo>,
 }
 
@@ -42,7 +42,7 @@ pub struct ShardEnded {
 #[rtype(result = "()")]
 pub struct FlushShard {
     pub shard: Arc<str>,
-    pub tenure: u64,
+    pub tenure: Tenure,
 }
 
 /// Write every shard's latest watermark now (shutdown).
@@ -63,18 +63,13 @@ pub struct Forget {
 #[rtype(result = "Option<Checkpoint>")]
 pub struct LatestCheckpoint {
     pub shard: Arc<str>,
-    pub tenure: u64,
+    pub tenure: Tenure,
 }
-
-/// Asks for a snapshot.
-#[derive(Debug, Clone, Copy, Message)]
-#[rtype(result = "CheckpointerSnapshot")]
-pub struct ObserveCheckpointer;
 
 /// One shard, as the snapshot shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShardCheckpointSnapshot {
-    pub tenure: u64,
+    pub tenure: Tenure,
     pub latest: Option<String>,
     pub written: Option<String>,
     pub writes: u64,
@@ -94,7 +89,7 @@ pub struct CheckpointerSnapshot {
 
 #[derive(Debug)]
 struct ShardState {
-    tenure: u64,
+    tenure: Tenure,
     latest: Option<Checkpoint>,
     written: Option<Checkpoint>,
     last_write: Option<Instant>,
@@ -103,11 +98,11 @@ struct ShardState {
     writes: u64,
     min_gap: Option<Duration>,
     /// Flushes (release, shutdown) waiting until the latest watermark is written.
-    flush_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
+    flush_waiters: Waiters,
 }
 
 impl ShardState {
-    fn new(tenure: u64) -> Self {
+    fn new(tenure: Tenure) -> Self {
         ShardState {
             tenure,
             latest: None,
@@ -117,7 +112,7 @@ impl ShardState {
             scheduled: false,
             writes: 0,
             min_gap: None,
-            flush_waiters: vec![],
+            flush_waiters: Waiters::default(),
         }
     }
 
@@ -126,10 +121,17 @@ impl ShardState {
     }
 }
 
+/// Where the Checkpointer's writes go (the LeaseManager, or a stand-in in a test).
+#[derive(Clone)]
+pub struct CheckpointWriter {
+    pub checkpoint: Recipient<WriteCheckpoint>,
+    pub end_shard: Recipient<EndShard>,
+}
+
 pub struct Checkpointer {
     interval: Duration,
     mailbox: usize,
-    lease_manager: Addr<LeaseManager>,
+    writer: CheckpointWriter,
     metrics: MetricsHandle,
     shards: BTreeMap<Arc<str>, ShardState>,
     writes: u64,
@@ -141,35 +143,24 @@ impl Checkpointer {
     pub fn new(
         interval: Duration,
         mailbox: usize,
-        lease_manager: Addr<LeaseManager>,
+        writer: CheckpointWriter,
         metrics: MetricsHandle,
         exit: ExitGuard,
     ) -> Self {
-        Checkpointer {
-            interval,
-            mailbox,
-            lease_manager,
-            metrics,
-            shards: BTreeMap::new(),
-            writes: 0,
-            refused: 0,
-            _exit: exit,
-        }
+        Checkpointer { interval, mailbox, writer, metrics, shards: BTreeMap::new(), writes: 0, refused: 0, _exit: exit }
     }
 
-    /// Drives one shard: writes its watermark if it moved and the interval allows (at once if
-    /// a flush waits), otherwise makes sure a write is scheduled for when the interval is up.
-    /// One write per shard at a time; each completion pumps again.
-    fn pump(&mut self, shard: &Arc<str>, ctx: &mut Context<Self>) {
+    /// Writes a shard's watermark if it moved and the interval allows (at once if a flush
+    /// waits); otherwise makes sure a write is scheduled for when the interval is up. One write
+    /// per shard at a time; each completion looks again.
+    fn write_if_due(&mut self, shard: &Arc<str>, ctx: &mut Context<Self>) {
         let interval = self.interval;
         let Some(st) = self.shards.get_mut(shard) else { return };
         if st.in_flight {
             return;
         }
         if !st.dirty() {
-            for w in st.flush_waiters.drain(..) {
-                let _ = w.send(());
-            }
+            st.flush_waiters.wake_all();
             return;
         }
         let urgent = !st.flush_waiters.is_empty();
@@ -182,7 +173,7 @@ impl Checkpointer {
                     if let Some(st) = act.shards.get_mut(&shard) {
                         st.scheduled = false;
                     }
-                    act.pump(&shard, ctx);
+                    act.write_if_due(&shard, ctx);
                 });
             }
             return;
@@ -191,69 +182,72 @@ impl Checkpointer {
         st.in_flight = true;
         let tenure = st.tenure;
         let started = Instant::now();
-        if !urgent {
-            if let Some(prev) = st.last_write {
-                let gap = started.duration_since(prev);
-                st.min_gap = Some(st.min_gap.map_or(gap, |g| g.min(gap)));
-            }
+        if let (false, Some(prev)) = (urgent, st.last_write) {
+            let gap = started.duration_since(prev);
+            st.min_gap = Some(st.min_gap.map_or(gap, |g| g.min(gap)));
         }
-        let request =
-            self.lease_manager.send(WriteCheckpoint { shard: shard.clone(), tenure, checkpoint: checkpoint.clone() });
+        let request = self.writer.checkpoint.send(WriteCheckpoint {
+            shard: shard.clone(),
+            tenure,
+            checkpoint: checkpoint.clone(),
+        });
         let shard = shard.clone();
         ctx.spawn(request.into_actor(self).map(move |result, act, ctx| {
             let result = result.unwrap_or_else(|e| Err(LeaseError::Transient(e.to_string())));
-            let Some(st) = act.shards.get_mut(&shard) else { return };
-            if st.tenure != tenure {
-                return;
-            }
-            st.in_flight = false;
-            match result {
-                Ok(()) => {
-                    st.written = Some(checkpoint);
-                    st.last_write = Some(started);
-                    st.writes += 1;
-                    act.writes += 1;
-                    act.metrics.count("CheckpointWrites", "Checkpointer", Scope::Shard(shard.clone()), 1);
-                    act.metrics.millis(
-                        "CheckpointLatency",
-                        "Checkpointer",
-                        Scope::Shard(shard.clone()),
-                        started.elapsed(),
-                    );
-                }
-                Err(LeaseError::Transient(e)) => {
-                    st.last_write = Some(started);
-                    log::warn!("checkpoint of {shard} failed ({e}); retrying at the next interval");
-                    // A flush does not wait for DynamoDB to recover: what is not written is read
-                    // again by the shard's next owner.
-                    for w in st.flush_waiters.drain(..) {
-                        let _ = w.send(());
-                    }
-                }
-                Err(e) => {
-                    act.refused += 1;
-                    log::warn!("checkpoint of {shard} refused: {e}");
-                    if let Some(st) = act.shards.remove(&shard) {
-                        for w in st.flush_waiters {
-                            let _ = w.send(());
-                        }
-                    }
-                    return;
-                }
-            }
-            // More progress may have come in meanwhile.
-            act.pump(&shard, ctx);
+            act.written(&shard, tenure, checkpoint, started, result, ctx);
         }));
     }
 
-    /// Resolves once the shard's latest watermark is written (or cannot be).
-    fn flush(&mut self, shard: &Arc<str>, ctx: &mut Context<Self>) -> tokio::sync::oneshot::Receiver<()> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        if let Some(st) = self.shards.get_mut(shard) {
-            st.flush_waiters.push(tx);
-            self.pump(shard, ctx);
+    /// The answer to a write of `checkpoint` sent at `started`.
+    fn written(
+        &mut self,
+        shard: &Arc<str>,
+        tenure: Tenure,
+        checkpoint: Checkpoint,
+        started: Instant,
+        result: Result<(), LeaseError>,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(st) = self.shards.get_mut(shard) else { return };
+        if st.tenure != tenure {
+            return;
         }
-        rx
+        st.in_flight = false;
+        match result {
+            Ok(()) => {
+                st.written = Some(checkpoint);
+                st.last_write = Some(started);
+                st.writes += 1;
+                self.writes += 1;
+                self.metrics.count("CheckpointWrites", Operation::Checkpointer, Scope::Shard(shard.clone()), 1);
+                let latency = started.elapsed();
+                self.metrics.millis("CheckpointLatency", Operation::Checkpointer, Scope::Shard(shard.clone()), latency);
+            }
+            Err(LeaseError::Transient(e)) => {
+                st.last_write = Some(started);
+                log::warn!("checkpoint of {shard} failed ({e}); retrying at the next interval");
+                // A flush does not wait for DynamoDB to recover: what is not written is read
+                // again by the shard's next owner.
+                st.flush_waiters.wake_all();
+            }
+            Err(e) => {
+                self.refused += 1;
+                log::warn!("checkpoint of {shard} refused: {e}");
+                if let Some(mut st) = self.shards.remove(shard) {
+                    st.flush_waiters.wake_all();
+                }
+                return;
+            }
+        }
+        // More progress may have come in meanwhile.
+        self.write_if_due(shard, ctx);
+    }
+
+    /// Resolves once the shard's latest watermark is written (or cannot be).
+    fn flush(&mut self, shard: &Arc<str>, ctx: &mut Context<Self>) -> Option<tokio::sync::oneshot::Receiver<()>> {
+        let rx = self.shards.get_mut(shard)?.flush_waiters.wait();
+        self.write_if_due(shard, ctx);
+        Some(rx)
     }
 }
 
@@ -281,7 +275,7 @@ impl Handler<Progress> for Checkpointer {
         if !backwards {
             st.latest = Some(p.checkpoint);
         }
-        self.pump(&p.shard, ctx);
+        self.write_if_due(&p.shard, ctx);
     }
 }
 
@@ -289,12 +283,13 @@ impl Handler<ShardEnded> for Checkpointer {
     type Result = ResponseFuture<Result<(), LeaseError>>;
 
     fn handle(&mut self, msg: ShardEnded, _: &mut Self::Context) -> Self::Result {
-        let lm = self.lease_manager.clone();
+        let end_shard = self.writer.end_shard.clone();
         self.shards.remove(&msg.shard);
         self.writes += 1;
-        self.metrics.count("CheckpointWrites", "Checkpointer", Scope::Shard(msg.shard.clone()), 1);
+        self.metrics.count("CheckpointWrites", Operation::Checkpointer, Scope::Shard(msg.shard.clone()), 1);
         Box::pin(async move {
-            lm.send(EndShard { shard: msg.shard, tenure: msg.tenure, children: msg.children })
+            end_shard
+                .send(EndShard { shard: msg.shard, tenure: msg.tenure, children: msg.children })
                 .await
                 .unwrap_or_else(|e| Err(LeaseError::Transient(e.to_string())))
         })
@@ -305,8 +300,10 @@ impl Handler<FlushShard> for Checkpointer {
     type Result = ResponseFuture<()>;
 
     fn handle(&mut self, msg: FlushShard, ctx: &mut Self::Context) -> Self::Result {
-        let flushed =
-            self.shards.get(&msg.shard).is_some_and(|s| s.tenure == msg.tenure).then(|| self.flush(&msg.shard, ctx));
+        let flushed = match self.shards.get(&msg.shard) {
+            Some(s) if s.tenure == msg.tenure => self.flush(&msg.shard, ctx),
+            _ => None,
+        };
         Box::pin(async move {
             if let Some(rx) = flushed {
                 let _ = rx.await;
@@ -320,7 +317,7 @@ impl Handler<FlushAll> for Checkpointer {
 
     fn handle(&mut self, _: FlushAll, ctx: &mut Self::Context) -> Self::Result {
         let shards: Vec<Arc<str>> = self.shards.keys().cloned().collect();
-        let flushed: Vec<_> = shards.iter().map(|s| self.flush(s, ctx)).collect();
+        let flushed: Vec<_> = shards.iter().filter_map(|s| self.flush(s, ctx)).collect();
         Box::pin(async move {
             futures::future::join_all(flushed).await;
         })
@@ -331,10 +328,8 @@ impl Handler<Forget> for Checkpointer {
     type Result = ();
 
     fn handle(&mut self, msg: Forget, _: &mut Self::Context) {
-        if let Some(st) = self.shards.remove(&msg.shard) {
-            for w in st.flush_waiters {
-                let _ = w.send(());
-            }
+        if let Some(mut st) = self.shards.remove(&msg.shard) {
+            st.flush_waiters.wake_all();
         }
     }
 }
@@ -347,11 +342,11 @@ impl Handler<LatestCheckpoint> for Checkpointer {
     }
 }
 
-impl Handler<ObserveCheckpointer> for Checkpointer {
-    type Result = MessageResult<ObserveCheckpointer>;
+impl Observable for Checkpointer {
+    type Snapshot = CheckpointerSnapshot;
 
-    fn handle(&mut self, _: ObserveCheckpointer, ctx: &mut Self::Context) -> Self::Result {
-        MessageResult(CheckpointerSnapshot {
+    fn snapshot(&self, ctx: &mut Self::Context) -> CheckpointerSnapshot {
+        CheckpointerSnapshot {
             shards: self
                 .shards
                 .iter()
@@ -372,6 +367,116 @@ impl Handler<ObserveCheckpointer> for Checkpointer {
             refused: self.refused,
             interval_ms: self.interval.as_millis(),
             mailbox_capacity: ctx.parts().capacity(),
-        })
+        }
+    }
+}
+
+answers_observe!(Checkpointer);
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::model::SequenceNumber;
+    use crate::supervision::ChildId;
+
+    /// Stands in for the LeaseManager: records each write and answers it after `delay`.
+    struct SlowWriter {
+        delay: Duration,
+        writes: Arc<Mutex<Vec<(Checkpoint, Instant, Instant)>>>,
+    }
+
+    impl Actor for SlowWriter {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<WriteCheckpoint> for SlowWriter {
+        type Result = ResponseFuture<Result<(), LeaseError>>;
+
+        fn handle(&mut self, msg: WriteCheckpoint, _: &mut Self::Context) -> Self::Result {
+            let (delay, writes) = (self.delay, self.writes.clone());
+            Box::pin(async move {
+                let sent = Instant::now();
+                tokio::time::sleep(delay).await;
+                writes.lock().expect("lock").push((msg.checkpoint, sent, Instant::now()));
+                Ok(())
+            })
+        }
+    }
+
+    impl Handler<EndShard> for SlowWriter {
+        type Result = Result<(), LeaseError>;
+
+        fn handle(&mut self, _: EndShard, _: &mut Self::Context) -> Self::Result {
+            Ok(())
+        }
+    }
+
+    type Writes = Arc<Mutex<Vec<(Checkpoint, Instant, Instant)>>>;
+
+    fn start(interval: Duration, delay: Duration) -> (Addr<Checkpointer>, Writes) {
+        let writes = Arc::new(Mutex::new(vec![]));
+        let writer = SlowWriter { delay, writes: writes.clone() }.start();
+        let writer = CheckpointWriter { checkpoint: writer.clone().recipient(), end_shard: writer.recipient() };
+        let exit = ExitGuard::detached(ChildId::Core { kind: "Checkpointer", generation: 1 });
+        (Checkpointer::new(interval, 1024, writer, MetricsHandle::disabled(), exit).start(), writes)
+    }
+
+    fn at(n: u64) -> Checkpoint {
+        Checkpoint::Sequence(SequenceNumber::parse(&n.to_string()).expect("digits"))
+    }
+
+    fn progress(tenure: Tenure, n: u64) -> Progress {
+        Progress { shard: Arc::from("shardId-000000000000"), tenure, checkpoint: at(n) }
+    }
+
+    #[actix_rt::test]
+    async fn a_hundred_progress_reports_in_one_interval_are_one_write() {
+        let interval = Duration::from_millis(400);
+        let (cp, writes) = start(interval, Duration::ZERO);
+        let tenure = Tenure::next();
+        cp.send(progress(tenure, 0)).await.expect("sent");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(writes.lock().expect("lock").len(), 1, "the first report is written at once");
+        for n in 1..=100 {
+            cp.send(progress(tenure, n)).await.expect("sent");
+        }
+        assert_eq!(writes.lock().expect("lock").len(), 1, "nothing more within the interval");
+        tokio::time::sleep(interval).await;
+        let w = writes.lock().expect("lock").clone();
+        assert_eq!(w.iter().map(|(c, _, _)| c.clone()).collect::<Vec<_>>(), [at(0), at(100)], "one write, the latest");
+        assert!(w[1].1.duration_since(w[0].1) >= interval - Duration::from_millis(5), "one write per interval");
+        let snapshot = crate::observe::observe(&cp).await.expect("snapshot");
+        assert_eq!(snapshot.writes, 2);
+    }
+
+    #[actix_rt::test]
+    async fn a_flush_waits_for_the_write_in_flight_and_writes_the_latest() {
+        let delay = Duration::from_millis(300);
+        let (cp, writes) = start(Duration::from_secs(60), delay);
+        let tenure = Tenure::next();
+        cp.send(progress(tenure, 1)).await.expect("sent");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Write 1 is in flight for 300 ms; 2 comes in; then the flush (before a release).
+        cp.send(progress(tenure, 2)).await.expect("sent");
+        let asked = Instant::now();
+        cp.send(FlushShard { shard: Arc::from("shardId-000000000000"), tenure }).await.expect("flushed");
+        let w = writes.lock().expect("lock").clone();
+        assert_eq!(w.len(), 2, "the flush returned after both writes: {w:?}");
+        assert_eq!(w[1].0, at(2), "the latest watermark is written, not only the one in flight");
+        assert!(w[1].1 >= w[0].2, "the second write went out after the first was answered");
+        assert!(asked.elapsed() >= delay, "the flush waited for the write in flight");
+    }
+
+    #[actix_rt::test]
+    async fn an_earlier_tenure_is_not_written() {
+        let (cp, writes) = start(Duration::from_millis(10), Duration::ZERO);
+        let (old, new) = (Tenure::next(), Tenure::next());
+        cp.send(progress(new, 5)).await.expect("sent");
+        cp.send(progress(old, 9)).await.expect("sent");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let w: Vec<Checkpoint> = writes.lock().expect("lock").iter().map(|(c, _, _)| c.clone()).collect();
+        assert_eq!(w, [at(5)]);
     }
 }

@@ -16,7 +16,7 @@ use base64::Engine;
 use bytes::Bytes;
 use serde::Serialize;
 
-use crate::outcome::Outcome;
+use crate::model::{Backoff, Outcome};
 
 /// One record to dead-letter.
 #[derive(Debug, Clone, Serialize)]
@@ -92,9 +92,10 @@ impl Handler<DeadLetter> for DeadLetters {
             line.push(b'\n');
             let mut last_error = String::new();
             let (mut file_done, mut stream_done) = (file.is_none(), stream.is_none());
+            let mut backoff = Backoff::new(Duration::from_millis(400), Duration::from_secs(5));
             for attempt in 0..5u32 {
                 if attempt > 0 {
-                    tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt))).await;
+                    tokio::time::sleep(backoff.next_delay()).await;
                 }
                 if let (false, Some(path)) = (file_done, &file) {
                     let (path, bytes) = (path.clone(), line.clone());

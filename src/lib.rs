@@ -3,37 +3,54 @@
 //! Reads Sauna commands from every shard of a Kinesis stream, hands each to the responder for
 //! its command type, and checkpoints progress in a KCL-compatible DynamoDB lease table.
 //!
-//! The actors, one module each (the actor map of the design):
+//! The modules, from the bottom layer up (no module uses one above it):
 //!
 //! ```text
-//! Supervisor (one per observer config; restarts children with backoff)   supervisor
-//! ├── LeaseManager      renew / take / steal / release leases; shard sync  lease_manager
-//! ├── ShardConsumer ×N  one per held lease: GetRecords → parse → dispatch  shard_consumer
-//! ├── Checkpointer      "done up to S" per shard → batched writes         checkpointer
-//! ├── Metrics           aggregates, flushes to CloudWatch                  metrics
-//! └── Responders        one actor per command type                         responders
+//! model        leaf types: sequence numbers and checkpoints, shard info, lease fencing
+//!              (deadline, tenure), outcomes, backoff
+//! config       settings types: observer, runtime, logger, secret (and their Avro schemas)
+//! iglu         schema keys and criteria
+//! command      a record's bytes → a command or the reason it is not one
+//! observe      the one way to look inside an actor; supervision: how a child reports its end
+//! metrics      Metrics actor (CloudWatch)
+//! responders   the responder contract, the built-ins, the shared responder actor
+//! parser_pool dead_letters outcome_log     small actors around the consumers
+//! lease_manager   LeaseManager: the lease table, taking, renewing, fencing, shard sync
+//! checkpointer    Checkpointer: "done up to S" per shard → batched lease writes
+//! shard_consumer  ShardConsumer: GetRecords → parse → dispatch → watermark
+//! observer     the Supervisor: wires one observer's actors, restarts what fails
+//! config_dir   the config directory loader (builds the responders it configures)
+//! aws app cli  AWS clients, the process and its signals, the command line
 //! ```
-//!
-//! Around them: [`config`] (the config directory), [`command`] (a record's bytes → a command
-//! or the reason it is not one), [`parser_pool`] (parsing on every core), [`outcome`], [`iglu`],
-//! [`aws`], [`supervision`] and [`app`] (the process and its signals).
 
-pub mod app;
-pub mod aws;
-pub mod checkpointer;
+// The public API: the command line, the responder plugin API (responders, command, iglu,
+// config), the config loader, the KCL-compatible lease table, and the leaf types.
 pub mod cli;
 pub mod command;
 pub mod config;
-pub mod dead_letters;
+pub mod config_dir;
 pub mod iglu;
 pub mod lease_manager;
-pub mod metrics;
-pub mod outcome;
-pub mod outcome_log;
-pub mod parser_pool;
+pub mod model;
 pub mod responders;
-pub mod shard_consumer;
-pub mod supervision;
-pub mod supervisor;
 
-pub use app::{Observers, RunError, run};
+mod app;
+mod aws;
+mod checkpointer;
+mod dead_letters;
+mod metrics;
+mod observe;
+mod observer;
+mod outcome_log;
+mod parser_pool;
+mod shard_consumer;
+mod supervision;
+
+// The running process and what can be observed of it.
+pub use app::{Observers, RunError, default_worker_id, run};
+pub use aws::AwsClients;
+pub use checkpointer::{CheckpointerSnapshot, ShardCheckpointSnapshot};
+pub use config_dir::{Configuration, load_dir};
+pub use metrics::MetricsSnapshot;
+pub use observer::ObserverSnapshot;
+pub use shard_consumer::{ConsumerCounters, Phase, ShardConsumerSnapshot};

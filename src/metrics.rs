@@ -13,6 +13,7 @@ use actix::prelude::*;
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit, StatisticSet};
 
 use crate::config::runtime::{MetricsLevel, MetricsSettings};
+use crate::observe::{Observable, answers_observe};
 use crate::supervision::ExitGuard;
 
 /// What a sample measures.
@@ -43,12 +44,37 @@ pub enum Scope {
     Application,
 }
 
+/// The KCL's `Operation` dimension: which part of the worker measured a sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Operation {
+    /// Reading and processing a shard (the KCL's `ProcessTask`).
+    ProcessTask,
+    RenewAllLeases,
+    TakeLeases,
+    Checkpointer,
+    Responder,
+    Supervisor,
+}
+
+impl Operation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::ProcessTask => "ProcessTask",
+            Operation::RenewAllLeases => "RenewAllLeases",
+            Operation::TakeLeases => "TakeLeases",
+            Operation::Checkpointer => "Checkpointer",
+            Operation::Responder => "Responder",
+            Operation::Supervisor => "Supervisor",
+        }
+    }
+}
+
 /// One measurement.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
 pub struct Sample {
     pub name: &'static str,
-    pub operation: &'static str,
+    pub operation: Operation,
     pub scope: Scope,
     pub unit: Unit,
     pub value: f64,
@@ -76,13 +102,13 @@ impl Stat {
     }
 }
 
-type SeriesKey = (&'static str, &'static str, Scope, Unit);
+type SeriesKey = (&'static str, Operation, Scope, Unit);
 
 /// A cheap handle every actor holds to send samples. Sending never waits: when the Metrics
 /// mailbox is full the sample is dropped and counted.
 #[derive(Clone)]
 pub struct MetricsHandle {
-    addr: Option<Addr<Metrics>>,
+    to: Option<Recipient<Sample>>,
     level: MetricsLevel,
     dropped: Arc<AtomicU64>,
 }
@@ -96,15 +122,16 @@ impl std::fmt::Debug for MetricsHandle {
 impl MetricsHandle {
     /// A handle that records nothing (metrics disabled, unit tests).
     pub fn disabled() -> Self {
-        MetricsHandle { addr: None, level: MetricsLevel::None, dropped: Arc::new(AtomicU64::new(0)) }
+        MetricsHandle { to: None, level: MetricsLevel::None, dropped: Arc::new(AtomicU64::new(0)) }
     }
 
-    pub fn new(addr: Addr<Metrics>, level: MetricsLevel) -> Self {
-        MetricsHandle { addr: Some(addr), level, dropped: Arc::new(AtomicU64::new(0)) }
+    /// A handle sending to `to` (the Metrics actor, or a stand-in in a test).
+    pub fn new(to: Recipient<Sample>, level: MetricsLevel) -> Self {
+        MetricsHandle { to: Some(to), level, dropped: Arc::new(AtomicU64::new(0)) }
     }
 
-    pub fn record(&self, name: &'static str, operation: &'static str, scope: Scope, unit: Unit, value: f64) {
-        let Some(addr) = &self.addr else { return };
+    pub fn record(&self, name: &'static str, operation: Operation, scope: Scope, unit: Unit, value: f64) {
+        let Some(to) = &self.to else { return };
         let scope = match (self.level, scope) {
             (MetricsLevel::None, _) => return,
             // SUMMARY drops the per-shard dimension.
@@ -112,16 +139,16 @@ impl MetricsHandle {
             (_, s) => s,
         };
         let sample = Sample { name, operation, scope, unit, value };
-        if addr.try_send(sample).is_err() {
+        if to.try_send(sample).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    pub fn count(&self, name: &'static str, operation: &'static str, scope: Scope, n: u64) {
+    pub fn count(&self, name: &'static str, operation: Operation, scope: Scope, n: u64) {
         self.record(name, operation, scope, Unit::Count, n as f64);
     }
 
-    pub fn millis(&self, name: &'static str, operation: &'static str, scope: Scope, d: Duration) {
+    pub fn millis(&self, name: &'static str, operation: Operation, scope: Scope, d: Duration) {
         self.record(name, operation, scope, Unit::Milliseconds, d.as_secs_f64() * 1000.0);
     }
 
@@ -146,14 +173,6 @@ impl MetricsSnapshot {
     pub fn total(&self, name: &str) -> f64 {
         self.totals.iter().filter(|((n, _, _), _)| n == name).map(|(_, v)| v).sum()
     }
-}
-
-/// Asks an actor for a snapshot of its state.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Observe;
-
-impl Message for Observe {
-    type Result = MetricsSnapshot;
 }
 
 /// Sends what is buffered now (shutdown).
@@ -212,7 +231,7 @@ impl Metrics {
         std::mem::take(&mut self.pending)
             .into_iter()
             .map(|((name, operation, scope, unit), stat)| {
-                let mut dims = vec![Dimension::builder().name("Operation").value(operation).build()];
+                let mut dims = vec![Dimension::builder().name("Operation").value(operation.as_str()).build()];
                 match scope {
                     Scope::Shard(shard) => dims.push(Dimension::builder().name("ShardId").value(&*shard).build()),
                     Scope::Worker => {
@@ -305,7 +324,7 @@ impl Handler<Sample> for Metrics {
             Scope::Shard(id) => id.to_string(),
             _ => String::new(),
         };
-        *self.totals.entry((s.name.to_owned(), s.operation.to_owned(), shard)).or_default() += s.value;
+        *self.totals.entry((s.name.to_owned(), s.operation.as_str().to_owned(), shard)).or_default() += s.value;
         if !self.settings.enabled {
             return;
         }
@@ -324,16 +343,18 @@ impl Handler<Flush> for Metrics {
     }
 }
 
-impl Handler<Observe> for Metrics {
-    type Result = MessageResult<Observe>;
+impl Observable for Metrics {
+    type Snapshot = MetricsSnapshot;
 
-    fn handle(&mut self, _: Observe, ctx: &mut Self::Context) -> Self::Result {
-        MessageResult(MetricsSnapshot {
+    fn snapshot(&self, ctx: &mut Self::Context) -> MetricsSnapshot {
+        MetricsSnapshot {
             totals: self.totals.clone(),
             flushes: self.flushes,
             failed_flushes: self.failed_flushes,
             datums_sent: self.datums_sent,
             mailbox_capacity: ctx.parts().capacity(),
-        })
+        }
     }
 }
+
+answers_observe!(Metrics);

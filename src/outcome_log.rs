@@ -17,7 +17,7 @@ use aws_sdk_dynamodb::types::{
     WriteRequest,
 };
 
-use crate::outcome::Outcome;
+use crate::model::{Backoff, Outcome};
 
 /// One command's outcome.
 #[derive(Debug, Clone, Message)]
@@ -181,12 +181,13 @@ impl OutcomeLog {
                     }
                 }
                 let mut requests: Vec<WriteRequest> = unique.into_values().collect();
+                let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(2));
                 for attempt in 0..5u32 {
                     if requests.is_empty() {
                         break;
                     }
                     if attempt > 0 {
-                        tokio::time::sleep(Duration::from_millis(100 * 2u64.pow(attempt))).await;
+                        tokio::time::sleep(backoff.next_delay()).await;
                     }
                     let n = requests.len() as u64;
                     match client.batch_write_item().request_items(&table, requests.clone()).send().await {

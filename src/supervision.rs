@@ -1,9 +1,10 @@
-//! What supervision needs from every child: a name, a way to report how it ended (including a
-//! panic, which in actix silently drops the actor), and a restart backoff.
+//! The contract between the observer's Supervisor and every actor it supervises: a name
+//! ([`ChildId`]), and a way to report how the child ended ([`ExitGuard`], which also catches a
+//! panic, since actix silently drops a panicking actor). The Supervisor restarts failed children
+//! with [`crate::model::Backoff::restarts`]. This is the program's one restart mechanism.
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
@@ -15,6 +16,8 @@ pub enum ChildId {
     Core { kind: &'static str, generation: u64 },
     /// One ShardConsumer actor (a restart is a new incarnation).
     ShardConsumer { shard: Arc<str>, incarnation: u64 },
+    /// The actor of responder number `route` (a restart is a new incarnation).
+    Responder { route: usize, incarnation: u64 },
 }
 
 impl fmt::Display for ChildId {
@@ -22,6 +25,7 @@ impl fmt::Display for ChildId {
         match self {
             ChildId::Core { kind, .. } => f.write_str(kind),
             ChildId::ShardConsumer { shard, .. } => write!(f, "ShardConsumer({shard})"),
+            ChildId::Responder { route, .. } => write!(f, "Responder(#{route})"),
         }
     }
 }
@@ -83,56 +87,5 @@ impl Drop for ExitGuard {
         if let Some(to) = self.to.take() {
             to.do_send(ChildExited { child: self.child.clone(), reason });
         }
-    }
-}
-
-/// Exponential restart backoff: 100 ms doubling to 30 s, reset once a child has run for a
-/// minute without failing.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    pub restarts: u32,
-    next: Duration,
-    started: Instant,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff { restarts: 0, next: Self::INITIAL, started: Instant::now() }
-    }
-}
-
-impl Backoff {
-    const INITIAL: Duration = Duration::from_millis(100);
-    const MAX: Duration = Duration::from_secs(30);
-    const HEALTHY: Duration = Duration::from_secs(60);
-
-    /// The delay before the next restart, and counts the restart.
-    pub fn next_delay(&mut self) -> Duration {
-        if self.started.elapsed() >= Self::HEALTHY {
-            self.next = Self::INITIAL;
-        }
-        let d = self.next;
-        self.next = (self.next * 2).min(Self::MAX);
-        self.restarts += 1;
-        d
-    }
-
-    /// Marks the (re)start of the child.
-    pub fn started(&mut self) {
-        self.started = Instant::now();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_its_cap() {
-        let mut b = Backoff::default();
-        let delays: Vec<u128> = (0..12).map(|_| b.next_delay().as_millis()).collect();
-        assert_eq!(&delays[..4], &[100, 200, 400, 800]);
-        assert_eq!(*delays.last().expect("delays"), 30_000);
-        assert_eq!(b.restarts, 12);
     }
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
-use sauna::aws::AwsClients;
+use sauna::AwsClients;
 use sauna::config::AwsCredentials;
 
 #[actix_rt::test]

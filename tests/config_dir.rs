@@ -7,7 +7,8 @@ use std::process::Command;
 
 use apache_avro::types::Value as AvroValue;
 use chrono::TimeZone;
-use sauna::config::{self, AwsCredentials, InitialPosition, KinesisObserverConfig};
+use sauna::config::{AwsCredentials, InitialPosition, KinesisObserverConfig};
+use sauna::config_dir as config;
 use serde_json::{Value, json};
 
 const KINESIS_KEY: &str = "iglu:com.snowplowanalytics.sauna.observers/AmazonKinesisConfig/avro/1-0-0";

@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::http::{FakeHttp, Reply};
 use common::kinesis::{TestStream, command};
 use common::sauna::{ConfigDir, fast_runtime, merge};
-use sauna::config::Catalog;
+use sauna::config_dir::Catalog;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -33,10 +33,10 @@ async fn the_example_responder_actions_a_command_from_the_stream() {
 
     // Without the module, its config is an unknown schema; with it (what the example's main
     // does in its one line), the directory loads and the responder is there.
-    let refused = sauna::config::load_dir(dir.path()).expect_err("unknown without the module");
+    let refused = sauna::config_dir::load_dir(dir.path()).expect_err("unknown without the module");
     assert!(refused.to_string().contains("unknown schema iglu:com.acme.sauna.responders/OpsgenieConfig/avro/1-0-0"));
-    let configuration =
-        sauna::config::load_dir_with(dir.path(), &Catalog::with(&[&opsgenie::MODULE])).expect("loads with the module");
+    let configuration = sauna::config_dir::load_dir_with(dir.path(), &Catalog::with(&[&opsgenie::MODULE]))
+        .expect("loads with the module");
     assert!(configuration.responders.iter().any(|r| r.id() == "opsgenie"));
 
     let alert = json!({"message": "srv01 is down", "alias": "srv01-down", "priority": "P1",
@@ -67,7 +67,7 @@ async fn the_example_responder_actions_a_command_from_the_stream() {
     let snapshot = observers.observe().await.remove(0);
     let start = std::time::Instant::now();
     let mut snapshot = snapshot;
-    while snapshot.consumers.first().map(|c| c.outcomes[0]) != Some(1) {
+    while snapshot.consumers.first().map(|c| c.counters.outcomes[0]) != Some(1) {
         assert!(start.elapsed() < Duration::from_secs(10), "outcome done: {:?}", snapshot.consumers);
         tokio::time::sleep(Duration::from_millis(50)).await;
         snapshot = observers.observe().await.remove(0);

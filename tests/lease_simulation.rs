@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use sauna::lease_manager::lease::{Checkpoint, Lease};
-use sauna::lease_manager::self_fence_margin;
-use sauna::lease_manager::taker::{self, Mine, Observations, TakerSettings};
+use sauna::lease_manager::Lease;
+use sauna::lease_manager::taker::{self, Observations, OwnLeases, TakerSettings};
+use sauna::model::{Checkpoint, self_fence_margin};
 
 const SHARDS: usize = 1000;
 const FAILOVER: Duration = Duration::from_secs(10);
@@ -224,7 +224,7 @@ impl Worker {
             if self.num_workers_seen > 1 { self.given_up.keys().cloned().collect() } else { HashSet::new() };
         let settings =
             TakerSettings { failover: FAILOVER, max_leases_for_worker: None, max_leases_to_steal_at_one_time: None };
-        let mine = Mine { held: &held, requested: &requested, excluded: &excluded };
+        let mine = OwnLeases { held: &held, requested: &requested, excluded: &excluded };
         let plan = taker::plan(&self.observations, mine, &self.id, &settings, now, steal, rng);
         self.num_workers_seen = plan.num_workers;
         for c in plan.take {

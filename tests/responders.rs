@@ -34,12 +34,17 @@ fn responders(files: &[(&str, Value)]) -> Vec<Arc<dyn Responder>> {
     for (name, v) in files {
         std::fs::write(dir.path().join(name), v.to_string()).expect("write");
     }
-    sauna::config::load_dir(dir.path()).unwrap_or_else(|e| panic!("{e}")).responders
+    sauna::config_dir::load_dir(dir.path()).unwrap_or_else(|e| panic!("{e}")).responders
 }
 
+/// The fixture as read one second after its `whenCreated`: its time to live (an hour, a day)
+/// must not depend on the day the tests run.
 fn command(v: &Value, responder: &Arc<dyn Responder>) -> Command {
     let parser = CommandParser::new(Arc::new(SchemaRegistry::embedded()), vec![responder.criteria()]);
-    match parser.classify(v.to_string().as_bytes(), chrono::Utc::now()) {
+    let created = v["data"]["envelope"]["data"]["whenCreated"].as_str().expect("fixture has whenCreated");
+    let read_at = chrono::DateTime::parse_from_rfc3339(created).expect("RFC 3339").with_timezone(&chrono::Utc)
+        + chrono::Duration::seconds(1);
+    match parser.classify(v.to_string().as_bytes(), read_at) {
         Classified::Routable { command, .. } => (*command).clone(),
         other => panic!("not routable: {other:?}"),
     }

@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 
 use common::kinesis::{TestStream, slack_command};
 use common::sauna::{ConfigDir, fast_runtime, merge};
+use sauna::ObserverSnapshot;
 use sauna::Observers;
 use sauna::command::Command;
 use sauna::iglu::SchemaCriterion;
 use sauna::responders::{Attempt, AttemptFuture, Responder, ResponderContext};
-use sauna::supervisor::ObserverSnapshot;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -63,11 +63,11 @@ impl Responder for Scripted {
     }
 }
 
-fn config_with(stream: &TestStream, patch: serde_json::Value) -> (ConfigDir, sauna::config::Configuration) {
+fn config_with(stream: &TestStream, patch: serde_json::Value) -> (ConfigDir, sauna::config_dir::Configuration) {
     let mut runtime = fast_runtime();
     merge(&mut runtime, &patch);
     let dir = ConfigDir::new(&stream.name, "TRIM_HORIZON", None, "http://127.0.0.1:9/unused", &runtime);
-    let configuration = sauna::config::load_dir(dir.path()).expect("config loads");
+    let configuration = sauna::config_dir::load_dir(dir.path()).expect("config loads");
     (dir, configuration)
 }
 
@@ -102,7 +102,7 @@ async fn failing_responders_and_consumers_are_restarted_and_the_shard_goes_on() 
     let responder = &snapshot.responders[0];
     assert!(responder.restarts >= 1, "the responder was restarted after its panic: {responder:?}");
     let consumer = &snapshot.consumers[0];
-    assert_eq!(consumer.outcomes[0], 5, "5 done");
+    assert_eq!(consumer.counters.outcomes[0], 5, "5 done");
     println!("responder restarts: {}, attempts: {}", responder.restarts, scripted.calls.load(Ordering::Relaxed));
 
     // A consumer killed by an injected failure, then by an injected panic: each time it is

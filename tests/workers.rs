@@ -444,7 +444,8 @@ async fn a_lease_table_left_by_a_java_kcl_2_application_is_resumed_from_its_chec
     merge(&mut runtime, &json!({ "leases": { "cleanupLeasesUponShardCompletion": false } }));
     let config = ConfigDir::new(&stream.name, "TRIM_HORIZON", None, &slack.url("/kcl"), &runtime);
     let table = config.observer_id.clone();
-    sauna::lease_manager::table::LeaseTable::new(stream.clients.dynamodb.clone(), table.clone())
+    use sauna::lease_manager::LeaseStore;
+    sauna::lease_manager::LeaseTable::new(stream.clients.dynamodb.clone(), table.clone())
         .ensure_exists()
         .await
         .expect("table");

@@ -7,6 +7,11 @@ use serde::Deserialize;
 use super::avro_json::FieldError;
 use super::observer::AwsCredentials;
 
+/// The Iglu key of this config and its Avro schema.
+pub const KEY: &str = "iglu:com.snowplowanalytics.sauna.loggers/AmazonDynamodbConfig/avro/1-0-0";
+pub const AVRO_SCHEMA: &str =
+    include_str!("../../resources/iglu/schemas/com.snowplowanalytics.sauna.loggers/AmazonDynamodbConfig/avro/1-0-0");
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DynamodbLoggerConfig {
     pub id: String,

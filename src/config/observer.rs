@@ -59,6 +59,11 @@ pub struct KinesisObserverConfig {
     pub initial_position: InitialPosition,
 }
 
+/// The Iglu key of this config and its Avro schema.
+pub const KEY: &str = "iglu:com.snowplowanalytics.sauna.observers/AmazonKinesisConfig/avro/1-0-0";
+pub const AVRO_SCHEMA: &str =
+    include_str!("../../resources/iglu/schemas/com.snowplowanalytics.sauna.observers/AmazonKinesisConfig/avro/1-0-0");
+
 /// The largest `Limit` GetRecords accepts.
 pub const MAX_RECORDS_LIMIT: i32 = 10_000;
 

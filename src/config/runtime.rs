@@ -10,9 +10,10 @@ use apache_avro::types::Value as AvroValue;
 use serde::Deserialize;
 
 use super::avro_json::FieldError;
+use crate::model::{Backoff, Outcome};
 
 /// The Iglu key of this config.
-pub const RUNTIME_CONFIG_KEY: &str = "iglu:rs.sauna.config/RuntimeConfig/avro/1-0-0";
+pub const KEY: &str = "iglu:rs.sauna.config/RuntimeConfig/avro/1-0-0";
 
 /// Mailbox capacity of each actor kind.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -87,6 +88,13 @@ pub struct RetryPolicy {
     pub request_timeout: Duration,
 }
 
+impl RetryPolicy {
+    /// The backoff between attempts: exponential, with jitter.
+    pub fn backoff(&self) -> Backoff {
+        Backoff::new(self.initial_backoff, self.max_backoff).jittered()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Endpoints {
@@ -102,7 +110,7 @@ pub struct DeadLetterSettings {
     /// A Kinesis stream in the observer's region.
     pub stream: Option<String>,
     /// Which outcomes are written.
-    pub outcomes: Vec<crate::outcome::Outcome>,
+    pub outcomes: Vec<Outcome>,
 }
 
 impl DeadLetterSettings {
@@ -110,7 +118,7 @@ impl DeadLetterSettings {
         self.file.is_some() || self.stream.is_some()
     }
 
-    pub fn wants(&self, outcome: crate::outcome::Outcome) -> bool {
+    pub fn wants(&self, outcome: Outcome) -> bool {
         self.enabled() && self.outcomes.contains(&outcome)
     }
 }
@@ -206,156 +214,46 @@ struct RawRetry {
 /// KCL's ε: renewals are scheduled slightly inside the failover window.
 const EPSILON: Duration = Duration::from_millis(25);
 
+/// The Avro schema of this config.
+pub const AVRO_SCHEMA: &str = include_str!("../../resources/iglu/schemas/rs.sauna.config/RuntimeConfig/avro/1-0-0");
+
+/// [`AVRO_SCHEMA`], parsed once.
+pub fn schema() -> &'static apache_avro::Schema {
+    static SCHEMA: std::sync::OnceLock<apache_avro::Schema> = std::sync::OnceLock::new();
+    SCHEMA.get_or_init(|| apache_avro::Schema::parse_str(AVRO_SCHEMA).expect("the embedded runtime schema parses"))
+}
+
 impl Default for RuntimeConfig {
     fn default() -> Self {
-        let schema = super::schemas::runtime_schema();
-        let value = super::avro_json::json_to_avro(&serde_json::json!({}), schema, "data")
+        let value = super::avro_json::json_to_avro(&serde_json::json!({}), schema(), "data")
             .expect("the runtime schema has a default for every field");
         RuntimeConfig::from_avro(&value, std::path::Path::new(".")).expect("the runtime schema defaults are valid")
     }
 }
 
 impl RuntimeConfig {
-    /// Builds the typed config; relative Iglu repository paths are resolved against `base_dir`.
+    /// Builds the typed config; relative paths (Iglu repositories, the dead-letter file) are
+    /// resolved against `base_dir`.
     pub fn from_avro(value: &AvroValue, base_dir: &std::path::Path) -> Result<Self, FieldError> {
         let raw: Raw =
             apache_avro::from_value(value).map_err(|e| FieldError::new("data", format!("cannot decode: {e}")))?;
-
-        let m = &raw.mailboxes;
-        for (name, cap) in [
-            ("supervisor", m.supervisor),
-            ("leaseManager", m.lease_manager),
-            ("shardConsumer", m.shard_consumer),
-            ("checkpointer", m.checkpointer),
-            ("metrics", m.metrics),
-            ("responder", m.responder),
-            ("deadLetters", m.dead_letters),
-            ("outcomeLog", m.outcome_log),
-        ] {
-            if !(1..=1_000_000).contains(&cap) {
-                return Err(FieldError::new(
-                    format!("data.mailboxes.{name}"),
-                    format!("expected a capacity from 1 to 1000000, found {cap}"),
-                ));
-            }
-        }
-
-        let l = &raw.leases;
-        let failover = millis(l.failover_time_millis, "data.leases.failoverTimeMillis", 100)?;
-        let renew = match l.renew_interval_millis {
-            Some(ms) => millis(ms, "data.leases.renewIntervalMillis", 10)?,
-            None => (failover / 3).saturating_sub(EPSILON).max(Duration::from_millis(10)),
-        };
-        if renew >= failover {
-            return Err(FieldError::new(
-                "data.leases.renewIntervalMillis",
-                format!(
-                    "expected less than failoverTimeMillis ({} ms) so a live worker renews before its leases expire, found {} ms",
-                    failover.as_millis(),
-                    renew.as_millis()
-                ),
-            ));
-        }
-        let take = match l.take_interval_millis {
-            Some(ms) => millis(ms, "data.leases.takeIntervalMillis", 10)?,
-            None => (failover + EPSILON) * 2,
-        };
-        let discovery = match l.discovery_interval_millis {
-            Some(ms) => millis(ms, "data.leases.discoveryIntervalMillis", 10)?,
-            None => renew,
-        };
-        let positive = |v: Option<i32>, path: &str| -> Result<Option<usize>, FieldError> {
-            match v {
-                None => Ok(None),
-                Some(n) if n >= 1 => Ok(Some(n as usize)),
-                Some(n) => Err(FieldError::new(path, format!("expected null or an integer of at least 1, found {n}"))),
-            }
-        };
-        let leases = LeaseSettings {
-            failover_time: failover,
-            renew_interval: renew,
-            take_interval: take,
-            discovery_interval: discovery,
-            max_leases_for_worker: positive(l.max_leases_for_worker, "data.leases.maxLeasesForWorker")?,
-            max_leases_to_steal_at_one_time: positive(
-                l.max_leases_to_steal_at_one_time,
-                "data.leases.maxLeasesToStealAtOneTime",
-            )?,
-            shard_sync_interval: millis(l.shard_sync_interval_millis, "data.leases.shardSyncIntervalMillis", 100)?,
-            parent_shard_poll_interval: millis(
-                l.parent_shard_poll_interval_millis,
-                "data.leases.parentShardPollIntervalMillis",
-                10,
-            )?,
-            cleanup_leases_upon_shard_completion: l.cleanup_leases_upon_shard_completion,
-            worker_id: match &l.worker_id {
-                Some(w) if w.trim().is_empty() => {
-                    return Err(FieldError::new("data.leases.workerId", "expected null or a non-empty string"));
-                }
-                other => other.clone(),
-            },
-        };
-
-        let r = &raw.retrieval;
-        let retrieval = RetrievalSettings {
-            // 0 is allowed: a test or a latency-critical user may poll without pause (the 5
-            // GetRecords/s/shard limit then throttles, and throttles back off).
-            idle_time_between_reads: millis(
-                r.idle_time_between_reads_millis,
-                "data.retrieval.idleTimeBetweenReadsMillis",
-                0,
-            )?,
-            max_in_flight_per_shard: match r.max_in_flight_per_shard {
-                n @ 1..=100_000 => n as usize,
-                n => {
-                    return Err(FieldError::new(
-                        "data.retrieval.maxInFlightPerShard",
-                        format!("expected an integer from 1 to 100000, found {n}"),
-                    ));
-                }
-            },
-            ordering: r.ordering,
-        };
-
-        let metrics = MetricsSettings {
-            enabled: raw.metrics.enabled,
-            flush_interval: millis(raw.metrics.flush_interval_millis, "data.metrics.flushIntervalMillis", 100)?,
-            level: raw.metrics.level,
-        };
-
-        let rt = &raw.retry;
-        if !(1..=100).contains(&rt.max_attempts) {
-            return Err(FieldError::new(
-                "data.retry.maxAttempts",
-                format!(
-                    "expected an integer from 1 to 100 (attempts in all, the first included), found {}",
-                    rt.max_attempts
-                ),
-            ));
-        }
-        let retry = RetryPolicy {
-            max_attempts: rt.max_attempts as u32,
-            initial_backoff: millis(rt.initial_backoff_millis, "data.retry.initialBackoffMillis", 0)?,
-            max_backoff: millis(rt.max_backoff_millis, "data.retry.maxBackoffMillis", 0)?,
-            request_timeout: millis(rt.request_timeout_millis, "data.retry.requestTimeoutMillis", 1)?,
-        };
-
+        check_mailboxes(&raw.mailboxes)?;
         for (name, url) in [
             ("pagerDutyEventsUrl", &raw.endpoints.pager_duty_events_url),
             ("sendgridApiUrl", &raw.endpoints.sendgrid_api_url),
         ] {
             check_http_url(url).map_err(|m| FieldError::new(format!("data.endpoints.{name}"), m))?;
         }
-
-        let iglu_repositories = raw.iglu_repositories.iter().map(|p| base_dir.join(p)).collect();
-
         Ok(RuntimeConfig {
-            mailboxes: raw.mailboxes,
-            leases,
-            retrieval,
+            leases: lease_settings(&raw.leases)?,
+            retrieval: retrieval_settings(&raw.retrieval)?,
             checkpoint_interval: millis(raw.checkpoint.interval_millis, "data.checkpoint.intervalMillis", 1)?,
-            metrics,
-            retry,
+            metrics: MetricsSettings {
+                enabled: raw.metrics.enabled,
+                flush_interval: millis(raw.metrics.flush_interval_millis, "data.metrics.flushIntervalMillis", 100)?,
+                level: raw.metrics.level,
+            },
+            retry: retry_policy(&raw.retry)?,
             responder_concurrency: match raw.responder_concurrency {
                 n @ 1..=10_000 => n as usize,
                 n => {
@@ -366,28 +264,143 @@ impl RuntimeConfig {
                 }
             },
             shutdown_timeout: millis(raw.shutdown_timeout_millis, "data.shutdownTimeoutMillis", 0)?,
-            dead_letters: DeadLetterSettings {
-                file: raw.dead_letters.file.as_ref().map(|f| base_dir.join(f)),
-                stream: match raw.dead_letters.stream {
-                    Some(s) if s.trim().is_empty() => {
-                        return Err(FieldError::new(
-                            "data.deadLetters.stream",
-                            "expected null or a Kinesis stream name",
-                        ));
-                    }
-                    other => other,
-                },
-                outcomes: raw
-                    .dead_letters
-                    .outcomes
-                    .iter()
-                    .filter_map(|o| crate::outcome::Outcome::ALL.into_iter().find(|x| x.as_str() == o))
-                    .collect(),
-            },
-            iglu_repositories,
+            dead_letters: dead_letter_settings(raw.dead_letters, base_dir)?,
+            iglu_repositories: raw.iglu_repositories.iter().map(|p| base_dir.join(p)).collect(),
+            mailboxes: raw.mailboxes,
             endpoints: raw.endpoints,
         })
     }
+}
+
+fn check_mailboxes(m: &MailboxCapacities) -> Result<(), FieldError> {
+    for (name, cap) in [
+        ("supervisor", m.supervisor),
+        ("leaseManager", m.lease_manager),
+        ("shardConsumer", m.shard_consumer),
+        ("checkpointer", m.checkpointer),
+        ("metrics", m.metrics),
+        ("responder", m.responder),
+        ("deadLetters", m.dead_letters),
+        ("outcomeLog", m.outcome_log),
+    ] {
+        if !(1..=1_000_000).contains(&cap) {
+            return Err(FieldError::new(
+                format!("data.mailboxes.{name}"),
+                format!("expected a capacity from 1 to 1000000, found {cap}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn lease_settings(l: &RawLeases) -> Result<LeaseSettings, FieldError> {
+    let failover = millis(l.failover_time_millis, "data.leases.failoverTimeMillis", 100)?;
+    let renew = match l.renew_interval_millis {
+        Some(ms) => millis(ms, "data.leases.renewIntervalMillis", 10)?,
+        None => (failover / 3).saturating_sub(EPSILON).max(Duration::from_millis(10)),
+    };
+    if renew >= failover {
+        return Err(FieldError::new(
+            "data.leases.renewIntervalMillis",
+            format!(
+                "expected less than failoverTimeMillis ({} ms) so a live worker renews before its leases expire, found {} ms",
+                failover.as_millis(),
+                renew.as_millis()
+            ),
+        ));
+    }
+    let take = match l.take_interval_millis {
+        Some(ms) => millis(ms, "data.leases.takeIntervalMillis", 10)?,
+        None => (failover + EPSILON) * 2,
+    };
+    let discovery = match l.discovery_interval_millis {
+        Some(ms) => millis(ms, "data.leases.discoveryIntervalMillis", 10)?,
+        None => renew,
+    };
+    let positive = |v: Option<i32>, path: &str| -> Result<Option<usize>, FieldError> {
+        match v {
+            None => Ok(None),
+            Some(n) if n >= 1 => Ok(Some(n as usize)),
+            Some(n) => Err(FieldError::new(path, format!("expected null or an integer of at least 1, found {n}"))),
+        }
+    };
+    Ok(LeaseSettings {
+        failover_time: failover,
+        renew_interval: renew,
+        take_interval: take,
+        discovery_interval: discovery,
+        max_leases_for_worker: positive(l.max_leases_for_worker, "data.leases.maxLeasesForWorker")?,
+        max_leases_to_steal_at_one_time: positive(
+            l.max_leases_to_steal_at_one_time,
+            "data.leases.maxLeasesToStealAtOneTime",
+        )?,
+        shard_sync_interval: millis(l.shard_sync_interval_millis, "data.leases.shardSyncIntervalMillis", 100)?,
+        parent_shard_poll_interval: millis(
+            l.parent_shard_poll_interval_millis,
+            "data.leases.parentShardPollIntervalMillis",
+            10,
+        )?,
+        cleanup_leases_upon_shard_completion: l.cleanup_leases_upon_shard_completion,
+        worker_id: match &l.worker_id {
+            Some(w) if w.trim().is_empty() => {
+                return Err(FieldError::new("data.leases.workerId", "expected null or a non-empty string"));
+            }
+            other => other.clone(),
+        },
+    })
+}
+
+fn retrieval_settings(r: &RawRetrieval) -> Result<RetrievalSettings, FieldError> {
+    Ok(RetrievalSettings {
+        // 0 is allowed: a test or a latency-critical user may poll without pause (the 5
+        // GetRecords/s/shard limit then throttles, and throttles back off).
+        idle_time_between_reads: millis(
+            r.idle_time_between_reads_millis,
+            "data.retrieval.idleTimeBetweenReadsMillis",
+            0,
+        )?,
+        max_in_flight_per_shard: match r.max_in_flight_per_shard {
+            n @ 1..=100_000 => n as usize,
+            n => {
+                return Err(FieldError::new(
+                    "data.retrieval.maxInFlightPerShard",
+                    format!("expected an integer from 1 to 100000, found {n}"),
+                ));
+            }
+        },
+        ordering: r.ordering,
+    })
+}
+
+fn retry_policy(rt: &RawRetry) -> Result<RetryPolicy, FieldError> {
+    if !(1..=100).contains(&rt.max_attempts) {
+        return Err(FieldError::new(
+            "data.retry.maxAttempts",
+            format!(
+                "expected an integer from 1 to 100 (attempts in all, the first included), found {}",
+                rt.max_attempts
+            ),
+        ));
+    }
+    Ok(RetryPolicy {
+        max_attempts: rt.max_attempts as u32,
+        initial_backoff: millis(rt.initial_backoff_millis, "data.retry.initialBackoffMillis", 0)?,
+        max_backoff: millis(rt.max_backoff_millis, "data.retry.maxBackoffMillis", 0)?,
+        request_timeout: millis(rt.request_timeout_millis, "data.retry.requestTimeoutMillis", 1)?,
+    })
+}
+
+fn dead_letter_settings(raw: RawDeadLetters, base_dir: &std::path::Path) -> Result<DeadLetterSettings, FieldError> {
+    Ok(DeadLetterSettings {
+        file: raw.file.as_ref().map(|f| base_dir.join(f)),
+        stream: match raw.stream {
+            Some(s) if s.trim().is_empty() => {
+                return Err(FieldError::new("data.deadLetters.stream", "expected null or a Kinesis stream name"));
+            }
+            other => other,
+        },
+        outcomes: raw.outcomes.iter().filter_map(|o| Outcome::ALL.into_iter().find(|x| x.as_str() == o)).collect(),
+    })
 }
 
 /// A duration in milliseconds of at least `min` and at most a day.

@@ -1,10 +1,11 @@
-//! `LeaseTable`: the DynamoDB I/O of the lease table. Every write is conditional, as the KCL's:
-//! a renew, take, checkpoint or release succeeds only if the counter (and owner) are still what
-//! this worker last saw, so a worker that lost a lease cannot write to it.
+//! `LeaseTable`: the lease table in DynamoDB — the [`LeaseStore`] the LeaseManager uses in
+//! production, and what `sauna leases` reads. The AWS calls of the LeaseManager live here (and
+//! ListShards in [`super::shards`]).
 
 use std::collections::HashMap;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
@@ -12,24 +13,12 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TableStatus,
 };
 
-use super::lease::{
-    CHECKPOINT, CHECKPOINT_SUB_SEQUENCE_NUMBER, CHILD_SHARD_IDS, Checkpoint, HANDOFF_REQUESTED, LEASE_COUNTER,
-    LEASE_KEY, LEASE_OWNER, Lease, OWNER_SWITCHES_SINCE_CHECKPOINT, RowError,
+use super::row::{
+    CHECKPOINT, CHECKPOINT_SUB_SEQUENCE_NUMBER, CHILD_SHARD_IDS, HANDOFF_REQUESTED, LEASE_COUNTER, LEASE_KEY,
+    LEASE_OWNER, Lease, OWNER_SWITCHES_SINCE_CHECKPOINT, RowError,
 };
-
-/// A failed lease-table call.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum LeaseTableError {
-    /// The condition did not hold: someone else wrote the lease since we last saw it.
-    #[error("the lease changed since this worker last saw it (conditional check failed)")]
-    ConditionFailed,
-    #[error("DynamoDB throttled the request: {0}")]
-    Throttled(String),
-    #[error("the lease table {0} does not exist")]
-    TableMissing(String),
-    #[error("DynamoDB request failed: {0}")]
-    Other(String),
-}
+use super::store::{LeaseStore, LeaseTableError, Scan};
+use crate::model::Checkpoint;
 
 fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(e: SdkError<E, R>) -> LeaseTableError {
     let code = e.as_service_error().and_then(|s| s.code()).map(str::to_owned);
@@ -69,14 +58,17 @@ impl LeaseTable {
     pub fn new(client: Client, name: impl Into<String>) -> Self {
         LeaseTable { client, name: name.into() }
     }
+}
 
-    pub fn name(&self) -> &str {
+#[async_trait]
+impl LeaseStore for LeaseTable {
+    fn name(&self) -> &str {
         &self.name
     }
 
     /// Creates the table (on-demand billing, hash key `leaseKey`) unless it exists, and waits
     /// until it is ACTIVE.
-    pub async fn ensure_exists(&self) -> Result<bool, LeaseTableError> {
+    async fn ensure_exists(&self) -> Result<bool, LeaseTableError> {
         let mut created = false;
         match self.client.describe_table().table_name(&self.name).send().await {
             Ok(_) => {}
@@ -124,7 +116,7 @@ impl LeaseTable {
     }
 
     /// Every lease (strongly consistent, so counters are current), and the rows skipped.
-    pub async fn scan(&self) -> Result<(Vec<Lease>, Vec<(String, RowError)>), LeaseTableError> {
+    async fn scan(&self) -> Result<Scan, LeaseTableError> {
         let mut leases = vec![];
         let mut skipped = vec![];
         let mut start: Option<HashMap<String, AttributeValue>> = None;
@@ -156,7 +148,7 @@ impl LeaseTable {
         Ok((leases, skipped))
     }
 
-    pub async fn get(&self, key: &str) -> Result<Option<Lease>, LeaseTableError> {
+    async fn get(&self, key: &str) -> Result<Option<Lease>, LeaseTableError> {
         let out = self
             .client
             .get_item()
@@ -177,7 +169,7 @@ impl LeaseTable {
     }
 
     /// Writes a new lease unless one exists; true when this call created it.
-    pub async fn create_if_absent(&self, lease: &Lease) -> Result<bool, LeaseTableError> {
+    async fn create_if_absent(&self, lease: &Lease) -> Result<bool, LeaseTableError> {
         let result = self
             .client
             .put_item()
@@ -193,7 +185,7 @@ impl LeaseTable {
     /// Heartbeat: counter + 1, if counter and owner are still ours. Unless `handing_off`, it
     /// also fails when a handoff was requested, which is how the owner learns of the request.
     /// Returns the new counter.
-    pub async fn renew(&self, key: &str, owner: &str, counter: u64, handing_off: bool) -> Result<u64, LeaseTableError> {
+    async fn renew(&self, key: &str, owner: &str, counter: u64, handing_off: bool) -> Result<u64, LeaseTableError> {
         let condition = if handing_off {
             "#c = :seen AND #o = :me"
         } else {
@@ -210,7 +202,7 @@ impl LeaseTable {
 
     /// Takes a lease seen with `counter` (and `previous_owner`, which may be none): it is ours
     /// if nobody wrote it since. Returns the new counter.
-    pub async fn take(
+    async fn take(
         &self,
         key: &str,
         counter: u64,
@@ -242,7 +234,7 @@ impl LeaseTable {
 
     /// Writes a checkpoint (and, at shard end, the child shard ids) if the lease is still ours
     /// at `counter`. Resets `ownerSwitchesSinceCheckpoint`. Returns the new counter.
-    pub async fn checkpoint(
+    async fn checkpoint(
         &self,
         key: &str,
         owner: &str,
@@ -271,13 +263,7 @@ impl LeaseTable {
 
     /// Gives a lease up if it is still ours at `counter`: to nobody (another worker takes it
     /// at once), or `to` the worker that asked for it.
-    pub async fn release(
-        &self,
-        key: &str,
-        owner: &str,
-        counter: u64,
-        to: Option<&str>,
-    ) -> Result<u64, LeaseTableError> {
+    async fn release(&self, key: &str, owner: &str, counter: u64, to: Option<&str>) -> Result<u64, LeaseTableError> {
         let mut req = self
             .update_at(key, owner, counter)
             .condition_expression("#c = :seen AND #o = :me")
@@ -301,12 +287,7 @@ impl LeaseTable {
     /// `None`: whoever owns it (an operator). Does not move the counter, so the owner's
     /// renewals keep it alive while it hands over. False if the lease is not owned as expected
     /// or a request is already pending.
-    pub async fn request_handoff(
-        &self,
-        key: &str,
-        owner: Option<&str>,
-        requester: &str,
-    ) -> Result<bool, LeaseTableError> {
+    async fn request_handoff(&self, key: &str, owner: Option<&str>, requester: &str) -> Result<bool, LeaseTableError> {
         let mut req = self
             .client
             .update_item()
@@ -328,7 +309,7 @@ impl LeaseTable {
     }
 
     /// Deletes a finished lease (only if it is still at SHARD_END).
-    pub async fn delete_finished(&self, key: &str) -> Result<bool, LeaseTableError> {
+    async fn delete_finished(&self, key: &str) -> Result<bool, LeaseTableError> {
         let result = self
             .client
             .delete_item()
@@ -341,7 +322,9 @@ impl LeaseTable {
             .await;
         self.applied(result)
     }
+}
 
+impl LeaseTable {
     /// An UpdateItem of a lease this worker last saw at `counter`: `#c` and `#o` name the
     /// counter and the owner, `:seen`, `:next` and `:me` are the counter seen, the next one and
     /// this worker, for the caller's update and condition expressions.

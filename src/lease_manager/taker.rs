@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use rand::seq::SliceRandom;
 
-use super::lease::Lease;
+use super::row::Lease;
 
 /// What this worker knows of one lease from its scans.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,7 +140,7 @@ impl TakerSettings {
 
 /// What this worker holds, or has asked for.
 #[derive(Debug, Clone, Copy)]
-pub struct Mine<'a> {
+pub struct OwnLeases<'a> {
     pub held: &'a HashSet<String>,
     /// Leases whose owners it asked to hand them over, not released yet.
     pub requested: &'a HashSet<String>,
@@ -151,39 +151,102 @@ pub struct Mine<'a> {
 /// Decides what `me` takes (and, if `allow_steal`, asks others to hand over) this cycle.
 pub fn plan(
     observations: &Observations,
-    mine: Mine<'_>,
+    own: OwnLeases<'_>,
     me: &str,
     settings: &TakerSettings,
     now: Instant,
     allow_steal: bool,
     rng: &mut impl rand::Rng,
 ) -> TakePlan {
-    let held = mine.held;
     let live: Vec<(&String, &Observation)> = observations.leases.iter().filter(|(_, o)| !o.finished).collect();
     let total = live.len();
 
     // Available: unowned, or expired in this worker's eyes, and not held by us. A lease the
     // table says is ours but this process does not hold (a restarted LeaseManager) is available.
-    let mut available: Vec<(&String, &Observation)> = live
+    let available: Vec<(&String, &Observation)> = live
         .iter()
         .copied()
         .filter(|(k, o)| {
-            !held.contains(*k)
-                && !mine.excluded.contains(*k)
+            !own.held.contains(*k)
+                && !own.excluded.contains(*k)
                 && (settings.is_expired(o, now) || o.owner.as_deref() == Some(me))
         })
         .collect();
     let expired = available.len();
+    let view = View { live: &live, own, me, settings, now };
+    let counts = worker_counts(&view);
+    let num_workers = counts.len();
+    let uncapped = if num_workers >= total { total.min(1) } else { total.div_ceil(num_workers) };
+    let target = settings.max_leases_for_worker.map_or(uncapped, |m| uncapped.min(m));
+    let spillover = settings.max_leases_for_worker.map_or(0, |m| total.saturating_sub(m.saturating_mul(num_workers)));
+    let very_old = available.iter().filter(|(_, o)| settings.is_very_old(o, now)).count();
+    let mut result = TakePlan { take: vec![], num_workers, total_leases: total, target, spillover, expired, very_old };
 
-    // Requested leases are on their way here: they count as ours, not as their owner's.
-    let requested_here = mine.requested.iter().filter(|k| !held.contains(*k)).count();
+    // Leases the table says are ours but this process does not hold (handed to us by a worker
+    // we asked, or held by this worker before its LeaseManager restarted) are adopted first,
+    // whatever the counts.
+    let (adopt, mut available): (Vec<_>, Vec<_>) =
+        available.into_iter().partition(|(_, o)| o.owner.as_deref() == Some(me));
+    result.take = adopt.into_iter().map(|(k, o)| candidate(k, o, false)).collect();
+    let requested_here = own.requested.iter().filter(|k| !own.held.contains(*k)).count();
+    let my_count = own.held.len() + requested_here + result.take.len();
+
+    let needed = target.saturating_sub(my_count);
+    if needed == 0 {
+        // A lease left free for a while is wanted by nobody below its share (the one who gave
+        // it up may not take it back): whoever has room takes it, so it is never stranded.
+        let room = settings.max_leases_for_worker.unwrap_or(usize::MAX).saturating_sub(my_count);
+        let mut stranded: Vec<_> = available.into_iter().filter(|(_, o)| settings.is_stranded(o, now)).collect();
+        stranded.shuffle(rng);
+        result.take.extend(stranded.into_iter().take(room.min(1)).map(|(k, o)| {
+            let mut c = candidate(k, o, false);
+            c.owner = None;
+            c
+        }));
+        return result;
+    }
+    if !available.is_empty() {
+        // Very old first, random within each group, so that simultaneous takers spread out.
+        available.shuffle(rng);
+        available.sort_by_key(|(_, o)| !settings.is_very_old(o, now));
+        result.take.extend(available.into_iter().take(needed).map(|(k, o)| candidate(k, o, false)));
+        return result;
+    }
+    if allow_steal {
+        // Nothing is free and we are below target.
+        let floor = total.checked_div(num_workers).unwrap_or(total);
+        let shares = Shares { target, floor, needed };
+        result.take.extend(steal(&view, &counts, shares, rng));
+    }
+    result
+}
+
+/// What one take cycle looks at.
+#[derive(Clone, Copy)]
+struct View<'a> {
+    /// Leases that are not finished.
+    live: &'a [(&'a String, &'a Observation)],
+    own: OwnLeases<'a>,
+    me: &'a str,
+    settings: &'a TakerSettings,
+    now: Instant,
+}
+
+fn candidate(key: &str, o: &Observation, stolen: bool) -> Candidate {
+    Candidate { key: key.to_owned(), counter: o.counter, owner: o.owner.clone(), stolen }
+}
+
+/// How many leases each live worker holds, this one included. A live lease counts for its
+/// owner, or, when another worker asked for it, for that worker: it is on its way there. That
+/// also makes a worker that holds nothing yet but has asked for leases visible, so that
+/// everybody's target accounts for it. Requested leases count as ours, not as their owner's.
+fn worker_counts<'a>(view: &View<'a>) -> HashMap<&'a str, usize> {
+    let View { live, own, me, settings, now } = *view;
+    let requested_here = own.requested.iter().filter(|k| !own.held.contains(*k)).count();
     let mut counts: HashMap<&str, usize> = HashMap::new();
-    counts.insert(me, held.len() + requested_here);
-    // A live lease counts for its owner, or, when another worker asked for it, for that worker:
-    // it is on its way there. That also makes a worker that holds nothing yet but has asked
-    // for leases visible, so that everybody's target accounts for it.
-    for (k, o) in &live {
-        if held.contains(*k) || mine.requested.contains(*k) {
+    counts.insert(me, own.held.len() + requested_here);
+    for (k, o) in live {
+        if own.held.contains(*k) || own.requested.contains(*k) {
             continue;
         }
         let Some(owner) = o.owner.as_deref() else { continue };
@@ -197,64 +260,24 @@ pub fn plan(
             None => *counts.entry(owner).or_default() += 1,
         }
     }
-    let num_workers = counts.len();
-    let uncapped = if num_workers >= total { total.min(1) } else { total.div_ceil(num_workers) };
-    let target = settings.max_leases_for_worker.map_or(uncapped, |m| uncapped.min(m));
-    let spillover = settings.max_leases_for_worker.map_or(0, |m| total.saturating_sub(m.saturating_mul(num_workers)));
-    let my_count = held.len() + requested_here;
-    let very_old = available.iter().filter(|(_, o)| settings.is_very_old(o, now)).count();
+    counts
+}
 
-    let mut result = TakePlan { take: vec![], num_workers, total_leases: total, target, spillover, expired, very_old };
-    // Leases the table says are ours but this process does not hold (handed to us by a worker
-    // we asked, or held by this worker before its LeaseManager restarted) are adopted first,
-    // whatever the counts.
-    let (adopt, others): (Vec<_>, Vec<_>) = available.into_iter().partition(|(_, o)| o.owner.as_deref() == Some(me));
-    available = others;
-    result.take = adopt
-        .into_iter()
-        .map(|(k, o)| Candidate { key: k.clone(), counter: o.counter, owner: o.owner.clone(), stolen: false })
-        .collect();
-    let my_count = my_count + result.take.len();
+/// The numbers stealing works from: ⌈S/W⌉ (capped), ⌊S/W⌋, and how many this worker lacks.
+#[derive(Debug, Clone, Copy)]
+struct Shares {
+    target: usize,
+    floor: usize,
+    needed: usize,
+}
 
-    let floor = total.checked_div(num_workers).unwrap_or(total);
-    let needed = target.saturating_sub(my_count);
-    if needed == 0 {
-        // A lease left free for a while is wanted by nobody below its share (the one who gave
-        // it up may not take it back): whoever has room takes it, so it is never stranded.
-        let room = settings.max_leases_for_worker.unwrap_or(usize::MAX).saturating_sub(my_count);
-        let mut stranded: Vec<(&String, &Observation)> =
-            available.into_iter().filter(|(_, o)| settings.is_stranded(o, now)).collect();
-        stranded.shuffle(rng);
-        result.take.extend(stranded.into_iter().take(room.min(1)).map(|(k, o)| Candidate {
-            key: k.clone(),
-            counter: o.counter,
-            owner: None,
-            stolen: false,
-        }));
-        return result;
-    }
-
-    if !available.is_empty() {
-        // Very old first, random within each group, so that simultaneous takers spread out.
-        available.shuffle(rng);
-        available.sort_by_key(|(_, o)| !settings.is_very_old(o, now));
-        result.take.extend(available.into_iter().take(needed).map(|(k, o)| Candidate {
-            key: k.clone(),
-            counter: o.counter,
-            owner: o.owner.clone(),
-            stolen: false,
-        }));
-        return result;
-    }
-
-    if !allow_steal {
-        return result;
-    }
-    // Steal: nothing is free and we are below target.
+/// Handoff requests to the most loaded workers, each down to the target and no further.
+fn steal(view: &View<'_>, counts: &HashMap<&str, usize>, shares: Shares, rng: &mut impl rand::Rng) -> Vec<Candidate> {
+    let View { live, own, me, settings, now } = *view;
     let mut donors: Vec<(&str, usize)> = counts.iter().filter(|(w, _)| **w != me).map(|(w, c)| (*w, *c)).collect();
     donors.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-    let cap = settings.max_leases_to_steal_at_one_time.unwrap_or(usize::MAX);
-    let mut budget = needed.min(cap);
+    let mut budget = shares.needed.min(settings.max_leases_to_steal_at_one_time.unwrap_or(usize::MAX));
+    let mut out = vec![];
     for (donor, count) in donors {
         if budget == 0 {
             break;
@@ -262,9 +285,9 @@ pub fn plan(
         // Above target (⌈S/W⌉): down to the target. At the target, when ⌈S/W⌉ > ⌊S/W⌋: one
         // lease, which leaves it balanced at ⌊S/W⌋, and only while we need more than one
         // (taking one to end at the target ourselves would just move the imbalance around).
-        let n = if count > target {
-            (count - target).min(budget)
-        } else if count == target && target > floor && needed > 1 {
+        let n = if count > shares.target {
+            (count - shares.target).min(budget)
+        } else if count == shares.target && shares.target > shares.floor && shares.needed > 1 {
             1
         } else {
             0
@@ -279,23 +302,23 @@ pub fn plan(
                 o.owner.as_deref() == Some(donor)
                     && o.handoff.is_none()
                     && !settings.is_expired(o, now)
-                    && !mine.requested.contains(*k)
-                    && !mine.excluded.contains(*k)
+                    && !own.requested.contains(*k)
+                    && !own.excluded.contains(*k)
             })
             .collect();
         theirs.shuffle(rng);
         for (k, o) in theirs.into_iter().take(n) {
-            result.take.push(Candidate { key: k.clone(), counter: o.counter, owner: o.owner.clone(), stolen: true });
+            out.push(candidate(k, o, true));
             budget -= 1;
         }
     }
-    result
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lease_manager::lease::Checkpoint;
+    use crate::model::Checkpoint;
     use rand::SeedableRng;
 
     fn lease(key: &str, owner: Option<&str>, counter: u64) -> Lease {
@@ -319,8 +342,8 @@ mod tests {
 
     fn run(obs: &Observations, held: &HashSet<String>, s: &TakerSettings, now: Instant) -> TakePlan {
         let none = HashSet::new();
-        let mine = Mine { held, requested: &none, excluded: &none };
-        plan(obs, mine, "me", s, now, true, &mut rng())
+        let own = OwnLeases { held, requested: &none, excluded: &none };
+        plan(obs, own, "me", s, now, true, &mut rng())
     }
 
     #[test]
@@ -382,12 +405,12 @@ mod tests {
         obs.observe(&leases, now);
         let requested: HashSet<String> = ["a0".to_owned(), "a1".to_owned()].into();
         let none = HashSet::new();
-        let mine = Mine { held: &none, requested: &requested, excluded: &none };
-        let p = plan(&obs, mine, "me", &settings(), now, true, &mut rng());
+        let own = OwnLeases { held: &none, requested: &requested, excluded: &none };
+        let p = plan(&obs, own, "me", &settings(), now, true, &mut rng());
         // 6 leases, 2 workers: target 3; two are on their way, so one more, not a0 or a1.
         assert_eq!(p.take.len(), 1);
         assert!(!requested.contains(&p.take[0].key));
-        let p = plan(&obs, mine, "me", &settings(), now, false, &mut rng());
+        let p = plan(&obs, own, "me", &settings(), now, false, &mut rng());
         assert!(p.take.is_empty(), "no steal outside take cycles");
     }
 

@@ -27,16 +27,25 @@ pub async fn send(request: reqwest::RequestBuilder) -> Attempt {
 }
 
 async fn classify(response: reqwest::Response) -> Attempt {
-    let status = response.status();
+    let status = response.status().as_u16();
     let retry_after =
         response.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
-    if status.is_success() {
-        return Attempt::Done(format!("HTTP {}", status.as_u16()));
+    if response.status().is_success() {
+        return attempt_for(status, retry_after, "");
     }
     let body = response.text().await.unwrap_or_default();
+    attempt_for(status, retry_after, &body)
+}
+
+/// What an answer with this status (and `Retry-After`, and body) comes to: 2xx done; 429, 408
+/// and 5xx worth another attempt; any other status a permanent failure.
+pub fn attempt_for(status: u16, retry_after: Option<Duration>, body: &str) -> Attempt {
+    if (200..300).contains(&status) {
+        return Attempt::Done(format!("HTTP {status}"));
+    }
     let snippet: String = body.chars().take(200).collect();
-    let reason = format!("HTTP {}: {}", status.as_u16(), snippet.trim());
-    if status.as_u16() == 429 || status.as_u16() == 408 || status.is_server_error() {
+    let reason = format!("HTTP {status}: {}", snippet.trim());
+    if status == 429 || status == 408 || (500..600).contains(&status) {
         Attempt::Retry { reason, retry_after }
     } else {
         Attempt::Fail(reason)

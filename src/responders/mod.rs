@@ -2,6 +2,10 @@
 //!
 //! A responder module provides three things: the config schemas it is configured by, the
 //! command criteria it accepts, and `execute`. Registering it is one line in [`MODULES`].
+//!
+//! This module is the contract (what a responder is, what one attempt comes to); [`http`] the
+//! HTTP conventions they share; `actor` the machinery around every responder (mailbox,
+//! concurrency, timeouts, retries); `registry` the modules and a running observer's routes.
 
 use std::fmt;
 use std::future::Future;
@@ -12,21 +16,21 @@ use std::time::Duration;
 use apache_avro::types::Value as AvroValue;
 
 use crate::command::Command;
-use crate::config::avro_json::FieldError;
+use crate::config::FieldError;
 use crate::config::runtime::Endpoints;
 use crate::iglu::{SchemaCriterion, SchemaKey};
 
 mod actor;
 pub mod http;
-pub mod pagerduty;
-pub mod sendgrid;
-pub mod slack;
-pub mod stdout;
-pub mod webhook;
+mod pagerduty;
+mod registry;
+mod sendgrid;
+mod slack;
+mod stdout;
+mod webhook;
 
-pub use actor::{
-    CommandResult, Execute, ObserveResponder, ResponderActor, ResponderSnapshot, backoff as backoff_delay,
-};
+pub use actor::{CommandResult, Execute, ResponderActor, ResponderSnapshot, ResponderSpec};
+pub use registry::{MODULES, RouteIndex, Routes};
 
 /// An Avro config schema embedded in the binary.
 #[derive(Debug, Clone, Copy)]
@@ -60,10 +64,6 @@ pub struct ResponderModule {
     /// Builds the responders one enabled config file asks for.
     pub configure: fn(&ResponderConfigFile<'_>) -> Result<Configured, FieldError>,
 }
-
-/// Every responder this build knows. Adding a responder: write its module, add one line here.
-pub static MODULES: &[&ResponderModule] =
-    &[&slack::MODULE, &pagerduty::MODULE, &sendgrid::MODULE, &webhook::MODULE, &stdout::MODULE];
 
 /// What one attempt at a command came to.
 #[derive(Debug, Clone, PartialEq, Eq)]

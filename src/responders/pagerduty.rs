@@ -9,7 +9,7 @@ use super::{
     Attempt, AttemptFuture, ConfigSchema, Configured, Responder, ResponderConfigFile, ResponderContext, ResponderModule,
 };
 use crate::command::Command;
-use crate::config::avro_json::FieldError;
+use crate::config::FieldError;
 use crate::iglu::SchemaCriterion;
 
 pub static MODULE: ResponderModule = ResponderModule {

@@ -9,8 +9,8 @@ use super::{
     AttemptFuture, ConfigSchema, Configured, Responder, ResponderConfigFile, ResponderContext, ResponderModule,
 };
 use crate::command::Command;
+use crate::config::FieldError;
 use crate::config::Secret;
-use crate::config::avro_json::FieldError;
 use crate::iglu::SchemaCriterion;
 
 pub static MODULE: ResponderModule = ResponderModule {

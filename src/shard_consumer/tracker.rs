@@ -10,7 +10,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use crate::lease_manager::lease::SequenceNumber;
+use crate::model::SequenceNumber;
 
 struct Slot<T> {
     seq: SequenceNumber,
@@ -26,8 +26,8 @@ pub struct Tracker<T> {
     slots: VecDeque<Slot<T>>,
     /// Index of `slots[0]`.
     base: u64,
-    /// Keys with a command out; their queued followers, in order.
-    busy: HashMap<Arc<str>, VecDeque<u64>>,
+    /// Keys with a command out, each with its queued followers in order.
+    keys_out: HashMap<Arc<str>, VecDeque<u64>>,
     /// Admitted commands whose key is free, waiting for an in-flight place.
     ready: VecDeque<u64>,
     in_flight: usize,
@@ -41,7 +41,7 @@ impl<T> Tracker<T> {
             max_in_flight: max_in_flight.max(1),
             slots: VecDeque::new(),
             base: 0,
-            busy: HashMap::new(),
+            keys_out: HashMap::new(),
             ready: VecDeque::new(),
             in_flight: 0,
             not_done: 0,
@@ -51,14 +51,6 @@ impl<T> Tracker<T> {
 
     fn next_index(&self) -> u64 {
         self.base + self.slots.len() as u64
-    }
-
-    /// Adds a record that already has its outcome (invalid, expired, unroutable).
-    pub fn admit_done(&mut self, seq: SequenceNumber) -> u64 {
-        let idx = self.next_index();
-        self.slots.push_back(Slot { seq, key: None, payload: None, dispatched: false, done: true });
-        self.advance();
-        idx
     }
 
     /// Adds a record whose outcome is known but not final yet (its dead letter is being
@@ -81,10 +73,10 @@ impl<T> Tracker<T> {
             done: false,
         });
         self.not_done += 1;
-        match self.busy.get_mut(&key) {
+        match self.keys_out.get_mut(&key) {
             Some(queue) => queue.push_back(idx),
             None => {
-                self.busy.insert(key, VecDeque::new());
+                self.keys_out.insert(key, VecDeque::new());
                 self.ready.push_back(idx);
             }
         }
@@ -123,10 +115,10 @@ impl<T> Tracker<T> {
         }
         self.not_done = self.not_done.saturating_sub(1);
         if let Some(key) = key {
-            match self.busy.get_mut(&key).and_then(VecDeque::pop_front) {
+            match self.keys_out.get_mut(&key).and_then(VecDeque::pop_front) {
                 Some(next) => self.ready.push_back(next),
                 None => {
-                    self.busy.remove(&key);
+                    self.keys_out.remove(&key);
                 }
             }
         }
@@ -163,11 +155,6 @@ impl<T> Tracker<T> {
     /// Commands at responders right now.
     pub fn in_flight(&self) -> usize {
         self.in_flight
-    }
-
-    /// Records kept until the watermark passes them (done ones behind a slow one included).
-    pub fn retained(&self) -> usize {
-        self.slots.len()
     }
 
     pub fn all_done(&self) -> bool {
@@ -211,15 +198,16 @@ mod tests {
         let mut t = Tracker::new(10);
         let a = t.admit(seq(10), key("a"), ());
         let b = t.admit(seq(20), key("b"), ());
-        t.admit_done(seq(30));
+        let invalid = t.admit_waiting(seq(30));
         t.next_dispatch();
         t.next_dispatch();
+        assert!(!t.complete(invalid), "30 is done but 10 is not: no move");
         assert!(!t.complete(b), "20 is done but 10 is not: no move");
         assert_eq!(t.watermark(), None);
         assert!(t.complete(a));
         assert_eq!(t.watermark(), Some(&seq(30)), "10, 20 and the invalid 30 are all covered");
         assert!(t.all_done());
-        assert_eq!(t.retained(), 0);
+        assert!(t.wants_more());
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
-use sauna::aws::AwsClients;
+use sauna::AwsClients;
 use sauna::config::AwsCredentials;
 use serde_json::json;
 

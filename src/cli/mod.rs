@@ -8,9 +8,10 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{self, Catalog, FileStatus};
-use crate::lease_manager::report;
-use crate::lease_manager::table::LeaseTable;
+mod leases;
+
+use crate::config_dir::{self, Catalog, FileStatus};
+use crate::lease_manager::{LeaseStore, LeaseTable};
 use crate::responders::ResponderModule;
 
 /// Sauna's Amazon Kinesis observer: reads Sauna commands from a Kinesis stream and hands each
@@ -79,12 +80,12 @@ pub fn main(extra: &[&'static ResponderModule]) -> ExitCode {
     match cli.command {
         Command::Validate(args) => validate(&args.config_dir, &catalog),
         Command::Run(args) => run(&args.config_dir, &catalog),
-        Command::Leases(args) => leases(&args, &catalog),
+        Command::Leases(args) => leases_command(&args, &catalog),
     }
 }
 
-fn leases(args: &LeasesArgs, catalog: &Catalog) -> ExitCode {
-    let configuration = match config::load_dir_with(&args.dir.config_dir, catalog) {
+fn leases_command(args: &LeasesArgs, catalog: &Catalog) -> ExitCode {
+    let configuration = match config_dir::load_dir_with(&args.dir.config_dir, catalog) {
         Ok(c) => c,
         Err(errors) => {
             for e in &errors.0 {
@@ -137,7 +138,7 @@ fn leases(args: &LeasesArgs, catalog: &Catalog) -> ExitCode {
                 }
                 continue;
             }
-            match report::read(&o.id, &o.stream_name, &table).await {
+            match leases::read(&o.id, &o.stream_name, &table).await {
                 Ok(r) => reports.push(r),
                 Err(e) => {
                     eprintln!("error: observer {}: cannot read lease table {}: {e}", o.id, o.id);
@@ -155,7 +156,7 @@ fn leases(args: &LeasesArgs, catalog: &Catalog) -> ExitCode {
                     }
                 }
             } else {
-                print!("{}", report::to_text(&reports));
+                print!("{}", leases::to_text(&reports));
             }
         }
         ExitCode::SUCCESS
@@ -163,7 +164,7 @@ fn leases(args: &LeasesArgs, catalog: &Catalog) -> ExitCode {
 }
 
 fn validate(dir: &Path, catalog: &Catalog) -> ExitCode {
-    let report = config::inspect_dir_with(dir, catalog);
+    let report = config_dir::inspect_dir_with(dir, catalog);
     for file in &report.files {
         match &file.status {
             FileStatus::Loaded { schema, id } => {
@@ -187,7 +188,7 @@ fn validate(dir: &Path, catalog: &Catalog) -> ExitCode {
 }
 
 fn run(dir: &Path, catalog: &Catalog) -> ExitCode {
-    let configuration = match config::load_dir_with(dir, catalog) {
+    let configuration = match config_dir::load_dir_with(dir, catalog) {
         Ok(c) => c,
         Err(errors) => {
             for e in &errors.0 {

@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::lease::Lease;
-use super::table::{LeaseTable, LeaseTableError};
+use crate::lease_manager::{Lease, LeaseStore};
+use crate::lease_manager::{LeaseTable, LeaseTableError};
 
 /// Where a shard's lease stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -156,7 +156,7 @@ pub fn to_text(reports: &[LeaseReport]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lease_manager::lease::{Checkpoint, SequenceNumber};
+    use crate::model::{Checkpoint, SequenceNumber};
 
     #[test]
     fn states_follow_the_lineage() {

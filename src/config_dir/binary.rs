@@ -9,8 +9,8 @@
 use apache_avro::Reader;
 use apache_avro::types::Value as AvroValue;
 
-use super::avro_json::FieldError;
-use super::schemas::{Catalog, ConfigKind};
+use super::catalog::{Catalog, ConfigKind};
+use crate::config::FieldError;
 use crate::iglu::SchemaKey;
 
 /// The metadata key under which a writer may record the Iglu key.

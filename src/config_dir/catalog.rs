@@ -1,9 +1,12 @@
-//! The config schemas this build knows, embedded at compile time, keyed by Iglu key.
+//! The config schemas this build knows, embedded at compile time, keyed by Iglu key: Sauna's
+//! observer and logger, the runtime config, those of every responder module, and the Sauna
+//! schemas this program recognises only to refuse them with an explanation.
 
 use std::sync::OnceLock;
 
 use apache_avro::Schema;
 
+use crate::config::{logger, observer, runtime};
 use crate::iglu::SchemaKey;
 use crate::responders::{self, ResponderModule};
 
@@ -29,19 +32,6 @@ pub struct KnownSchema {
     /// the runtime config has a default for every field, `enabled` included.
     pub enabled_by_default: bool,
 }
-
-const KINESIS_OBSERVER: (&str, &str) = (
-    "iglu:com.snowplowanalytics.sauna.observers/AmazonKinesisConfig/avro/1-0-0",
-    include_str!("../../resources/iglu/schemas/com.snowplowanalytics.sauna.observers/AmazonKinesisConfig/avro/1-0-0"),
-);
-const DYNAMODB_LOGGER: (&str, &str) = (
-    "iglu:com.snowplowanalytics.sauna.loggers/AmazonDynamodbConfig/avro/1-0-0",
-    include_str!("../../resources/iglu/schemas/com.snowplowanalytics.sauna.loggers/AmazonDynamodbConfig/avro/1-0-0"),
-);
-const RUNTIME: (&str, &str) = (
-    super::runtime::RUNTIME_CONFIG_KEY,
-    include_str!("../../resources/iglu/schemas/rs.sauna.config/RuntimeConfig/avro/1-0-0"),
-);
 
 const HIPCHAT_RETIRED: &str = "HipChat was retired by Atlassian in February 2019 and its API no longer answers; remove this file or set \"enabled\": false (Slack or the webhook responder can take its place)";
 const BATCH_ONLY: &str = "this is one of Sauna's batch (file) components, which are not part of the Kinesis observer; remove this file or set \"enabled\": false";
@@ -73,9 +63,9 @@ impl Catalog {
     /// The built-in schemas with these responder modules.
     pub fn new(modules: &[&'static ResponderModule]) -> Self {
         let mut all = vec![
-            parse(KINESIS_OBSERVER.0, Some(KINESIS_OBSERVER.1), ConfigKind::KinesisObserver, false),
-            parse(DYNAMODB_LOGGER.0, Some(DYNAMODB_LOGGER.1), ConfigKind::DynamodbLogger, false),
-            parse(RUNTIME.0, Some(RUNTIME.1), ConfigKind::Runtime, true),
+            parse(observer::KEY, Some(observer::AVRO_SCHEMA), ConfigKind::KinesisObserver, false),
+            parse(logger::KEY, Some(logger::AVRO_SCHEMA), ConfigKind::DynamodbLogger, false),
+            parse(runtime::KEY, Some(runtime::AVRO_SCHEMA), ConfigKind::Runtime, true),
         ];
         for module in modules {
             for schema in module.config_schemas {
@@ -121,16 +111,6 @@ impl Catalog {
     pub fn supported_keys(&self) -> Vec<String> {
         self.schemas.iter().filter(|k| !matches!(k.kind, ConfigKind::Refused(_))).map(|k| k.key.to_string()).collect()
     }
-}
-
-/// The embedded runtime config schema.
-pub fn runtime_schema() -> &'static Schema {
-    Catalog::standard()
-        .known()
-        .iter()
-        .find(|k| matches!(k.kind, ConfigKind::Runtime))
-        .and_then(|k| k.avro.as_ref())
-        .expect("the runtime schema is embedded")
 }
 
 #[cfg(test)]

@@ -1,0 +1,265 @@
+//! The LeaseManager actor: its state, its timers (renew, fence, discover, take, sync) and the
+//! messages it answers. What it does on each is in `writes`, `taking` and `syncing`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::dev::AsyncContextParts;
+use actix::prelude::*;
+use tokio::sync::oneshot;
+
+use super::shards::ShardLister;
+use super::store::LeaseStore;
+use super::taker::{Observations, TakePlan, TakerSettings};
+use super::writes::{HeldLease, LeaseWrite};
+use super::{
+    EndShard, HeldLeaseSnapshot, LeaseCounters, LeaseError, LeaseEvent, LeaseManagerSettings, LeaseManagerSnapshot,
+    ParentsFinished, Release, ReleaseAll, WriteCheckpoint,
+};
+use crate::metrics::MetricsHandle;
+use crate::model::{ShardInfo, Tenure, self_fence_margin};
+use crate::observe::{Observable, answers_observe};
+use crate::supervision::{ExitGuard, ExitReason};
+
+/// The LeaseManager's changing state, apart from its settings.
+#[derive(Default)]
+pub(super) struct State {
+    pub held: BTreeMap<String, HeldLease>,
+    pub observations: Observations,
+    pub last_plan: TakePlan,
+    /// The first shard sync is done: scans may begin.
+    pub started: bool,
+    /// Taking leases (false once a graceful shutdown began).
+    pub taking: bool,
+    pub scan_in_flight: bool,
+    /// A take cycle (with stealing) came while a scan was out: run one after it.
+    pub steal_pending: bool,
+    /// Handoffs this worker asked for (balancing), by when.
+    pub requested: BTreeMap<String, Instant>,
+    /// Leases this worker handed over, by when: not taken back while they are fresh.
+    pub given_up: BTreeMap<String, Instant>,
+    pub sync_in_flight: bool,
+    pub shards: Vec<ShardInfo>,
+    pub counters: LeaseCounters,
+}
+
+pub struct LeaseManager {
+    pub(super) settings: Arc<LeaseManagerSettings>,
+    pub(super) table: Arc<dyn LeaseStore>,
+    pub(super) shards: Arc<dyn ShardLister>,
+    /// Where lease events go (the Supervisor).
+    pub(super) events: Recipient<LeaseEvent>,
+    pub(super) metrics: MetricsHandle,
+    pub(super) state: State,
+    exit: ExitGuard,
+}
+
+impl LeaseManager {
+    pub fn new(
+        settings: LeaseManagerSettings,
+        table: Arc<dyn LeaseStore>,
+        shards: Arc<dyn ShardLister>,
+        events: Recipient<LeaseEvent>,
+        metrics: MetricsHandle,
+        exit: ExitGuard,
+    ) -> Self {
+        LeaseManager {
+            settings: Arc::new(settings),
+            table,
+            shards,
+            events,
+            metrics,
+            state: State { taking: true, ..State::default() },
+            exit,
+        }
+    }
+
+    pub(super) fn worker_id(&self) -> &str {
+        &self.settings.worker_id
+    }
+
+    /// Until when a lease whose last successful write was sent at `renewed_at` may be acted
+    /// on: other workers may take it `failover` after that, and this worker stops a margin
+    /// before.
+    pub(super) fn valid_until(&self, renewed_at: Instant) -> Instant {
+        let failover = self.settings.leases.failover_time;
+        renewed_at + failover - self_fence_margin(failover)
+    }
+
+    pub(super) fn taker_settings(&self) -> TakerSettings {
+        TakerSettings {
+            failover: self.settings.leases.failover_time,
+            max_leases_for_worker: self.settings.leases.max_leases_for_worker,
+            max_leases_to_steal_at_one_time: self.settings.leases.max_leases_to_steal_at_one_time,
+        }
+    }
+
+    fn fail(&mut self, ctx: &mut Context<Self>, why: String) {
+        log::error!("lease manager of {}: {why}", self.table.name());
+        self.exit.set_reason(ExitReason::Failed(why));
+        ctx.stop();
+    }
+
+    /// The timers, once the table is usable.
+    fn start_timers(&mut self, ctx: &mut Context<Self>) {
+        let l = self.settings.leases.clone();
+        // Renewals: the KCL's failover / 3 - ε, so two may fail before a lease expires.
+        ctx.run_interval(l.renew_interval, |act, ctx| act.renew_all(ctx));
+        // Self-fencing is checked far more often than renewals, so a lease is dropped within
+        // ~1/20 of the failover time of its deadline.
+        ctx.run_interval((l.failover_time / 20).max(Duration::from_millis(10)), |act, _| act.fence());
+        // Discovery: free and expired leases are picked up at this pace (a lease released on
+        // shutdown within one interval); stealing waits for the take interval.
+        ctx.run_interval(l.discovery_interval, |act, ctx| act.scan_cycle(false, ctx));
+        ctx.run_interval(l.take_interval, |act, ctx| act.scan_cycle(true, ctx));
+        ctx.run_interval(l.shard_sync_interval, |act, ctx| act.sync_shards(ctx));
+        self.sync_shards(ctx);
+    }
+
+    /// Queues a write that answers (checkpoint, shard end) on a lease held in `tenure`; any
+    /// other tenure is refused at once.
+    fn request(
+        &mut self,
+        shard: &str,
+        tenure: Tenure,
+        write: impl FnOnce(oneshot::Sender<Result<(), LeaseError>>) -> LeaseWrite,
+        ctx: &mut Context<Self>,
+    ) -> ResponseFuture<Result<(), LeaseError>> {
+        let (tx, rx) = oneshot::channel();
+        match self.state.held.get(shard) {
+            Some(h) if h.tenure == tenure => self.enqueue(shard, write(tx), ctx),
+            _ => {
+                let _ = tx.send(Err(LeaseError::NotHeld(shard.to_owned())));
+            }
+        }
+        Box::pin(async move { rx.await.unwrap_or_else(|_| Err(LeaseError::Transient("lease manager stopped".into()))) })
+    }
+}
+
+impl Actor for LeaseManager {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(self.settings.mailbox);
+        let table = self.table.clone();
+        ctx.wait(async move { table.ensure_exists().await }.into_actor(self).map(|result, act, ctx| match result {
+            Ok(created) => {
+                if created {
+                    log::info!("lease table {} created (on-demand, hash key leaseKey)", act.table.name());
+                }
+                act.start_timers(ctx);
+            }
+            Err(e) => act.fail(ctx, format!("the lease table is not usable: {e}")),
+        }));
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        let keys: Vec<String> = self.state.held.keys().cloned().collect();
+        for key in keys {
+            self.drop_lease(&key, LeaseError::NotHeld(key.clone()));
+        }
+    }
+}
+
+impl Handler<WriteCheckpoint> for LeaseManager {
+    type Result = ResponseFuture<Result<(), LeaseError>>;
+
+    fn handle(&mut self, msg: WriteCheckpoint, ctx: &mut Self::Context) -> Self::Result {
+        let checkpoint = msg.checkpoint;
+        self.request(&msg.shard, msg.tenure, |reply| LeaseWrite::Checkpoint { checkpoint, reply }, ctx)
+    }
+}
+
+impl Handler<EndShard> for LeaseManager {
+    type Result = ResponseFuture<Result<(), LeaseError>>;
+
+    fn handle(&mut self, msg: EndShard, ctx: &mut Self::Context) -> Self::Result {
+        let children = msg.children;
+        self.request(&msg.shard, msg.tenure, |reply| LeaseWrite::EndShard { children, reply }, ctx)
+    }
+}
+
+impl Handler<ParentsFinished> for LeaseManager {
+    type Result = ResponseFuture<Result<bool, LeaseError>>;
+
+    fn handle(&mut self, msg: ParentsFinished, _: &mut Self::Context) -> Self::Result {
+        // A parent this worker holds is not finished: it is still being consumed here.
+        if msg.0.iter().any(|p| self.state.held.contains_key(p)) {
+            return Box::pin(async { Ok(false) });
+        }
+        let table = self.table.clone();
+        Box::pin(async move {
+            for parent in &msg.0 {
+                match table.get(parent).await {
+                    Ok(None) => {}
+                    Ok(Some(l)) if l.is_finished() => {}
+                    Ok(Some(_)) => return Ok(false),
+                    Err(e) => return Err(LeaseError::Transient(e.to_string())),
+                }
+            }
+            Ok(true)
+        })
+    }
+}
+
+impl Handler<ReleaseAll> for LeaseManager {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: ReleaseAll, ctx: &mut Self::Context) -> Self::Result {
+        self.state.taking = false;
+        let keys: Vec<String> = self.state.held.keys().cloned().collect();
+        let mut waits = vec![];
+        for key in keys {
+            let (tx, rx) = oneshot::channel();
+            self.enqueue(&key, LeaseWrite::Release { reply: tx }, ctx);
+            waits.push(rx);
+        }
+        // Nothing outlives the failover time: by then every other worker may take the leases.
+        let bound = self.settings.leases.failover_time;
+        Box::pin(async move {
+            let _ = tokio::time::timeout(bound, futures::future::join_all(waits)).await;
+        })
+    }
+}
+
+impl Handler<Release> for LeaseManager {
+    type Result = ResponseFuture<bool>;
+
+    fn handle(&mut self, msg: Release, ctx: &mut Self::Context) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        match self.state.held.get(&*msg.shard) {
+            Some(h) if h.tenure == msg.tenure => self.enqueue(&msg.shard, LeaseWrite::Release { reply: tx }, ctx),
+            _ => {
+                let _ = tx.send(false);
+            }
+        }
+        Box::pin(async move { rx.await.unwrap_or(false) })
+    }
+}
+
+impl Observable for LeaseManager {
+    type Snapshot = LeaseManagerSnapshot;
+
+    fn snapshot(&self, ctx: &mut Self::Context) -> LeaseManagerSnapshot {
+        LeaseManagerSnapshot {
+            worker_id: self.settings.worker_id.clone(),
+            held: self
+                .state
+                .held
+                .iter()
+                .map(|(k, h)| HeldLeaseSnapshot {
+                    shard: k.clone(),
+                    tenure: h.tenure,
+                    counter: h.lease.counter,
+                    checkpoint: h.lease.checkpoint.to_string(),
+                })
+                .collect(),
+            last_plan: self.state.last_plan.clone(),
+            counters: self.state.counters.clone(),
+            mailbox_capacity: ctx.parts().capacity(),
+        }
+    }
+}
+
+answers_observe!(LeaseManager);

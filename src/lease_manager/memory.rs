@@ -1,0 +1,247 @@
+//! `MemoryLeaseTable`: a lease table in memory with DynamoDB's conditional-write semantics, so
+//! that real LeaseManagers can be driven in process — alone in a unit test, or many of them
+//! together in a simulation — with no emulator. Faults and latency can be injected per call.
+//!
+//! It applies exactly the conditions and updates [`super::LeaseTable`] sends to DynamoDB; the
+//! emulator tests then show that the DynamoDB expressions mean the same.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::row::Lease;
+use super::store::{LeaseStore, LeaseTableError, Scan};
+use crate::model::Checkpoint;
+
+/// Which call a fault hook is asked about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableCall {
+    Scan,
+    Get,
+    Create,
+    Renew,
+    Take,
+    Checkpoint,
+    Release,
+    RequestHandoff,
+    Delete,
+}
+
+/// Decides, per call and key, whether it fails (before it is applied) and how long it takes.
+pub type FaultHook = Arc<dyn Fn(TableCall, &str) -> Option<LeaseTableError> + Send + Sync>;
+
+#[derive(Clone, Default)]
+pub struct MemoryLeaseTable {
+    name: String,
+    rows: Arc<Mutex<BTreeMap<String, Lease>>>,
+    fault: Arc<Mutex<Option<FaultHook>>>,
+    latency: Arc<Mutex<Duration>>,
+}
+
+impl std::fmt::Debug for MemoryLeaseTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryLeaseTable").field("name", &self.name).finish()
+    }
+}
+
+impl MemoryLeaseTable {
+    pub fn new(name: impl Into<String>) -> Self {
+        MemoryLeaseTable { name: name.into(), ..Default::default() }
+    }
+
+    /// Writes a row as another program would (no condition).
+    pub fn put(&self, lease: Lease) {
+        self.lock().insert(lease.key.clone(), lease);
+    }
+
+    /// Changes a row as another program would (no condition); false if there is none.
+    pub fn update(&self, key: &str, change: impl FnOnce(&mut Lease)) -> bool {
+        self.lock().get_mut(key).map(change).is_some()
+    }
+
+    /// A copy of one row.
+    pub fn row(&self, key: &str) -> Option<Lease> {
+        self.lock().get(key).cloned()
+    }
+
+    /// Every call asks `hook` first; `Some(error)` fails it without applying it.
+    pub fn inject_faults(&self, hook: FaultHook) {
+        *self.fault.lock().unwrap_or_else(|p| p.into_inner()) = Some(hook);
+    }
+
+    pub fn clear_faults(&self) {
+        *self.fault.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// Every call takes at least this long (applied at the end, as a slow answer would).
+    pub fn set_latency(&self, latency: Duration) {
+        *self.latency.lock().unwrap_or_else(|p| p.into_inner()) = latency;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Lease>> {
+        self.rows.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `apply` on the rows unless a fault is injected, then waits the latency.
+    async fn call<T>(
+        &self,
+        what: TableCall,
+        key: &str,
+        apply: impl FnOnce(&mut BTreeMap<String, Lease>) -> Result<T, LeaseTableError>,
+    ) -> Result<T, LeaseTableError> {
+        let fault = self.fault.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let result = match fault.and_then(|hook| hook(what, key)) {
+            Some(e) => Err(e),
+            None => apply(&mut self.lock()),
+        };
+        let latency = *self.latency.lock().unwrap_or_else(|p| p.into_inner());
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        result
+    }
+}
+
+/// The row of `key`, if it is at `counter` and owned by `owner`; otherwise the write is refused.
+fn held<'a>(
+    rows: &'a mut BTreeMap<String, Lease>,
+    key: &str,
+    owner: Option<&str>,
+    counter: u64,
+) -> Result<&'a mut Lease, LeaseTableError> {
+    match rows.get_mut(key) {
+        Some(l) if l.counter == counter && l.owner.as_deref() == owner => Ok(l),
+        _ => Err(LeaseTableError::ConditionFailed),
+    }
+}
+
+#[async_trait]
+impl LeaseStore for MemoryLeaseTable {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn ensure_exists(&self) -> Result<bool, LeaseTableError> {
+        self.call(TableCall::Scan, "", |_| Ok(false)).await
+    }
+
+    async fn scan(&self) -> Result<Scan, LeaseTableError> {
+        self.call(TableCall::Scan, "", |rows| Ok((rows.values().cloned().collect(), vec![]))).await
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Lease>, LeaseTableError> {
+        self.call(TableCall::Get, key, |rows| Ok(rows.get(key).cloned())).await
+    }
+
+    async fn create_if_absent(&self, lease: &Lease) -> Result<bool, LeaseTableError> {
+        self.call(TableCall::Create, &lease.key, |rows| {
+            if rows.contains_key(&lease.key) {
+                return Ok(false);
+            }
+            rows.insert(lease.key.clone(), lease.clone());
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn renew(&self, key: &str, owner: &str, counter: u64, handing_off: bool) -> Result<u64, LeaseTableError> {
+        self.call(TableCall::Renew, key, |rows| {
+            let l = held(rows, key, Some(owner), counter)?;
+            if !handing_off && l.handoff_requested.is_some() {
+                return Err(LeaseTableError::ConditionFailed);
+            }
+            l.counter += 1;
+            Ok(l.counter)
+        })
+        .await
+    }
+
+    async fn take(
+        &self,
+        key: &str,
+        counter: u64,
+        previous_owner: Option<&str>,
+        me: &str,
+    ) -> Result<u64, LeaseTableError> {
+        self.call(TableCall::Take, key, |rows| {
+            let l = held(rows, key, previous_owner, counter)?;
+            if previous_owner != Some(me) {
+                l.handoff_requested = None;
+                l.owner_switches_since_checkpoint += 1;
+            }
+            l.owner = Some(me.to_owned());
+            l.counter += 1;
+            Ok(l.counter)
+        })
+        .await
+    }
+
+    async fn checkpoint(
+        &self,
+        key: &str,
+        owner: &str,
+        counter: u64,
+        checkpoint: &Checkpoint,
+        child_shard_ids: &[String],
+    ) -> Result<u64, LeaseTableError> {
+        self.call(TableCall::Checkpoint, key, |rows| {
+            let l = held(rows, key, Some(owner), counter)?;
+            l.checkpoint = checkpoint.clone();
+            l.checkpoint_sub_sequence_number = 0;
+            l.owner_switches_since_checkpoint = 0;
+            if !child_shard_ids.is_empty() {
+                l.child_shard_ids = child_shard_ids.to_vec();
+                l.child_shard_ids.sort();
+            }
+            l.counter += 1;
+            Ok(l.counter)
+        })
+        .await
+    }
+
+    async fn release(&self, key: &str, owner: &str, counter: u64, to: Option<&str>) -> Result<u64, LeaseTableError> {
+        self.call(TableCall::Release, key, |rows| {
+            let l = held(rows, key, Some(owner), counter)?;
+            l.handoff_requested = None;
+            match to {
+                Some(to) => {
+                    l.owner = Some(to.to_owned());
+                    l.owner_switches_since_checkpoint += 1;
+                }
+                None => l.owner = None,
+            }
+            l.counter += 1;
+            Ok(l.counter)
+        })
+        .await
+    }
+
+    async fn request_handoff(&self, key: &str, owner: Option<&str>, requester: &str) -> Result<bool, LeaseTableError> {
+        self.call(TableCall::RequestHandoff, key, |rows| {
+            let Some(l) = rows.get_mut(key) else { return Ok(false) };
+            let owned = match owner {
+                Some(o) => l.owner.as_deref() == Some(o),
+                None => l.owner.is_some(),
+            };
+            if !owned || l.handoff_requested.is_some() || l.checkpoint == Checkpoint::ShardEnd {
+                return Ok(false);
+            }
+            l.handoff_requested = Some(requester.to_owned());
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn delete_finished(&self, key: &str) -> Result<bool, LeaseTableError> {
+        self.call(TableCall::Delete, key, |rows| match rows.get(key) {
+            Some(l) if l.checkpoint == Checkpoint::ShardEnd => {
+                rows.remove(key);
+                Ok(true)
+            }
+            _ => Ok(false),
+        })
+        .await
+    }
+}

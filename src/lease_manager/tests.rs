@@ -1,0 +1,177 @@
+//! The LeaseManager driven alone, against a lease table in memory with DynamoDB's
+//! conditional-write semantics, a stream of the test's own making, and a stand-in Supervisor.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+
+use super::*;
+use crate::metrics::MetricsHandle;
+use crate::model::ShardInfo;
+use crate::supervision::{ChildId, ExitGuard};
+
+/// Stands in for the Supervisor: keeps every lease event.
+struct Events(Arc<Mutex<Vec<LeaseEvent>>>);
+
+impl Actor for Events {
+    type Context = Context<Self>;
+}
+
+impl Handler<LeaseEvent> for Events {
+    type Result = ();
+
+    fn handle(&mut self, e: LeaseEvent, _: &mut Self::Context) {
+        self.0.lock().expect("lock").push(e);
+    }
+}
+
+const SHARD: &str = "shardId-000000000000";
+
+fn settings(worker: &str) -> LeaseManagerSettings {
+    let failover = Duration::from_millis(1500);
+    LeaseManagerSettings {
+        stream_name: "s".into(),
+        worker_id: worker.into(),
+        initial_position: Checkpoint::TrimHorizon,
+        leases: LeaseSettings {
+            failover_time: failover,
+            renew_interval: Duration::from_millis(100),
+            take_interval: Duration::from_millis(400),
+            discovery_interval: Duration::from_millis(100),
+            max_leases_for_worker: None,
+            max_leases_to_steal_at_one_time: None,
+            shard_sync_interval: Duration::from_secs(60),
+            parent_shard_poll_interval: Duration::from_millis(50),
+            cleanup_leases_upon_shard_completion: true,
+            worker_id: None,
+        },
+        mailbox: 64,
+    }
+}
+
+type Seen = Arc<Mutex<Vec<LeaseEvent>>>;
+
+fn start(table: &MemoryLeaseTable) -> (Addr<LeaseManager>, Seen) {
+    let seen = Arc::new(Mutex::new(vec![]));
+    let events = Events(seen.clone()).start();
+    let shard = ShardInfo {
+        id: SHARD.into(),
+        parents: vec![],
+        starting_hash_key: "0".into(),
+        ending_hash_key: "340282366920938463463374607431768211455".into(),
+        closed: false,
+    };
+    let shards = FixedShards(Arc::new(Mutex::new(vec![shard])));
+    let exit = ExitGuard::detached(ChildId::Core { kind: "LeaseManager", generation: 1 });
+    let lm = LeaseManager::new(
+        settings("me"),
+        Arc::new(table.clone()),
+        Arc::new(shards),
+        events.recipient(),
+        MetricsHandle::disabled(),
+        exit,
+    )
+    .start();
+    (lm, seen)
+}
+
+async fn until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn acquired(seen: &Seen) -> Option<AcquiredLease> {
+    seen.lock().expect("lock").iter().find_map(|e| match e {
+        LeaseEvent::Acquired(a) => Some(a.clone()),
+        _ => None,
+    })
+}
+
+#[actix_rt::test]
+async fn a_refused_write_whose_re_read_shows_another_owner_gives_the_lease_up() {
+    let table = MemoryLeaseTable::new("t");
+    let (lm, seen) = start(&table);
+    until("the lease is taken", Duration::from_secs(3), || acquired(&seen).is_some()).await;
+    let lease = acquired(&seen).expect("acquired");
+    assert!(lease.deadline.is_valid());
+
+    // Another worker takes the lease (as after an expiry in its eyes): our next renewal is
+    // refused on its condition, and the re-read shows the other owner.
+    assert!(table.update(SHARD, |l| {
+        l.owner = Some("other".into());
+        l.counter += 1;
+    }));
+    let lost = || {
+        seen.lock().expect("lock").iter().find_map(|e| match e {
+            LeaseEvent::Lost { tenure, reason, .. } => Some((*tenure, reason.clone())),
+            _ => None,
+        })
+    };
+    until("the lease is given up", Duration::from_secs(3), || lost().is_some()).await;
+    let (tenure, reason) = lost().expect("lost");
+    assert_eq!(tenure, lease.tenure);
+    assert!(reason.contains("owner is now other"), "{reason}");
+    assert!(!lease.deadline.is_valid(), "the consumer's deadline is revoked at once");
+    let snapshot = crate::observe::observe(&lm).await.expect("snapshot");
+    assert!(snapshot.held.is_empty(), "{:?}", snapshot.held);
+    assert_eq!(snapshot.counters.lost, 1);
+    assert_eq!(table.row(SHARD).and_then(|l| l.owner).as_deref(), Some("other"), "its row is left to its owner");
+
+    // A checkpoint of that tenure is refused now.
+    let write = WriteCheckpoint { shard: Arc::from(SHARD), tenure, checkpoint: Checkpoint::TrimHorizon };
+    assert!(matches!(lm.send(write).await, Ok(Err(LeaseError::NotHeld(_)))));
+}
+
+#[actix_rt::test]
+async fn a_refused_write_whose_re_read_shows_our_own_write_keeps_the_lease() {
+    let table = MemoryLeaseTable::new("t");
+    let (lm, seen) = start(&table);
+    until("the lease is taken", Duration::from_secs(3), || acquired(&seen).is_some()).await;
+    let before = crate::observe::observe(&lm).await.expect("snapshot").counters.renewals;
+
+    // Every renewal is applied, but its answer is lost and the retry is refused on its
+    // condition (what a retried request whose first try succeeded looks like).
+    let t = table.clone();
+    let refused = Arc::new(Mutex::new(0u32));
+    let r = refused.clone();
+    table.inject_faults(Arc::new(move |call, key| {
+        if call != TableCall::Renew {
+            return None;
+        }
+        t.update(key, |l| l.counter += 1);
+        *r.lock().expect("lock") += 1;
+        Some(LeaseTableError::ConditionFailed)
+    }));
+    until("three refused renewals", Duration::from_secs(3), || *refused.lock().expect("lock") >= 3).await;
+    table.clear_faults();
+    let snapshot = crate::observe::observe(&lm).await.expect("snapshot");
+    assert_eq!(snapshot.held.len(), 1, "the lease is still held");
+    assert!(snapshot.counters.renewals >= before + 3, "each refused renewal was confirmed by the re-read");
+    assert_eq!(snapshot.counters.lost, 0);
+    assert!(seen.lock().expect("lock").iter().all(|e| !matches!(e, LeaseEvent::Lost { .. })));
+}
+
+#[actix_rt::test]
+async fn a_lease_not_renewed_within_the_failover_time_is_dropped_before_anyone_may_take_it() {
+    let table = MemoryLeaseTable::new("t");
+    let (lm, seen) = start(&table);
+    until("the lease is taken", Duration::from_secs(3), || acquired(&seen).is_some()).await;
+    let lease = acquired(&seen).expect("acquired");
+    // DynamoDB stops answering.
+    table.inject_faults(Arc::new(|_, _| Some(LeaseTableError::Other("injected outage".into()))));
+    let since = Instant::now();
+    until("the deadline lapses", Duration::from_secs(3), || !lease.deadline.is_valid()).await;
+    let fenced_after = since.elapsed();
+    // Other workers may take it 1.5 s (the failover time) after the last renewal; this worker
+    // stopped at least the self-fencing margin (300 ms) before.
+    assert!(fenced_after < Duration::from_millis(1500 - 300 + 50), "fenced after {fenced_after:?}");
+    until("the Supervisor is told", Duration::from_secs(1), || {
+        seen.lock().expect("lock").iter().any(|e| matches!(e, LeaseEvent::Lost { .. }))
+    })
+    .await;
+    assert!(crate::observe::observe(&lm).await.expect("snapshot").held.is_empty());
+}

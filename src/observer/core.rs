@@ -1,0 +1,229 @@
+//! The core of an observer: the actors of one generation — Metrics, the LeaseManager, the
+//! Checkpointer, the responders with their routes, the parse pool, dead letters and the outcome
+//! log. A failure of Metrics, the LeaseManager or the Checkpointer replaces the whole core.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+
+use super::Supervisor;
+use crate::checkpointer::{CheckpointWriter, Checkpointer};
+use crate::command::CommandParser;
+use crate::config::InitialPosition;
+use crate::dead_letters::DeadLetters;
+use crate::lease_manager::{KinesisShards, LeaseEvent, LeaseManager, LeaseManagerSettings, LeaseTable};
+use crate::metrics::{Metrics, MetricsHandle};
+use crate::model::{Backoff, Checkpoint};
+use crate::outcome_log::OutcomeLog;
+use crate::parser_pool::{self, ParseWorker};
+use crate::responders::{ResponderActor, ResponderContext, ResponderSpec, RouteIndex, Routes};
+use crate::shard_consumer::StopConsumer;
+use crate::supervision::{ChildExited, ChildId, ExitGuard, ExitReason};
+
+/// The running actor of one responder, and what restarts it.
+pub(super) struct ResponderSlot {
+    pub addr: Addr<ResponderActor>,
+    pub spec: Arc<ResponderSpec>,
+    pub incarnation: u64,
+    pub backoff: Backoff,
+}
+
+/// The core actors of one generation of the observer.
+pub(super) struct Core {
+    pub generation: u64,
+    pub metrics: Addr<Metrics>,
+    pub metrics_handle: MetricsHandle,
+    pub lease_manager: Addr<LeaseManager>,
+    pub checkpointer: Addr<Checkpointer>,
+    pub parser: Addr<ParseWorker>,
+    pub routes: Arc<Routes>,
+    pub responders: Vec<ResponderSlot>,
+    pub dead_letters: Option<Addr<DeadLetters>>,
+    pub outcome_log: Option<Addr<OutcomeLog>>,
+}
+
+impl Core {
+    pub fn responder_addrs(&self) -> Vec<Addr<ResponderActor>> {
+        self.responders.iter().map(|r| r.addr.clone()).collect()
+    }
+}
+
+impl Supervisor {
+    /// Starts Metrics, the LeaseManager, the Checkpointer, the responders and the parse pool.
+    pub(super) fn start_core(&mut self, ctx: &mut Context<Self>) {
+        if self.shutting_down {
+            return;
+        }
+        self.generation += 1;
+        let generation = self.generation;
+        let spec = self.spec.clone();
+        let r = &spec.runtime;
+        let exited = ctx.address().recipient::<ChildExited>();
+        let guard = |kind| ExitGuard::new(ChildId::Core { kind, generation }, exited.clone());
+
+        let metrics = Metrics::new(
+            spec.observer.id.clone(),
+            spec.worker_id.clone(),
+            spec.clients.cloudwatch.clone(),
+            r.metrics.clone(),
+            r.mailboxes.metrics,
+            guard("Metrics"),
+        )
+        .start();
+        let metrics_handle = MetricsHandle::new(metrics.clone().recipient(), r.metrics.level);
+        let lease_manager = self.start_lease_manager(metrics_handle.clone(), guard("LeaseManager"), ctx);
+        let writer = CheckpointWriter {
+            checkpoint: lease_manager.clone().recipient(),
+            end_shard: lease_manager.clone().recipient(),
+        };
+        let checkpointer = Checkpointer::new(
+            r.checkpoint_interval,
+            r.mailboxes.checkpointer,
+            writer,
+            metrics_handle.clone(),
+            guard("Checkpointer"),
+        )
+        .start();
+        let (routes, responders) = self.start_responders(&metrics_handle, ctx);
+        let criteria = spec.responders.iter().map(|r| r.criteria()).collect();
+        let parser = Arc::new(CommandParser::new(spec.command_schemas.clone(), criteria));
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let parser = parser_pool::start(parser, threads);
+
+        log::info!(
+            "observer {}: worker {} on stream {} (lease table {}), {} responder{}",
+            spec.observer.id,
+            spec.worker_id,
+            spec.observer.stream_name,
+            spec.observer.id,
+            routes.len(),
+            if routes.len() == 1 { "" } else { "s" }
+        );
+        let dl = &r.dead_letters;
+        let dead_letters = dl.enabled().then(|| {
+            let stream = dl.stream.clone().map(|s| (spec.clients.kinesis.clone(), s));
+            DeadLetters::new(dl.file.clone(), stream, r.mailboxes.dead_letters).start()
+        });
+        let outcome_log = spec
+            .outcome_log
+            .clone()
+            .map(|(client, table)| OutcomeLog::new(client, table, r.mailboxes.outcome_log).start());
+        self.core = Some(Core {
+            generation,
+            metrics,
+            metrics_handle,
+            lease_manager,
+            checkpointer,
+            parser,
+            routes,
+            responders,
+            dead_letters,
+            outcome_log,
+        });
+        self.core_backoff.started();
+    }
+
+    fn start_lease_manager(
+        &self,
+        metrics: MetricsHandle,
+        exit: ExitGuard,
+        ctx: &mut Context<Self>,
+    ) -> Addr<LeaseManager> {
+        let spec = &self.spec;
+        let initial_position = match spec.observer.initial_position {
+            InitialPosition::Latest => Checkpoint::Latest,
+            InitialPosition::TrimHorizon => Checkpoint::TrimHorizon,
+            InitialPosition::AtTimestamp(_) => Checkpoint::AtTimestamp,
+        };
+        let settings = LeaseManagerSettings {
+            stream_name: spec.observer.stream_name.clone(),
+            worker_id: spec.worker_id.clone(),
+            initial_position,
+            leases: spec.runtime.leases.clone(),
+            mailbox: spec.runtime.mailboxes.lease_manager,
+        };
+        let table = Arc::new(LeaseTable::new(spec.clients.dynamodb.clone(), spec.observer.id.clone()));
+        let shards = Arc::new(KinesisShards::new(spec.clients.kinesis.clone(), spec.observer.stream_name.clone()));
+        LeaseManager::new(settings, table, shards, ctx.address().recipient::<LeaseEvent>(), metrics, exit).start()
+    }
+
+    /// One actor per responder, each behind a route of its own.
+    fn start_responders(
+        &mut self,
+        metrics: &MetricsHandle,
+        ctx: &mut Context<Self>,
+    ) -> (Arc<Routes>, Vec<ResponderSlot>) {
+        let spec = self.spec.clone();
+        let r = &spec.runtime;
+        let context = Arc::new(ResponderContext::new(r.endpoints.clone(), r.retry.request_timeout));
+        let mut routes = Routes::default();
+        let mut slots = vec![];
+        for (route, responder) in spec.responders.iter().enumerate() {
+            let spec = Arc::new(ResponderSpec::new(
+                responder.clone(),
+                context.clone(),
+                r.retry.clone(),
+                r.responder_concurrency,
+                r.mailboxes.responder,
+                metrics.clone(),
+            ));
+            let incarnation = self.next_incarnation();
+            let addr = start_responder(&spec, route, incarnation, 0, std::time::Duration::ZERO, ctx);
+            routes.push(responder.id(), addr.clone().recipient());
+            slots.push(ResponderSlot { addr, spec, incarnation, backoff: Backoff::restarts() });
+        }
+        (Arc::new(routes), slots)
+    }
+
+    /// A responder's actor stopped: unless it finished, a new one takes its route at once and
+    /// waits out the restart backoff with the commands in its mailbox.
+    pub(super) fn responder_exited(
+        &mut self,
+        route: RouteIndex,
+        incarnation: u64,
+        reason: ExitReason,
+        ctx: &mut Context<Self>,
+    ) {
+        if reason == ExitReason::Finished || self.shutting_down {
+            return;
+        }
+        let next = self.next_incarnation();
+        let id = self.id().to_owned();
+        let Some(core) = self.core.as_mut() else { return };
+        let Some(slot) = core.responders.get_mut(route).filter(|s| s.incarnation == incarnation) else { return };
+        let delay = slot.backoff.next_delay();
+        let restarts = slot.backoff.failures();
+        slot.addr = start_responder(&slot.spec, route, next, restarts, delay, ctx);
+        slot.incarnation = next;
+        slot.backoff.started();
+        core.routes.replace(route, slot.addr.clone().recipient());
+        log::warn!(
+            "observer {id}: responder {} restarting in {} ms (restart {restarts})",
+            slot.spec.responder.id(),
+            delay.as_millis()
+        );
+        self.count_restart("Responder");
+    }
+
+    /// Stops every consumer and the core (their guards report `Finished`, which is ignored).
+    pub(super) fn stop_core(&mut self) {
+        for (_, slot) in self.consumers.drain() {
+            slot.addr.do_send(StopConsumer);
+        }
+        // Dropping the addresses stops the core actors once their mailboxes drain.
+        self.core = None;
+    }
+}
+
+/// Starts the actor of responder `route`, reporting its exit to the Supervisor.
+fn start_responder(
+    spec: &Arc<ResponderSpec>,
+    route: RouteIndex,
+    incarnation: u64,
+    restarts: u32,
+    delay: std::time::Duration,
+    ctx: &mut Context<Supervisor>,
+) -> Addr<ResponderActor> {
+    let exit = ExitGuard::new(ChildId::Responder { route, incarnation }, ctx.address().recipient::<ChildExited>());
+    ResponderActor::new(spec.clone(), restarts, delay, exit).start()
+}

@@ -1,0 +1,283 @@
+//! The ShardConsumer actor: its state, its life (parents, start, drain, shard end, stop) and
+//! the messages it answers. Reading is in `read_loop`, records' way to their responders in
+//! `dispatch`, how each ends in `outcomes`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::dev::AsyncContextParts;
+use actix::prelude::*;
+
+use super::dispatch::Pending;
+use super::tracker::Tracker;
+use super::{
+    ConsumerCounters, ConsumerLinks, ConsumerSettings, Drain, InjectFailure, ParentFinished, Phase,
+    ShardConsumerSnapshot, StopConsumer,
+};
+use crate::checkpointer::{Progress, ShardEnded};
+use crate::lease_manager::{AcquiredLease, LeaseError, ParentsFinished};
+use crate::metrics::Scope;
+use crate::model::{Backoff, Checkpoint, SequenceNumber, ShardInfo, Waiters};
+use crate::observe::{Observable, answers_observe};
+use crate::supervision::{ExitGuard, ExitReason};
+
+/// Read errors back off from 200 ms to 10 s: a throttled shard recovers within a second or
+/// two, and an outage is retried often enough to resume promptly once it ends.
+const READ_BACKOFF: (Duration, Duration) = (Duration::from_millis(200), Duration::from_secs(10));
+
+/// Progress is sent again after this long even if the watermark did not move, so a restarted
+/// Checkpointer learns it.
+const PROGRESS_REFRESH: Duration = Duration::from_secs(5);
+
+/// Where the read loop is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Reader {
+    /// No GetRecords out (one may be scheduled).
+    Idle,
+    /// A GetRecords is out.
+    Fetching,
+    /// Paused on the in-flight bound; completions resume it.
+    Paused,
+}
+
+/// The consumer's changing state, apart from its settings.
+pub(super) struct State {
+    pub phase: Phase,
+    pub reader: Reader,
+    pub iterator: Option<String>,
+    /// The last record read (where a new iterator resumes after an expired one).
+    pub last_read: Option<SequenceNumber>,
+    pub tracker: Tracker<Pending>,
+    /// The children of the closed shard, from its last GetRecords.
+    pub children: Vec<ShardInfo>,
+    pub drain_waiters: Waiters,
+    pub progress_sent: Option<SequenceNumber>,
+    pub progress_sent_at: Instant,
+    pub read_backoff: Backoff,
+    pub millis_behind_latest: Option<i64>,
+    pub counters: ConsumerCounters,
+}
+
+pub struct ShardConsumer {
+    pub(super) settings: Arc<ConsumerSettings>,
+    pub(super) links: ConsumerLinks,
+    pub(super) lease: AcquiredLease,
+    pub(super) state: State,
+    pub(super) exit: ExitGuard,
+}
+
+impl ShardConsumer {
+    pub fn new(settings: Arc<ConsumerSettings>, links: ConsumerLinks, lease: AcquiredLease, exit: ExitGuard) -> Self {
+        let tracker = Tracker::new(settings.max_in_flight);
+        ShardConsumer {
+            settings,
+            links,
+            lease,
+            state: State {
+                phase: Phase::Starting,
+                reader: Reader::Idle,
+                iterator: None,
+                last_read: None,
+                tracker,
+                children: vec![],
+                drain_waiters: Waiters::default(),
+                progress_sent: None,
+                progress_sent_at: Instant::now(),
+                read_backoff: Backoff::new(READ_BACKOFF.0, READ_BACKOFF.1),
+                millis_behind_latest: None,
+                counters: ConsumerCounters::default(),
+            },
+            exit,
+        }
+    }
+
+    pub(super) fn shard(&self) -> &Arc<str> {
+        &self.lease.shard
+    }
+
+    pub(super) fn scope(&self) -> Scope {
+        Scope::Shard(self.lease.shard.clone())
+    }
+
+    fn check_parents(&mut self, ctx: &mut Context<Self>) {
+        if self.state.phase != Phase::WaitingOnParents {
+            return;
+        }
+        let request = self.links.parents.send(ParentsFinished(self.lease.parents.clone()));
+        ctx.spawn(request.into_actor(self).map(|result, act, ctx| {
+            if act.state.phase != Phase::WaitingOnParents {
+                return;
+            }
+            match result {
+                Ok(Ok(true)) => {
+                    log::info!("shard {}: parents [{}] finished; starting", act.shard(), act.lease.parents.join(", "));
+                    act.state.phase = Phase::Starting;
+                    act.initialize(ctx);
+                }
+                other => {
+                    if let Ok(Err(e)) = other {
+                        log::debug!("shard {}: parent check failed ({e})", act.shard());
+                    }
+                    ctx.run_later(act.settings.parent_poll_interval, |act, ctx| act.check_parents(ctx));
+                }
+            }
+        }));
+    }
+
+    /// Tells the Checkpointer the watermark, if it moved (or every few seconds regardless, so a
+    /// restarted Checkpointer learns it again).
+    pub(super) fn send_progress(&mut self, force: bool) {
+        let Some(w) = self.state.tracker.watermark().cloned() else { return };
+        let moved = self.state.progress_sent.as_ref() != Some(&w);
+        if !(moved || force || self.state.progress_sent_at.elapsed() > PROGRESS_REFRESH) {
+            return;
+        }
+        self.links.progress.do_send(Progress {
+            shard: self.shard().clone(),
+            tenure: self.lease.tenure,
+            checkpoint: Checkpoint::Sequence(w.clone()),
+        });
+        self.state.progress_sent = Some(w);
+        self.state.progress_sent_at = Instant::now();
+    }
+
+    /// At the end of a closed shard with every record done: SHARD_END, then stop.
+    pub(super) fn check_end(&mut self, ctx: &mut Context<Self>) {
+        if !self.state.tracker.all_done() {
+            return;
+        }
+        match self.state.phase {
+            Phase::Draining => return self.drained(),
+            Phase::Closing => {}
+            _ => return,
+        }
+        self.state.phase = Phase::WritingShardEnd;
+        self.send_progress(true);
+        let request = self.links.shard_ended.send(ShardEnded {
+            shard: self.shard().clone(),
+            tenure: self.lease.tenure,
+            children: self.state.children.clone(),
+        });
+        ctx.spawn(request.into_actor(self).map(|result, act, ctx| {
+            match result.unwrap_or_else(|e| Err(LeaseError::Transient(e.to_string()))) {
+                Ok(()) | Err(LeaseError::Lost { .. }) | Err(LeaseError::NotHeld(_)) => {
+                    act.state.phase = Phase::Finished;
+                    ctx.stop();
+                }
+                Err(LeaseError::Transient(e)) => {
+                    if act.state.phase == Phase::Draining {
+                        return act.drained();
+                    }
+                    act.state.phase = Phase::Closing;
+                    let delay = act.state.read_backoff.next_delay();
+                    log::warn!(
+                        "shard {}: SHARD_END checkpoint failed ({e}); retrying in {} ms",
+                        act.shard(),
+                        delay.as_millis()
+                    );
+                    ctx.run_later(delay, |act, ctx| act.check_end(ctx));
+                }
+            }
+        }));
+    }
+
+    /// Every record read has its outcome after a drain: report the final progress.
+    pub(super) fn drained(&mut self) {
+        self.send_progress(true);
+        self.state.drain_waiters.wake_all();
+    }
+}
+
+impl Actor for ShardConsumer {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(self.settings.mailbox);
+        // Progress goes to the Checkpointer a few times per checkpoint interval; the
+        // Checkpointer decides when to write.
+        let tick = (self.settings.checkpoint_interval / 4).clamp(Duration::from_millis(10), Duration::from_millis(250));
+        ctx.run_interval(tick, |act, _| act.send_progress(false));
+        if self.lease.parents.is_empty() {
+            self.initialize(ctx);
+        } else {
+            self.state.phase = Phase::WaitingOnParents;
+            log::info!("shard {}: waiting for parents [{}]", self.shard(), self.lease.parents.join(", "));
+            self.check_parents(ctx);
+        }
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        // A consumer that fails hands its last watermark over, so its successor starts there
+        // (refused harmlessly if the lease is gone).
+        self.send_progress(true);
+        self.state.drain_waiters.wake_all();
+    }
+}
+
+impl Handler<ParentFinished> for ShardConsumer {
+    type Result = ();
+
+    fn handle(&mut self, msg: ParentFinished, ctx: &mut Self::Context) {
+        if self.state.phase == Phase::WaitingOnParents && self.lease.parents.iter().any(|p| **p == *msg.0) {
+            self.check_parents(ctx);
+        }
+    }
+}
+
+impl Handler<Drain> for ShardConsumer {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: Drain, _: &mut Self::Context) -> Self::Result {
+        let done = self.state.drain_waiters.wait();
+        if self.state.phase != Phase::Finished {
+            self.state.phase = Phase::Draining;
+        }
+        if self.state.tracker.all_done() {
+            self.drained();
+        }
+        Box::pin(async move {
+            let _ = done.await;
+        })
+    }
+}
+
+impl Handler<StopConsumer> for ShardConsumer {
+    type Result = ();
+
+    fn handle(&mut self, _: StopConsumer, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
+impl Handler<InjectFailure> for ShardConsumer {
+    type Result = ();
+
+    fn handle(&mut self, msg: InjectFailure, ctx: &mut Self::Context) {
+        if msg.panic {
+            panic!("injected panic in the consumer of shard {}", self.shard());
+        }
+        self.exit.set_reason(ExitReason::Failed("injected failure".into()));
+        ctx.stop();
+    }
+}
+
+impl Observable for ShardConsumer {
+    type Snapshot = ShardConsumerSnapshot;
+
+    fn snapshot(&self, ctx: &mut Self::Context) -> ShardConsumerSnapshot {
+        let s = &self.state;
+        ShardConsumerSnapshot {
+            shard: self.shard().to_string(),
+            tenure: self.lease.tenure,
+            phase: s.phase,
+            counters: s.counters,
+            not_done: s.tracker.not_done(),
+            in_flight: s.tracker.in_flight(),
+            watermark: s.tracker.watermark().map(ToString::to_string),
+            millis_behind_latest: s.millis_behind_latest,
+            mailbox_capacity: ctx.parts().capacity(),
+        }
+    }
+}
+
+answers_observe!(ShardConsumer);

@@ -1,0 +1,128 @@
+//! Records on their way to responders: admitted to the tracker in sequence order, sent when
+//! their partition key is free and an in-flight place is, and completed when they have an
+//! outcome (which may let the next command of the key go, the watermark move and a paused read
+//! resume).
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+
+use super::Phase;
+use super::actor::{Reader, ShardConsumer};
+use super::outcomes::RecordOutcome;
+use super::read_loop::Unparsed;
+use crate::command::{Classified, Command};
+use crate::config::runtime::Ordering;
+use crate::model::Outcome;
+use crate::responders::{CommandResult, Execute, RouteIndex};
+
+/// A command read and waiting for, or at, its responder.
+pub(super) struct Pending {
+    pub command: Arc<Command>,
+    pub route: RouteIndex,
+    pub record: Record,
+    pub attempts: u32,
+}
+
+/// What is kept of a record until it has its outcome (cheap to clone).
+#[derive(Clone)]
+pub(super) struct Record {
+    pub seq: Arc<str>,
+    pub partition_key: Arc<str>,
+    pub data: bytes::Bytes,
+}
+
+impl ShardConsumer {
+    /// Adds a classified record: a command waits for its responder, anything else has its
+    /// outcome at once.
+    pub(super) fn admit(&mut self, unparsed: Unparsed, class: Classified, ctx: &mut Context<Self>) {
+        let Unparsed { seq, partition_key, data } = unparsed;
+        let record = Record { seq: Arc::from(seq.as_str()), partition_key: Arc::from(partition_key), data };
+        let (outcome, reason) = match class {
+            Classified::Routable { command, route } => {
+                let key: Arc<str> = match self.settings.ordering {
+                    Ordering::PartitionKey => record.partition_key.clone(),
+                    Ordering::Shard => Arc::from(""),
+                };
+                self.state.tracker.admit(seq, key, Pending { command, route, record, attempts: 0 });
+                return;
+            }
+            Classified::Invalid { ref reason, .. } => (Outcome::Invalid, reason.clone()),
+            Classified::Unroutable { ref reason, .. } => (Outcome::Unroutable, reason.clone()),
+            Classified::Expired { ref reason, .. } => (Outcome::Expired, reason.clone()),
+        };
+        let idx = self.state.tracker.admit_waiting(seq);
+        let end =
+            RecordOutcome { outcome, command_id: class.command_id(), responder: None, attempts: 0, detail: reason };
+        self.finish(idx, record, end, ctx);
+    }
+
+    /// Sends every command whose turn it is.
+    pub(super) fn dispatch(&mut self, ctx: &mut Context<Self>) {
+        if !self.lease.deadline.is_valid() {
+            return;
+        }
+        while let Some((idx, pending)) = self.state.tracker.next_dispatch() {
+            self.send(idx, pending, ctx);
+        }
+    }
+
+    fn send(&mut self, idx: u64, mut pending: Pending, ctx: &mut Context<Self>) {
+        let command_id = Some(pending.command.envelope.command_id);
+        let Some((responder_id, recipient)) = self.links.routes.get(pending.route) else {
+            let detail = "the responder of this route is not running".to_owned();
+            let end = RecordOutcome { outcome: Outcome::Unroutable, command_id, responder: None, attempts: 0, detail };
+            self.finish(idx, pending.record, end, ctx);
+            return;
+        };
+        pending.attempts += 1;
+        let request = recipient.send(Execute {
+            command: pending.command.clone(),
+            shard_id: self.shard().clone(),
+            sequence_number: pending.record.seq.clone(),
+            deadline: self.lease.deadline.clone(),
+        });
+        ctx.spawn(request.into_actor(self).map(move |result, act, ctx| match result {
+            Ok(CommandResult { outcome, attempts, detail }) => {
+                let responder = Some(responder_id);
+                let end = RecordOutcome { outcome, command_id, responder, attempts, detail };
+                act.finish(idx, pending.record, end, ctx);
+            }
+            // The responder's actor stopped without an answer (it is being restarted): send
+            // again, behind the same route.
+            Err(e) if pending.attempts < act.settings.retry.max_attempts && act.lease.deadline.is_valid() => {
+                let delay = act.settings.retry.backoff().delay(pending.attempts);
+                log::warn!(
+                    "shard {}: command {} got no answer from responder {responder_id} ({e}); sending again in {} ms",
+                    act.shard(),
+                    pending.command.envelope.command_id,
+                    delay.as_millis()
+                );
+                ctx.run_later(delay, move |act, ctx| act.send(idx, pending, ctx));
+            }
+            Err(e) => {
+                let detail = format!("responder {responder_id} gave no answer: {e}");
+                let (responder, attempts) = (Some(responder_id), pending.attempts);
+                let end = RecordOutcome { outcome: Outcome::Failed, command_id, responder, attempts, detail };
+                act.finish(idx, pending.record, end, ctx);
+            }
+        }));
+    }
+
+    /// A record has its final outcome (logged, counted, dead-lettered as configured).
+    pub(super) fn complete(&mut self, idx: u64, ctx: &mut Context<Self>) {
+        self.state.tracker.complete(idx);
+        self.dispatch(ctx);
+        if self.state.reader == Reader::Paused && self.state.tracker.wants_more() {
+            self.state.reader = Reader::Idle;
+            self.fetch(ctx);
+        }
+        if self.state.tracker.all_done() {
+            match self.state.phase {
+                Phase::Closing => self.check_end(ctx),
+                Phase::Draining => self.drained(),
+                _ => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! How a record ends: its outcome is logged (once), counted, written to the outcome log and,
+//! if so configured, dead-lettered; the record counts as done for the checkpoint only after
+//! that, so a crash cannot lose a dead letter.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use chrono::Utc;
+
+use super::actor::ShardConsumer;
+use super::dispatch::Record;
+use crate::dead_letters::DeadLetter;
+use crate::metrics::Operation;
+use crate::model::Outcome;
+use crate::outcome_log::OutcomeRow;
+
+/// The end of one record, as the consumer reports it.
+#[derive(Debug, Clone)]
+pub(super) struct RecordOutcome {
+    pub outcome: Outcome,
+    pub command_id: Option<uuid::Uuid>,
+    /// The responder that actioned (or gave up on) the command, if it reached one.
+    pub responder: Option<Arc<str>>,
+    pub attempts: u32,
+    /// "HTTP 200", or why it ended as it did.
+    pub detail: String,
+}
+
+impl ShardConsumer {
+    /// Reports a record's outcome; it is completed once its dead letter (if any) is written.
+    pub(super) fn finish(&mut self, idx: u64, record: Record, end: RecordOutcome, ctx: &mut Context<Self>) {
+        self.record_outcome(&record, &end);
+        self.write_outcome_row(&record, &end);
+        let dead_letters =
+            self.links.dead_letters.clone().filter(|_| self.settings.dead_letter_outcomes.contains(&end.outcome));
+        let Some(dead_letters) = dead_letters else {
+            self.complete(idx, ctx);
+            return;
+        };
+        let letter = DeadLetter {
+            time: Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            observer: self.settings.observer_id.clone(),
+            stream: self.settings.stream_name.clone(),
+            shard: self.shard().to_string(),
+            sequence_number: record.seq.to_string(),
+            partition_key: record.partition_key.to_string(),
+            outcome: end.outcome,
+            reason: end.detail,
+            attempts: end.attempts,
+            command_id: end.command_id.map(|u| u.to_string()),
+            data: record.data,
+        };
+        ctx.spawn(dead_letters.send(letter).into_actor(self).map(move |_, act, ctx| act.complete(idx, ctx)));
+    }
+
+    fn write_outcome_row(&self, record: &Record, end: &RecordOutcome) {
+        let Some(log) = &self.links.outcome_log else { return };
+        let row = OutcomeRow {
+            command_id: end.command_id.map(|u| u.to_string()),
+            responder: end.responder.as_deref().map(str::to_owned),
+            status: end.outcome,
+            description: end.detail.clone(),
+            observer: self.settings.observer_id.clone(),
+            shard: self.shard().to_string(),
+            sequence_number: record.seq.to_string(),
+            attempts: end.attempts,
+            time: Utc::now(),
+        };
+        if log.try_send(row).is_err() {
+            log::warn!(
+                "outcome log: its mailbox is full; the row of {}/{} is only in this log",
+                self.shard(),
+                record.seq
+            );
+        }
+    }
+
+    /// Logs (once) and counts one record's outcome.
+    fn record_outcome(&mut self, record: &Record, end: &RecordOutcome) {
+        let outcome = end.outcome;
+        let index = Outcome::ALL.iter().position(|o| *o == outcome).unwrap_or(0);
+        self.state.counters.outcomes[index] += 1;
+        self.links.metrics.count(outcome.metric_name(), Operation::ProcessTask, self.scope(), 1);
+        let id = end.command_id.map_or_else(|| "-".to_owned(), |u| u.to_string());
+        let responder =
+            end.responder.as_ref().map(|r| format!(" responder={r} attempts={}", end.attempts)).unwrap_or_default();
+        let (shard, seq, detail) = (self.shard(), &record.seq, &end.detail);
+        match outcome {
+            Outcome::Done => log::info!(
+                target: "sauna::outcome",
+                "{outcome} shard={shard} seq={seq} commandId={id}{responder} {detail}"
+            ),
+            _ => log::warn!(
+                target: "sauna::outcome",
+                "{outcome} shard={shard} seq={seq} commandId={id}{responder} reason: {detail}"
+            ),
+        }
+    }
+}

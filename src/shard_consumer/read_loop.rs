@@ -1,0 +1,259 @@
+//! The read loop of a ShardConsumer: get a shard iterator (after the last record read, else
+//! from the lease's checkpoint), fetch, have the batch classified, admit its records, and fetch
+//! again — at once after a full batch, after `idleTimeBetweenReads` otherwise, never past the
+//! in-flight bound, and never once the lease's deadline has lapsed.
+
+use actix::prelude::*;
+use bytes::Bytes;
+
+use super::Phase;
+use super::actor::{Reader, ShardConsumer};
+use super::reading::{ReadError, RecordBatch, StartPosition};
+use crate::metrics::{Operation, Unit};
+use crate::model::{Checkpoint, SequenceNumber};
+use crate::parser_pool::ParseBatch;
+use crate::supervision::ExitReason;
+
+/// A record of a batch, before classification.
+pub(super) struct Unparsed {
+    pub seq: SequenceNumber,
+    pub partition_key: String,
+    pub data: Bytes,
+}
+
+impl ShardConsumer {
+    /// Where a new iterator starts: after the last record read, else at the lease's checkpoint;
+    /// `None` for a shard already at SHARD_END.
+    fn start_position(&self) -> Option<StartPosition> {
+        let start = match &self.state.last_read {
+            Some(seq) => Checkpoint::Sequence(seq.clone()),
+            None => self.lease.checkpoint.clone(),
+        };
+        Some(match start {
+            Checkpoint::Sequence(seq) => StartPosition::After(seq),
+            Checkpoint::TrimHorizon => StartPosition::TrimHorizon,
+            Checkpoint::Latest => StartPosition::Latest,
+            Checkpoint::AtTimestamp => {
+                StartPosition::AtTimestamp(self.settings.at_timestamp.map(|t| t.timestamp_millis()).unwrap_or(0))
+            }
+            Checkpoint::ShardEnd => return None,
+        })
+    }
+
+    /// Gets a shard iterator, then starts fetching.
+    pub(super) fn initialize(&mut self, ctx: &mut Context<Self>) {
+        if !matches!(self.state.phase, Phase::Starting | Phase::Reading) {
+            return;
+        }
+        let Some(from) = self.start_position() else {
+            self.state.phase = Phase::Closing;
+            self.check_end(ctx);
+            return;
+        };
+        let (reader, shard, f) = (self.links.reader.clone(), self.shard().clone(), from.clone());
+        let request = async move { reader.iterator(&shard, &f).await };
+        ctx.spawn(request.into_actor(self).map(move |result, act, ctx| match result {
+            Ok(iterator) => {
+                act.state.read_backoff.reset();
+                act.state.iterator = iterator;
+                if act.state.phase == Phase::Starting {
+                    log::info!("shard {}: reading from {}", act.shard(), describe(&from));
+                    act.state.phase = Phase::Reading;
+                }
+                if act.state.iterator.is_none() {
+                    act.closed(vec![], ctx);
+                } else {
+                    act.fetch(ctx);
+                }
+            }
+            Err(e) => {
+                act.state.counters.errors += 1;
+                let delay = act.state.read_backoff.next_delay();
+                log::warn!(
+                    "shard {}: GetShardIterator failed ({e}); retrying in {} ms",
+                    act.shard(),
+                    delay.as_millis()
+                );
+                act.links.metrics.count("GetShardIterator.Error", Operation::ProcessTask, act.scope(), 1);
+                ctx.run_later(delay, |act, ctx| act.initialize(ctx));
+            }
+        }));
+    }
+
+    /// One GetRecords, if reading is allowed now.
+    pub(super) fn fetch(&mut self, ctx: &mut Context<Self>) {
+        if self.state.phase != Phase::Reading || self.state.reader == Reader::Fetching {
+            return;
+        }
+        let Some(iterator) = self.state.iterator.clone() else { return };
+        if !self.state.tracker.wants_more() {
+            self.state.reader = Reader::Paused;
+            return;
+        }
+        if !self.lease.deadline.is_valid() {
+            // The lease lapsed (this worker could not renew it): the LeaseManager is telling the
+            // Supervisor; read nothing more meanwhile.
+            return;
+        }
+        self.state.reader = Reader::Fetching;
+        let started = std::time::Instant::now();
+        let (reader, limit) = (self.links.reader.clone(), self.settings.max_records);
+        let request = async move { reader.records(&iterator, limit).await };
+        ctx.spawn(request.into_actor(self).map(move |result, act, ctx| {
+            act.links.metrics.millis("GetRecords.Time", Operation::ProcessTask, act.scope(), started.elapsed());
+            match result {
+                Ok(batch) => act.on_records(batch, ctx),
+                Err(e) => act.on_fetch_error(e, ctx),
+            }
+        }));
+    }
+
+    fn on_fetch_error(&mut self, e: ReadError, ctx: &mut Context<Self>) {
+        self.state.reader = Reader::Idle;
+        let m = &self.links.metrics;
+        match e {
+            ReadError::ExpiredIterator => {
+                // Iterators live 5 minutes: restart after the last record read.
+                self.state.counters.iterator_restarts += 1;
+                m.count("ExpiredIterator", Operation::ProcessTask, self.scope(), 1);
+                log::info!("shard {}: shard iterator expired; getting a new one", self.shard());
+                self.initialize(ctx);
+            }
+            ReadError::Throttled => {
+                let delay = self.state.read_backoff.next_delay();
+                self.state.counters.throttles += 1;
+                m.count("GetRecords.Throttled", Operation::ProcessTask, self.scope(), 1);
+                log::warn!("shard {}: GetRecords throttled; backing off {} ms", self.shard(), delay.as_millis());
+                ctx.run_later(delay, |act, ctx| act.fetch(ctx));
+            }
+            ReadError::InvalidArgument(ref why) | ReadError::Other(ref why) => {
+                let invalid = matches!(e, ReadError::InvalidArgument(_));
+                let delay = self.state.read_backoff.next_delay();
+                self.state.counters.errors += 1;
+                m.count("GetRecords.Error", Operation::ProcessTask, self.scope(), 1);
+                log::warn!("shard {}: GetRecords failed ({why}); retrying in {} ms", self.shard(), delay.as_millis());
+                if invalid {
+                    ctx.run_later(delay, |act, ctx| act.initialize(ctx));
+                } else {
+                    ctx.run_later(delay, |act, ctx| act.fetch(ctx));
+                }
+            }
+        }
+    }
+
+    /// Counts a batch in and keeps its records with a readable sequence number.
+    fn take_batch(&mut self, batch: &mut RecordBatch) -> Vec<Unparsed> {
+        self.state.read_backoff.reset();
+        self.state.counters.batches += 1;
+        let m = self.links.metrics.clone();
+        if let Some(ms) = batch.millis_behind_latest {
+            self.state.millis_behind_latest = Some(ms);
+            m.record("MillisBehindLatest", Operation::ProcessTask, self.scope(), Unit::Milliseconds, ms as f64);
+        }
+        let mut records = Vec::with_capacity(batch.records.len());
+        let mut bytes = 0u64;
+        for r in std::mem::take(&mut batch.records) {
+            let Some(seq) = SequenceNumber::parse(&r.sequence_number) else {
+                log::error!(
+                    "shard {}: skipping a record with a malformed sequence number {:?}",
+                    self.shard(),
+                    r.sequence_number
+                );
+                continue;
+            };
+            bytes += r.data.len() as u64;
+            records.push(Unparsed { seq, partition_key: r.partition_key, data: r.data });
+        }
+        self.state.counters.records_read += records.len() as u64;
+        self.state.counters.bytes_read += bytes;
+        m.count("RecordsProcessed", Operation::ProcessTask, self.scope(), records.len() as u64);
+        m.record("DataBytesProcessed", Operation::ProcessTask, self.scope(), Unit::Bytes, bytes as f64);
+        if let Some(last) = records.last() {
+            self.state.last_read = Some(last.seq.clone());
+        }
+        records
+    }
+
+    fn on_records(&mut self, mut batch: RecordBatch, ctx: &mut Context<Self>) {
+        if self.drop_batch_if_draining() {
+            return;
+        }
+        let full = batch.records.len() >= self.settings.max_records as usize;
+        let records = self.take_batch(&mut batch);
+        if records.is_empty() {
+            return self.batch_done(batch, full, ctx);
+        }
+        let parse = self.links.parser.send(ParseBatch(records.iter().map(|r| r.data.clone()).collect()));
+        ctx.spawn(parse.into_actor(self).map(move |result, act, ctx| {
+            if act.drop_batch_if_draining() {
+                return;
+            }
+            match result {
+                Ok(classified) => {
+                    for (record, class) in records.into_iter().zip(classified) {
+                        act.admit(record, class, ctx);
+                    }
+                }
+                Err(e) => {
+                    // The parse pool is gone: the process is stopping. Nothing was admitted, so
+                    // nothing is lost: the next owner reads these again.
+                    act.exit.set_reason(ExitReason::Failed(format!("parse pool unavailable: {e}")));
+                    ctx.stop();
+                    return;
+                }
+            }
+            act.dispatch(ctx);
+            act.batch_done(batch, full, ctx);
+        }));
+    }
+
+    /// After a batch is admitted: fetch again (at once if it was full), or close the shard.
+    fn batch_done(&mut self, batch: RecordBatch, full: bool, ctx: &mut Context<Self>) {
+        self.state.reader = Reader::Idle;
+        match batch.next_iterator {
+            Some(it) => {
+                self.state.iterator = Some(it);
+                if full {
+                    self.fetch(ctx);
+                } else {
+                    ctx.run_later(self.settings.idle_time, |act, ctx| act.fetch(ctx));
+                }
+            }
+            None => {
+                self.state.iterator = None;
+                log::info!("shard {}: end of the closed shard reached", self.shard());
+                self.closed(batch.child_shards, ctx);
+            }
+        }
+    }
+
+    /// The end of the closed shard was reached.
+    fn closed(&mut self, children: Vec<crate::model::ShardInfo>, ctx: &mut Context<Self>) {
+        self.state.children = children;
+        if self.state.phase == Phase::Reading {
+            self.state.phase = Phase::Closing;
+        }
+        self.check_end(ctx);
+    }
+
+    /// A batch that arrives once draining started (a read that was already out) is dropped
+    /// unread: nothing of it is checkpointed, so the shard's next owner reads it. Actioning it
+    /// here, after the final checkpoint, would action it twice.
+    fn drop_batch_if_draining(&mut self) -> bool {
+        if matches!(self.state.phase, Phase::Draining | Phase::Finished) {
+            self.state.reader = Reader::Idle;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+fn describe(from: &StartPosition) -> String {
+    match from {
+        StartPosition::After(seq) => seq.to_string(),
+        StartPosition::TrimHorizon => "TRIM_HORIZON".into(),
+        StartPosition::Latest => "LATEST".into(),
+        StartPosition::AtTimestamp(_) => "AT_TIMESTAMP".into(),
+    }
+}
