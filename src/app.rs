@@ -9,7 +9,9 @@ use actix_rt::Arbiter;
 use crate::aws::AwsClients;
 use crate::config_dir::Configuration;
 use crate::observe::Observe;
-use crate::observer::{InjectConsumerFailure, ObserverSnapshot, Shutdown, Supervisor, SupervisorSpec};
+use crate::observer::{
+    InjectConsumerFailure, InjectCoreFailure, ObserverSnapshot, Shutdown, Supervisor, SupervisorSpec,
+};
 
 /// Why the process stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +35,8 @@ impl Observers {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         let arbiters: Vec<Arbiter> = (0..cores).map(|_| Arbiter::new()).collect();
         let handles: Vec<_> = arbiters.iter().map(Arbiter::handle).collect();
-        let worker_id = configuration.runtime.leases.worker_id.clone().unwrap_or_else(default_worker_id);
+        let responders = Arbiter::new();
+        let worker_id = worker_id(configuration.runtime.leases.worker_id.as_deref());
         let outcome_log = match configuration.loggers.first() {
             Some(l) => Some((AwsClients::for_observer(&l.region, &l.credentials).await.dynamodb, l.table_name.clone())),
             None => None,
@@ -49,10 +52,13 @@ impl Observers {
                 responders: configuration.responders.clone(),
                 command_schemas: Arc::clone(&configuration.command_schemas),
                 arbiters: handles.clone(),
+                responder_arbiter: responders.handle(),
                 outcome_log: outcome_log.clone(),
             };
             supervisors.push((observer.id.clone(), Supervisor::new(spec).start()));
         }
+        let mut arbiters = arbiters;
+        arbiters.push(responders);
         Observers { supervisors, arbiters }
     }
 
@@ -83,6 +89,14 @@ impl Observers {
         }
     }
 
+    /// Fails the core of observer `id` as a failing Checkpointer would (tests of supervision).
+    pub async fn inject_core_failure(&self, id: &str) -> bool {
+        match self.supervisor(id) {
+            Some(s) => s.send(InjectCoreFailure).await.unwrap_or(false),
+            None => false,
+        }
+    }
+
     /// Graceful stop of every observer: in-flight commands finish, checkpoints are written,
     /// leases released.
     pub async fn shutdown(self) {
@@ -96,13 +110,23 @@ impl Observers {
 
 /// `<hostname>:<random UUID>`: unique per process, readable in the lease table.
 pub fn default_worker_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".to_owned());
-    format!("{host}:{}", uuid::Uuid::new_v4())
+    worker_id(None)
+}
+
+/// `<prefix>:<random UUID>`, the prefix being the configured `leases.workerId` or the hostname.
+/// Every process has an identity of its own in its conditional writes: two processes started
+/// with the same configured id would otherwise both "own" every lease, each taking the other's
+/// renewals for its own.
+fn worker_id(prefix: Option<&str>) -> String {
+    let prefix = prefix.map(str::to_owned).unwrap_or_else(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".to_owned())
+    });
+    format!("{prefix}:{}", uuid::Uuid::new_v4())
 }
 
 /// Runs the observers until SIGTERM or SIGINT, then stops them gracefully. A second signal

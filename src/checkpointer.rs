@@ -17,7 +17,7 @@ use crate::lease_manager::{EndShard, LeaseError, WriteCheckpoint};
 use crate::metrics::{MetricsHandle, Operation, Scope};
 use crate::model::{Checkpoint, ShardInfo, Tenure, Waiters};
 use crate::observe::{Observable, answers_observe};
-use crate::supervision::ExitGuard;
+use crate::supervision::{ExitGuard, stops_on_request};
 
 /// Every record of `shard` up to `checkpoint` has an outcome (from its ShardConsumer).
 #[derive(Debug, Clone, Message)]
@@ -372,6 +372,7 @@ impl Observable for Checkpointer {
 }
 
 answers_observe!(Checkpointer);
+stops_on_request!(Checkpointer);
 
 #[cfg(test)]
 mod tests {

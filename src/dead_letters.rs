@@ -17,6 +17,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use crate::model::{Backoff, Outcome};
+use crate::supervision::stops_on_request;
 
 /// One record to dead-letter.
 #[derive(Debug, Clone, Serialize)]
@@ -124,9 +125,16 @@ impl Handler<DeadLetter> for DeadLetters {
                     return Ok(());
                 }
             }
+            // The record's data may carry credentials (a PagerDuty service key, say): the log
+            // names the record, never its bytes or the reason text built from them.
             log::error!(
-                "dead letter not written ({last_error}); the entry: {}",
-                String::from_utf8_lossy(&line).trim_end()
+                "dead letter not written ({last_error}): observer {} shard {} seq {} outcome {} commandId {} ({} bytes of record data, not logged)",
+                letter.observer,
+                letter.shard,
+                letter.sequence_number,
+                letter.outcome,
+                letter.command_id.as_deref().unwrap_or("-"),
+                letter.data.len()
             );
             Err(last_error)
         };
@@ -138,6 +146,8 @@ impl Handler<DeadLetter> for DeadLetters {
         }))
     }
 }
+
+stops_on_request!(DeadLetters);
 
 fn path_display(p: &Option<PathBuf>) -> String {
     p.as_ref().map(|p| p.display().to_string()).unwrap_or_default()

@@ -14,7 +14,7 @@ use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit, StatisticS
 
 use crate::config::runtime::{MetricsLevel, MetricsSettings};
 use crate::observe::{Observable, answers_observe};
-use crate::supervision::ExitGuard;
+use crate::supervision::{ExitGuard, stops_on_request};
 
 /// What a sample measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -358,3 +358,4 @@ impl Observable for Metrics {
 }
 
 answers_observe!(Metrics);
+stops_on_request!(Metrics);

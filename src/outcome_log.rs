@@ -18,6 +18,7 @@ use aws_sdk_dynamodb::types::{
 };
 
 use crate::model::{Backoff, Outcome};
+use crate::supervision::stops_on_request;
 
 /// One command's outcome.
 #[derive(Debug, Clone, Message)]
@@ -260,3 +261,5 @@ impl Handler<FlushRows> for OutcomeLog {
         self.flush()
     }
 }
+
+stops_on_request!(OutcomeLog);

@@ -224,7 +224,7 @@ impl Worker {
             if self.num_workers_seen > 1 { self.given_up.keys().cloned().collect() } else { HashSet::new() };
         let settings =
             TakerSettings { failover: FAILOVER, max_leases_for_worker: None, max_leases_to_steal_at_one_time: None };
-        let mine = OwnLeases { held: &held, requested: &requested, excluded: &excluded };
+        let mine = OwnLeases { held: &held, requested: &requested, excluded: &excluded, unanswered: &HashSet::new() };
         let plan = taker::plan(&self.observations, mine, &self.id, &settings, now, steal, rng);
         self.num_workers_seen = plan.num_workers;
         for c in plan.take {

@@ -89,7 +89,9 @@ async fn retries_failures_dead_letters_and_the_outcome_log_end_to_end() {
     merge(
         &mut runtime,
         &json!({
-            "retry": { "maxAttempts": 3, "initialBackoffMillis": 100, "maxBackoffMillis": 400, "requestTimeoutMillis": 800 },
+            // Retry-After is honoured up to maxBackoffMillis (above it, capped: a unit test of the
+            // responder actor shows that).
+            "retry": { "maxAttempts": 3, "initialBackoffMillis": 100, "maxBackoffMillis": 2500, "requestTimeoutMillis": 800 },
             "deadLetters": { "file": "dead-letters.jsonl", "stream": dlq.name }
         }),
     );

@@ -255,3 +255,52 @@ async fn mailbox_capacities_come_from_the_runtime_config() {
         observers.shutdown().await;
     }
 }
+
+#[actix_rt::test]
+async fn core_restarts_leave_no_actor_behind() {
+    let stream = TestStream::create("zombies", 2).await;
+    let (_dir, mut configuration) = config_with(&stream, json!({}));
+    let scripted = Arc::new(Scripted::default());
+    configuration.responders = vec![scripted.clone()];
+    let id = configuration.observers[0].id.clone();
+    let observers = Observers::start(configuration).await;
+    let start = Instant::now();
+    while observe(&observers).await.consumers.len() < 2 {
+        assert!(start.elapsed() < Duration::from_secs(20), "two consumers");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for round in 1..=3u32 {
+        assert!(observers.inject_core_failure(&id).await);
+        let start = Instant::now();
+        loop {
+            let s = observe(&observers).await;
+            if s.restarts.get("Checkpointer") == Some(&round) && s.consumers.len() == 2 {
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(20), "round {round}: {:?} {:?}", s.restarts, s.live_children);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    // Every replaced actor is gone, not left renewing and taking beside its successor.
+    let start = Instant::now();
+    let want: std::collections::BTreeMap<String, usize> =
+        [("Checkpointer", 1), ("LeaseManager", 1), ("Metrics", 1), ("Responder", 1), ("ShardConsumer", 2)]
+            .map(|(k, n)| (k.to_owned(), n))
+            .into();
+    loop {
+        let live = observe(&observers).await.live_children;
+        if live == want {
+            println!("after 3 core restarts, alive: {live:?}");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "actors left behind: {live:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let texts: Vec<String> = (0..20).map(|i| format!("z{i}")).collect();
+    stream.put(texts.iter().map(|t| (t.clone(), slack_command(&Uuid::new_v4(), t))).collect()).await;
+    let s = scripted.clone();
+    wait_until("the commands", Duration::from_secs(20), move || s.done.lock().expect("lock").len() >= 20).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(scripted.done.lock().expect("lock").len(), 20, "each once, by the one LeaseManager's consumers");
+    observers.shutdown().await;
+}

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::lease_manager::{Lease, LeaseStore};
+use crate::lease_manager::{Lease, LeaseStore, RowError};
 use crate::lease_manager::{LeaseTable, LeaseTableError};
 
 /// Where a shard's lease stands.
@@ -58,8 +58,20 @@ pub struct LeaseReport {
     pub stream: String,
     pub table: String,
     pub leases: Vec<LeaseLine>,
-    /// Rows that are not leases (KCL 3.5 worker metrics, coordinator state…), left alone.
+    /// Rows that should be leases but cannot be read (another program wrote them): their
+    /// shards are not processed, and their children wait, until they are fixed.
+    pub malformed: Vec<MalformedRow>,
+    /// Rows that are not leases (KCL 3.5 worker metrics, coordinator state, sauna's change
+    /// signal…), left alone.
     pub other_rows: usize,
+}
+
+/// A row that should be a lease and cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MalformedRow {
+    pub shard: String,
+    pub problem: String,
 }
 
 /// The state of each lease, judged against the whole table.
@@ -98,12 +110,18 @@ pub fn lines(leases: &[Lease]) -> Vec<LeaseLine> {
 /// Reads the lease table of an observer.
 pub async fn read(observer: &str, stream: &str, table: &LeaseTable) -> Result<LeaseReport, LeaseTableError> {
     let (leases, skipped) = table.scan().await?;
+    let malformed: Vec<MalformedRow> = skipped
+        .iter()
+        .filter(|(_, e)| matches!(e, RowError::Malformed { .. }))
+        .map(|(key, e)| MalformedRow { shard: key.clone(), problem: e.to_string() })
+        .collect();
     Ok(LeaseReport {
         observer: observer.to_owned(),
         stream: stream.to_owned(),
         table: table.name().to_owned(),
         leases: lines(&leases),
-        other_rows: skipped.len(),
+        other_rows: skipped.len() - malformed.len(),
+        malformed,
     })
 }
 
@@ -148,6 +166,15 @@ pub fn to_text(reports: &[LeaseReport]) -> String {
         for row in std::iter::once(&header).chain(rows.iter()) {
             let line: Vec<String> = row.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
             let _ = writeln!(out, "{}", line.join("  ").trim_end());
+        }
+        for m in &r.malformed {
+            let _ = writeln!(
+                out,
+                "{:<w$}  MALFORMED: {} (not processed, and its children wait, until the row is fixed)",
+                m.shard,
+                m.problem,
+                w = widths[0]
+            );
         }
     }
     out

@@ -43,8 +43,12 @@ pub struct LeaseSettings {
     pub shard_sync_interval: Duration,
     pub parent_shard_poll_interval: Duration,
     pub cleanup_leases_upon_shard_completion: bool,
-    /// `None`: `<hostname>:<random UUID>`, fresh for every process.
+    /// The prefix of this worker's identity (`None`: the hostname); every process appends
+    /// `:<random UUID>`, so two processes never share an identity.
     pub worker_id: Option<String>,
+    /// How often the lease table's change signal is read (`None`: no signal; free leases are
+    /// found by the discovery scans only).
+    pub signal_poll_interval: Option<Duration>,
 }
 
 /// How a shard's commands may overlap.
@@ -171,6 +175,7 @@ struct RawLeases {
     parent_shard_poll_interval_millis: i64,
     cleanup_leases_upon_shard_completion: bool,
     worker_id: Option<String>,
+    signal_poll_interval_millis: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -346,6 +351,11 @@ fn lease_settings(l: &RawLeases) -> Result<LeaseSettings, FieldError> {
                 return Err(FieldError::new("data.leases.workerId", "expected null or a non-empty string"));
             }
             other => other.clone(),
+        },
+        signal_poll_interval: match l.signal_poll_interval_millis {
+            Some(0) => None,
+            Some(ms) => Some(millis(ms, "data.leases.signalPollIntervalMillis", 10)?),
+            None => Some((failover / 40).max(Duration::from_millis(50))),
         },
     })
 }

@@ -14,13 +14,13 @@ use super::store::LeaseStore;
 use super::taker::{Observations, TakePlan, TakerSettings};
 use super::writes::{HeldLease, LeaseWrite};
 use super::{
-    EndShard, HeldLeaseSnapshot, LeaseCounters, LeaseError, LeaseEvent, LeaseManagerSettings, LeaseManagerSnapshot,
-    ParentsFinished, Release, ReleaseAll, WriteCheckpoint,
+    EndShard, HeldLeaseSnapshot, LatestStart, LeaseChange, LeaseCounters, LeaseError, LeaseEvent, LeaseManagerSettings,
+    LeaseManagerSnapshot, ParentsFinished, PinLatestStart, Release, ReleaseAll, WriteCheckpoint,
 };
 use crate::metrics::MetricsHandle;
 use crate::model::{ShardInfo, Tenure, self_fence_margin};
 use crate::observe::{Observable, answers_observe};
-use crate::supervision::{ExitGuard, ExitReason};
+use crate::supervision::{ExitGuard, ExitReason, stops_on_request};
 
 /// The LeaseManager's changing state, apart from its settings.
 #[derive(Default)]
@@ -39,9 +39,27 @@ pub(super) struct State {
     pub requested: BTreeMap<String, Instant>,
     /// Leases this worker handed over, by when: not taken back while they are fresh.
     pub given_up: BTreeMap<String, Instant>,
+    /// Handoff requests nobody accepted (the owner is not sauna): not asked again until then.
+    pub unanswered: BTreeMap<String, Instant>,
     pub sync_in_flight: bool,
     pub shards: Vec<ShardInfo>,
+    /// Malformed rows already warned about (key → problem), so a scan warns once per problem.
+    pub malformed: BTreeMap<String, String>,
+    /// A scan is scheduled for when the next lease of another worker would expire.
+    pub expiry_scan_scheduled: bool,
+    pub signal: SignalState,
     pub counters: LeaseCounters,
+}
+
+/// This worker's side of the lease table's change signal.
+#[derive(Default)]
+pub(super) struct SignalState {
+    /// The value last read (`None` before the first read).
+    pub seen: Option<u64>,
+    pub read_in_flight: bool,
+    pub bump_in_flight: bool,
+    /// Another bump was asked for while one was out.
+    pub bump_pending: bool,
 }
 
 pub struct LeaseManager {
@@ -79,6 +97,51 @@ impl LeaseManager {
         &self.settings.worker_id
     }
 
+    /// Tells the Supervisor, stamped with this LeaseManager's generation.
+    pub(super) fn tell(&self, change: LeaseChange) {
+        self.events.do_send(LeaseEvent { generation: self.settings.generation, change });
+    }
+
+    /// Moves the change signal (coalescing bursts: one bump at a time).
+    pub(super) fn signal_change(&mut self, ctx: &mut Context<Self>) {
+        if self.settings.leases.signal_poll_interval.is_none() {
+            return;
+        }
+        if self.state.signal.bump_in_flight {
+            self.state.signal.bump_pending = true;
+            return;
+        }
+        self.state.signal.bump_in_flight = true;
+        let table = self.table.clone();
+        ctx.spawn(async move { table.bump_signal().await }.into_actor(self).map(|result, act, ctx| {
+            act.state.signal.bump_in_flight = false;
+            if let Err(e) = result {
+                log::debug!("lease table {}: change signal not moved ({e})", act.table.name());
+            }
+            if std::mem::take(&mut act.state.signal.bump_pending) {
+                act.signal_change(ctx);
+            }
+        }));
+    }
+
+    /// Reads the change signal; when it moved, scans now.
+    fn poll_signal(&mut self, ctx: &mut Context<Self>) {
+        if self.state.signal.read_in_flight || !self.state.started {
+            return;
+        }
+        self.state.signal.read_in_flight = true;
+        let table = self.table.clone();
+        ctx.spawn(async move { table.read_signal().await }.into_actor(self).map(|result, act, ctx| {
+            act.state.signal.read_in_flight = false;
+            let Ok(value) = result else { return };
+            let moved = act.state.signal.seen.is_some_and(|seen| seen != value);
+            act.state.signal.seen = Some(value);
+            if moved {
+                act.scan_cycle(false, ctx);
+            }
+        }));
+    }
+
     /// Until when a lease whose last successful write was sent at `renewed_at` may be acted
     /// on: other workers may take it `failover` after that, and this worker stops a margin
     /// before.
@@ -114,6 +177,9 @@ impl LeaseManager {
         ctx.run_interval(l.discovery_interval, |act, ctx| act.scan_cycle(false, ctx));
         ctx.run_interval(l.take_interval, |act, ctx| act.scan_cycle(true, ctx));
         ctx.run_interval(l.shard_sync_interval, |act, ctx| act.sync_shards(ctx));
+        if let Some(every) = l.signal_poll_interval {
+            ctx.run_interval(every, |act, ctx| act.poll_signal(ctx));
+        }
         self.sync_shards(ctx);
     }
 
@@ -180,6 +246,27 @@ impl Handler<EndShard> for LeaseManager {
     }
 }
 
+impl Handler<PinLatestStart> for LeaseManager {
+    type Result = ResponseFuture<Result<LatestStart, LeaseError>>;
+
+    fn handle(&mut self, msg: PinLatestStart, ctx: &mut Self::Context) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        match self.state.held.get(&*msg.shard) {
+            Some(h) if h.tenure == msg.tenure => {
+                self.enqueue(&msg.shard, LeaseWrite::PinLatestStart { at: msg.at, reply: tx }, ctx)
+            }
+            _ => {
+                let _ = tx.send(Err(LeaseError::NotHeld(msg.shard.to_string())));
+            }
+        }
+        Box::pin(async move { rx.await.unwrap_or_else(|_| Err(LeaseError::Transient("lease manager stopped".into()))) })
+    }
+}
+
+// Stopped when the observer's core is replaced: no release, no more writes; the new
+// LeaseManager adopts the leases.
+stops_on_request!(LeaseManager);
+
 impl Handler<ParentsFinished> for LeaseManager {
     type Result = ResponseFuture<Result<bool, LeaseError>>;
 
@@ -220,6 +307,7 @@ impl Handler<ReleaseAll> for LeaseManager {
         Box::pin(async move {
             let _ = tokio::time::timeout(bound, futures::future::join_all(waits)).await;
         })
+        // (Each release moves the change signal, so the others take the leases at once.)
     }
 }
 

@@ -16,17 +16,21 @@ use super::store::{LeaseStore, LeaseTableError, Scan};
 use crate::model::Checkpoint;
 
 /// Which call a fault hook is asked about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TableCall {
     Scan,
     Get,
     Create,
     Renew,
+    AcceptHandoff,
+    WithdrawHandoff,
+    PinLatestStart,
     Take,
     Checkpoint,
     Release,
     RequestHandoff,
     Delete,
+    Signal,
 }
 
 /// Decides, per call and key, whether it fails (before it is applied) and how long it takes.
@@ -38,6 +42,8 @@ pub struct MemoryLeaseTable {
     rows: Arc<Mutex<BTreeMap<String, Lease>>>,
     fault: Arc<Mutex<Option<FaultHook>>>,
     latency: Arc<Mutex<Duration>>,
+    call_latency: Arc<Mutex<Vec<(TableCall, Duration)>>>,
+    signal: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for MemoryLeaseTable {
@@ -80,6 +86,13 @@ impl MemoryLeaseTable {
         *self.latency.lock().unwrap_or_else(|p| p.into_inner()) = latency;
     }
 
+    /// Calls of this kind take at least this long (on top of [`MemoryLeaseTable::set_latency`]).
+    pub fn set_call_latency(&self, call: TableCall, latency: Duration) {
+        let mut l = self.call_latency.lock().unwrap_or_else(|p| p.into_inner());
+        l.retain(|(c, _)| *c != call);
+        l.push((call, latency));
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Lease>> {
         self.rows.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -96,7 +109,11 @@ impl MemoryLeaseTable {
             Some(e) => Err(e),
             None => apply(&mut self.lock()),
         };
-        let latency = *self.latency.lock().unwrap_or_else(|p| p.into_inner());
+        let latency = {
+            let all = *self.latency.lock().unwrap_or_else(|p| p.into_inner());
+            let per_call = self.call_latency.lock().unwrap_or_else(|p| p.into_inner());
+            all + per_call.iter().find(|(c, _)| *c == what).map(|(_, d)| *d).unwrap_or_default()
+        };
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
@@ -158,6 +175,41 @@ impl LeaseStore for MemoryLeaseTable {
         .await
     }
 
+    async fn accept_handoff(&self, key: &str, owner: &str, counter: u64, by: &str) -> Result<u64, LeaseTableError> {
+        self.call(TableCall::AcceptHandoff, key, |rows| {
+            let l = held(rows, key, Some(owner), counter)?;
+            if l.handoff_requested.as_deref() != Some(by) {
+                return Err(LeaseTableError::ConditionFailed);
+            }
+            l.handoff_accepted = Some(by.to_owned());
+            l.counter += 1;
+            Ok(l.counter)
+        })
+        .await
+    }
+
+    async fn withdraw_handoff(&self, key: &str, requester: &str) -> Result<bool, LeaseTableError> {
+        self.call(TableCall::WithdrawHandoff, key, |rows| {
+            let Some(l) = rows.get_mut(key) else { return Ok(false) };
+            if l.handoff_requested.as_deref() != Some(requester) || l.handoff_accepted.is_some() {
+                return Ok(false);
+            }
+            l.handoff_requested = None;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn pin_latest_start(&self, key: &str, owner: &str, counter: u64, at: i64) -> Result<u64, LeaseTableError> {
+        self.call(TableCall::PinLatestStart, key, |rows| {
+            let l = held(rows, key, Some(owner), counter)?;
+            l.latest_started_at.get_or_insert(at);
+            l.counter += 1;
+            Ok(l.counter)
+        })
+        .await
+    }
+
     async fn take(
         &self,
         key: &str,
@@ -169,6 +221,7 @@ impl LeaseStore for MemoryLeaseTable {
             let l = held(rows, key, previous_owner, counter)?;
             if previous_owner != Some(me) {
                 l.handoff_requested = None;
+                l.handoff_accepted = None;
                 l.owner_switches_since_checkpoint += 1;
             }
             l.owner = Some(me.to_owned());
@@ -205,6 +258,7 @@ impl LeaseStore for MemoryLeaseTable {
         self.call(TableCall::Release, key, |rows| {
             let l = held(rows, key, Some(owner), counter)?;
             l.handoff_requested = None;
+            l.handoff_accepted = None;
             match to {
                 Some(to) => {
                     l.owner = Some(to.to_owned());
@@ -243,5 +297,19 @@ impl LeaseStore for MemoryLeaseTable {
             _ => Ok(false),
         })
         .await
+    }
+
+    async fn bump_signal(&self) -> Result<(), LeaseTableError> {
+        let signal = self.signal.clone();
+        self.call(TableCall::Signal, "", move |_| {
+            signal.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+            Ok(())
+        })
+        .await
+    }
+
+    async fn read_signal(&self) -> Result<u64, LeaseTableError> {
+        let signal = self.signal.clone();
+        self.call(TableCall::Signal, "", move |_| Ok(signal.load(std::sync::atomic::Ordering::Acquire))).await
     }
 }

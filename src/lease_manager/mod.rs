@@ -52,10 +52,18 @@ pub struct AcquiredLease {
     pub deadline: LeaseDeadline,
 }
 
-/// What the LeaseManager tells its Supervisor.
+/// What the LeaseManager tells its Supervisor, stamped with the generation of the observer's
+/// core it belongs to: after a core restart, a late event of the old LeaseManager is ignored.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
-pub enum LeaseEvent {
+pub struct LeaseEvent {
+    pub generation: u64,
+    pub change: LeaseChange,
+}
+
+/// What happened to a lease.
+#[derive(Debug, Clone)]
+pub enum LeaseChange {
     /// This worker now holds the lease: start a consumer for it.
     Acquired(AcquiredLease),
     /// The lease is no longer this worker's (taken by another, or not renewed in time): stop
@@ -100,6 +108,26 @@ pub struct EndShard {
     pub tenure: Tenure,
     /// From GetRecords' `ChildShards`; empty when the service did not say (then ListShards).
     pub children: Vec<ShardInfo>,
+}
+
+/// A shard still at LATEST is about to be read for the first time by this consumer: record
+/// `at` (epoch ms) as where it starts, unless an earlier reader of the lease recorded an
+/// instant already.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<LatestStart, LeaseError>")]
+pub struct PinLatestStart {
+    pub shard: Arc<str>,
+    pub tenure: Tenure,
+    pub at: i64,
+}
+
+/// Where a LATEST shard's reader starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LatestStart {
+    /// This is the first reader: the instant is recorded, read from LATEST.
+    Pinned,
+    /// An earlier reader started at this instant (epoch ms): read AT_TIMESTAMP from it.
+    Since(i64),
 }
 
 /// Are all these parent shards finished (lease at SHARD_END, or gone)?
@@ -158,6 +186,8 @@ pub struct LeaseManagerSnapshot {
 pub struct LeaseManagerSettings {
     pub stream_name: String,
     pub worker_id: String,
+    /// The generation of the observer's core this LeaseManager belongs to.
+    pub generation: u64,
     /// Where new root shards start.
     pub initial_position: Checkpoint,
     pub leases: LeaseSettings,

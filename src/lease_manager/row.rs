@@ -33,6 +33,12 @@ pub struct Lease {
     /// give the lease up gracefully; the value says who. Not a KCL attribute (a Java KCL
     /// ignores it); removed by the release and by the next take.
     pub handoff_requested: Option<String>,
+    /// `handoffAccepted` (S): the owner saw the request and is handing over (not a KCL
+    /// attribute; a request a worker that is not sauna never accepts is withdrawn).
+    pub handoff_accepted: Option<String>,
+    /// `latestStartedAt` (N, epoch ms): where a shard whose checkpoint is still LATEST was first
+    /// read, so that every later reader resumes there (not a KCL attribute).
+    pub latest_started_at: Option<i64>,
 }
 
 /// Why a row is not a lease this program can use.
@@ -57,6 +63,8 @@ pub const STARTING_HASH_KEY: &str = "startingHashKey";
 pub const ENDING_HASH_KEY: &str = "endingHashKey";
 pub const ENTITY_TYPE: &str = "entityType";
 pub const HANDOFF_REQUESTED: &str = "handoffRequested";
+pub const HANDOFF_ACCEPTED: &str = "handoffAccepted";
+pub const LATEST_STARTED_AT: &str = "latestStartedAt";
 
 impl Lease {
     /// A new, unowned lease.
@@ -73,6 +81,8 @@ impl Lease {
             starting_hash_key: None,
             ending_hash_key: None,
             handoff_requested: None,
+            handoff_accepted: None,
+            latest_started_at: None,
         }
     }
 
@@ -112,6 +122,12 @@ impl Lease {
         }
         if let Some(h) = &self.handoff_requested {
             item.insert(HANDOFF_REQUESTED.into(), AttributeValue::S(h.clone()));
+        }
+        if let Some(h) = &self.handoff_accepted {
+            item.insert(HANDOFF_ACCEPTED.into(), AttributeValue::S(h.clone()));
+        }
+        if let Some(t) = self.latest_started_at {
+            item.insert(LATEST_STARTED_AT.into(), AttributeValue::N(t.to_string()));
         }
         item
     }
@@ -171,6 +187,14 @@ impl Lease {
             starting_hash_key: s(STARTING_HASH_KEY)?,
             ending_hash_key: s(ENDING_HASH_KEY)?,
             handoff_requested: s(HANDOFF_REQUESTED)?,
+            handoff_accepted: s(HANDOFF_ACCEPTED)?,
+            latest_started_at: match item.get(LATEST_STARTED_AT) {
+                None => None,
+                Some(AttributeValue::N(v)) => Some(
+                    v.parse::<i64>().map_err(|_| malformed(LATEST_STARTED_AT, "expected epoch milliseconds (N)"))?,
+                ),
+                Some(_) => return Err(malformed(LATEST_STARTED_AT, "expected a number (N)")),
+            },
         })
     }
 }
@@ -192,6 +216,7 @@ mod tests {
         lease.parent_shard_ids = vec!["shardId-000000000000".into()];
         lease.starting_hash_key = Some("0".into());
         lease.ending_hash_key = Some("340282366920938463463374607431768211455".into());
+        lease.latest_started_at = Some(1_700_000_000_000);
         let item = lease.to_item();
         assert!(matches!(item.get("parentShardId"), Some(AttributeValue::Ss(_))));
         assert!(matches!(item.get("leaseCounter"), Some(AttributeValue::N(_))));

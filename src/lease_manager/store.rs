@@ -52,6 +52,18 @@ pub trait LeaseStore: Send + Sync + 'static {
     /// Returns the new counter.
     async fn renew(&self, key: &str, owner: &str, counter: u64, handing_off: bool) -> Result<u64, LeaseTableError>;
 
+    /// The owner saw a handoff request by `by` and hands over: records the acceptance (and
+    /// renews: counter + 1), if counter and owner are ours and the request is still `by`'s.
+    async fn accept_handoff(&self, key: &str, owner: &str, counter: u64, by: &str) -> Result<u64, LeaseTableError>;
+
+    /// Withdraws a handoff request of `requester` that was never accepted (its owner is not
+    /// sauna, or is gone); false if there is none to withdraw. Does not move the counter.
+    async fn withdraw_handoff(&self, key: &str, requester: &str) -> Result<bool, LeaseTableError>;
+
+    /// Records where a LATEST shard is first read (epoch ms), if counter and owner are ours and
+    /// no instant is recorded yet. Returns the new counter.
+    async fn pin_latest_start(&self, key: &str, owner: &str, counter: u64, at: i64) -> Result<u64, LeaseTableError>;
+
     /// Takes a lease seen with `counter` and `previous_owner` (which may be none): it is ours if
     /// nobody wrote it since. Taking it from another owner ends any handoff request and counts
     /// an owner switch. Returns the new counter.
@@ -85,4 +97,18 @@ pub trait LeaseStore: Send + Sync + 'static {
 
     /// Deletes a finished lease (only if it is still at SHARD_END); true if it did.
     async fn delete_finished(&self, key: &str) -> Result<bool, LeaseTableError>;
+
+    /// Moves the change signal: leases became free (a release, new shards), so other workers
+    /// scan now rather than at their next discovery interval.
+    async fn bump_signal(&self) -> Result<(), LeaseTableError>;
+
+    /// The change signal's value (0 before anyone moved it).
+    async fn read_signal(&self) -> Result<u64, LeaseTableError>;
 }
+
+/// The key of the change-signal row in the lease table. Its `entityType` is not `LEASE`, so it
+/// is not a lease to this program nor to a KCL 3.x (a KCL 2.x worker does not know the
+/// attribute and must not share a table sauna is running on).
+pub const SIGNAL_KEY: &str = "sauna:change-signal";
+/// Its `entityType`.
+pub const SIGNAL_ENTITY_TYPE: &str = "SAUNA_CHANGE_SIGNAL";

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use actix::prelude::*;
+use futures::StreamExt;
 
 use super::actor::LeaseManager;
 use super::row::Lease;
@@ -14,6 +15,9 @@ use super::shards::ShardLister;
 use super::store::LeaseStore;
 use super::writes::WriteFailure;
 use crate::model::{Checkpoint, ShardInfo};
+
+/// How many leases a shard sync creates at once.
+const CREATES_AT_ONCE: usize = 16;
 
 /// What one shard sync did.
 struct SyncResult {
@@ -46,6 +50,9 @@ impl LeaseManager {
                     } else if r.created > 0 {
                         act.scan_cycle(false, ctx);
                     }
+                    if r.created > 0 {
+                        act.signal_change(ctx);
+                    }
                 }
                 Err(e) => {
                     log::warn!("shard sync of {}: {e}; will retry", act.settings.stream_name);
@@ -68,9 +75,15 @@ async fn sync(
     let shards = lister.list().await.map_err(|e| e.to_string())?;
     let (leases, _) = table.scan().await.map_err(|e| e.to_string())?;
     let existing: HashSet<String> = leases.iter().map(|l| l.key.clone()).collect();
+    // Several at a time: a stream of hundreds of shards is ready in a fraction of a second.
+    let creations = futures::stream::iter(shard_sync::new_leases(&shards, &existing, initial))
+        .map(|lease| async move { table.create_if_absent(&lease).await.map(|created| (lease, created)) })
+        .buffer_unordered(CREATES_AT_ONCE);
+    let mut creations = std::pin::pin!(creations);
     let mut created = 0u64;
-    for lease in shard_sync::new_leases(&shards, &existing, initial) {
-        if table.create_if_absent(&lease).await.map_err(|e| e.to_string())? {
+    while let Some(result) = creations.next().await {
+        let (lease, new) = result.map_err(|e| e.to_string())?;
+        if new {
             log::info!("lease {}: created at {}", lease.key, lease.checkpoint);
             created += 1;
         }

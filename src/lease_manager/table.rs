@@ -14,10 +14,10 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::row::{
-    CHECKPOINT, CHECKPOINT_SUB_SEQUENCE_NUMBER, CHILD_SHARD_IDS, HANDOFF_REQUESTED, LEASE_COUNTER, LEASE_KEY,
-    LEASE_OWNER, Lease, OWNER_SWITCHES_SINCE_CHECKPOINT, RowError,
+    CHECKPOINT, CHECKPOINT_SUB_SEQUENCE_NUMBER, CHILD_SHARD_IDS, ENTITY_TYPE, HANDOFF_ACCEPTED, HANDOFF_REQUESTED,
+    LATEST_STARTED_AT, LEASE_COUNTER, LEASE_KEY, LEASE_OWNER, Lease, OWNER_SWITCHES_SINCE_CHECKPOINT, RowError,
 };
-use super::store::{LeaseStore, LeaseTableError, Scan};
+use super::store::{LeaseStore, LeaseTableError, SIGNAL_ENTITY_TYPE, SIGNAL_KEY, Scan};
 use crate::model::Checkpoint;
 
 fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(e: SdkError<E, R>) -> LeaseTableError {
@@ -200,6 +200,47 @@ impl LeaseStore for LeaseTable {
         Ok(counter + 1)
     }
 
+    async fn accept_handoff(&self, key: &str, owner: &str, counter: u64, by: &str) -> Result<u64, LeaseTableError> {
+        self.update_at(key, owner, counter)
+            .update_expression("SET #c = :next, #acc = :by")
+            .condition_expression("#c = :seen AND #o = :me AND #h = :by")
+            .expression_attribute_names("#h", HANDOFF_REQUESTED)
+            .expression_attribute_names("#acc", HANDOFF_ACCEPTED)
+            .expression_attribute_values(":by", s(by))
+            .send()
+            .await
+            .map_err(|e| self.missing(classify(e)))?;
+        Ok(counter + 1)
+    }
+
+    async fn withdraw_handoff(&self, key: &str, requester: &str) -> Result<bool, LeaseTableError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .key(LEASE_KEY, s(key))
+            .update_expression("REMOVE #h")
+            .condition_expression("#h = :by AND attribute_not_exists(#acc)")
+            .expression_attribute_names("#h", HANDOFF_REQUESTED)
+            .expression_attribute_names("#acc", HANDOFF_ACCEPTED)
+            .expression_attribute_values(":by", s(requester))
+            .send()
+            .await;
+        self.applied(result)
+    }
+
+    async fn pin_latest_start(&self, key: &str, owner: &str, counter: u64, at: i64) -> Result<u64, LeaseTableError> {
+        self.update_at(key, owner, counter)
+            .update_expression("SET #c = :next, #ls = if_not_exists(#ls, :at)")
+            .condition_expression("#c = :seen AND #o = :me")
+            .expression_attribute_names("#ls", LATEST_STARTED_AT)
+            .expression_attribute_values(":at", AttributeValue::N(at.to_string()))
+            .send()
+            .await
+            .map_err(|e| self.missing(classify(e)))?;
+        Ok(counter + 1)
+    }
+
     /// Takes a lease seen with `counter` (and `previous_owner`, which may be none): it is ours
     /// if nobody wrote it since. Returns the new counter.
     async fn take(
@@ -217,8 +258,10 @@ impl LeaseStore for LeaseTable {
         req = if previous_owner == Some(me) {
             req.update_expression("SET #c = :next, #o = :me")
         } else {
-            req = req.expression_attribute_names("#h", HANDOFF_REQUESTED);
-            req.update_expression("SET #c = :next, #o = :me REMOVE #h ADD #sw :one")
+            req = req
+                .expression_attribute_names("#h", HANDOFF_REQUESTED)
+                .expression_attribute_names("#acc", HANDOFF_ACCEPTED);
+            req.update_expression("SET #c = :next, #o = :me REMOVE #h, #acc ADD #sw :one")
                 .expression_attribute_names("#sw", OWNER_SWITCHES_SINCE_CHECKPOINT)
                 .expression_attribute_values(":one", n(1))
         };
@@ -267,16 +310,17 @@ impl LeaseStore for LeaseTable {
         let mut req = self
             .update_at(key, owner, counter)
             .condition_expression("#c = :seen AND #o = :me")
-            .expression_attribute_names("#h", HANDOFF_REQUESTED);
+            .expression_attribute_names("#h", HANDOFF_REQUESTED)
+            .expression_attribute_names("#acc", HANDOFF_ACCEPTED);
         req = match to {
             // Handed to the worker that asked: it adopts the lease at its next scan; if it is
             // gone by then, the lease expires like any other.
             Some(to) => req
-                .update_expression("SET #c = :next, #o = :to REMOVE #h ADD #sw :one")
+                .update_expression("SET #c = :next, #o = :to REMOVE #h, #acc ADD #sw :one")
                 .expression_attribute_names("#sw", OWNER_SWITCHES_SINCE_CHECKPOINT)
                 .expression_attribute_values(":to", s(to))
                 .expression_attribute_values(":one", n(1)),
-            None => req.update_expression("SET #c = :next REMOVE #o, #h"),
+            None => req.update_expression("SET #c = :next REMOVE #o, #h, #acc"),
         };
         req.send().await.map_err(|e| self.missing(classify(e)))?;
         Ok(counter + 1)
@@ -322,7 +366,46 @@ impl LeaseStore for LeaseTable {
             .await;
         self.applied(result)
     }
+
+    async fn bump_signal(&self) -> Result<(), LeaseTableError> {
+        self.client
+            .update_item()
+            .table_name(&self.name)
+            .key(LEASE_KEY, s(SIGNAL_KEY))
+            .update_expression("SET #t = :t ADD #n :one")
+            .expression_attribute_names("#t", ENTITY_TYPE)
+            .expression_attribute_names("#n", SIGNAL_CHANGES)
+            .expression_attribute_values(":t", s(SIGNAL_ENTITY_TYPE))
+            .expression_attribute_values(":one", n(1))
+            .send()
+            .await
+            .map_err(|e| self.missing(classify(e)))?;
+        Ok(())
+    }
+
+    async fn read_signal(&self) -> Result<u64, LeaseTableError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.name)
+            .key(LEASE_KEY, s(SIGNAL_KEY))
+            .consistent_read(true)
+            .projection_expression("#n")
+            .expression_attribute_names("#n", SIGNAL_CHANGES)
+            .send()
+            .await
+            .map_err(|e| self.missing(classify(e)))?;
+        Ok(out
+            .item()
+            .and_then(|i| i.get(SIGNAL_CHANGES))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
+    }
 }
+
+/// The counter of the change-signal row.
+const SIGNAL_CHANGES: &str = "changes";
 
 impl LeaseTable {
     /// An UpdateItem of a lease this worker last saw at `counter`: `#c` and `#o` name the

@@ -123,7 +123,8 @@ pub struct TakePlan {
 }
 
 impl TakerSettings {
-    fn is_expired(&self, o: &Observation, now: Instant) -> bool {
+    /// Unowned, or its counter not seen to change for the failover time.
+    pub fn is_expired(&self, o: &Observation, now: Instant) -> bool {
         o.owner.is_none() || now.saturating_duration_since(o.last_change) > self.failover
     }
 
@@ -146,6 +147,8 @@ pub struct OwnLeases<'a> {
     pub requested: &'a HashSet<String>,
     /// Leases it must not take back yet (it has just handed them over).
     pub excluded: &'a HashSet<String>,
+    /// Leases whose owners did not answer a handoff request: not asked again for now.
+    pub unanswered: &'a HashSet<String>,
 }
 
 /// Decides what `me` takes (and, if `allow_steal`, asks others to hand over) this cycle.
@@ -304,6 +307,7 @@ fn steal(view: &View<'_>, counts: &HashMap<&str, usize>, shares: Shares, rng: &m
                     && !settings.is_expired(o, now)
                     && !own.requested.contains(*k)
                     && !own.excluded.contains(*k)
+                    && !own.unanswered.contains(*k)
             })
             .collect();
         theirs.shuffle(rng);
@@ -342,7 +346,7 @@ mod tests {
 
     fn run(obs: &Observations, held: &HashSet<String>, s: &TakerSettings, now: Instant) -> TakePlan {
         let none = HashSet::new();
-        let own = OwnLeases { held, requested: &none, excluded: &none };
+        let own = OwnLeases { held, requested: &none, excluded: &none, unanswered: &none };
         plan(obs, own, "me", s, now, true, &mut rng())
     }
 
@@ -405,7 +409,7 @@ mod tests {
         obs.observe(&leases, now);
         let requested: HashSet<String> = ["a0".to_owned(), "a1".to_owned()].into();
         let none = HashSet::new();
-        let own = OwnLeases { held: &none, requested: &requested, excluded: &none };
+        let own = OwnLeases { held: &none, requested: &requested, excluded: &none, unanswered: &none };
         let p = plan(&obs, own, "me", &settings(), now, true, &mut rng());
         // 6 leases, 2 workers: target 3; two are on their way, so one more, not a0 or a1.
         assert_eq!(p.take.len(), 1);

@@ -1,25 +1,59 @@
 //! Holding on to leases and taking new ones: the renewal round, self-fencing, and the scan →
 //! plan → take cycle (the plan itself is the pure [`super::taker`]).
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use futures::StreamExt;
 
 use super::actor::LeaseManager;
-use super::row::Lease;
+use super::row::{Lease, RowError};
 use super::store::{LeaseStore, LeaseTableError};
 use super::taker::{self, Candidate, OwnLeases, TakePlan};
 use super::writes::{HeldLease, LeaseWrite};
-use super::{AcquiredLease, LeaseEvent};
+use super::{AcquiredLease, LeaseChange};
 use crate::metrics::{Operation, Scope};
 use crate::model::{LeaseDeadline, Tenure};
+
+/// How many takes (or handoff requests) of one cycle are out at once.
+const TAKES_AT_ONCE: usize = 16;
+
+/// One candidate of a take cycle was answered (sent by the cycle to its LeaseManager).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct TakeAnswered {
+    candidate: Candidate,
+    sent_at: Instant,
+    result: TakeResult,
+}
+
+/// Every candidate of the cycle was answered.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct TakeCycleDone;
+
+impl Handler<TakeAnswered> for LeaseManager {
+    type Result = ();
+
+    fn handle(&mut self, msg: TakeAnswered, ctx: &mut Self::Context) {
+        self.take_answered(msg, ctx);
+    }
+}
+
+impl Handler<TakeCycleDone> for LeaseManager {
+    type Result = ();
+
+    fn handle(&mut self, _: TakeCycleDone, ctx: &mut Self::Context) {
+        self.scan_done(ctx);
+    }
+}
 
 /// What came of one candidate of a take cycle.
 enum TakeResult {
     /// Taken; the row as read back right after.
-    Taken(Lease),
+    Taken(Box<Lease>),
     /// Its owner was asked to hand it over.
     Requested,
     NotTaken(String),
@@ -52,8 +86,8 @@ impl LeaseManager {
         h.handoff_to = Some(by.clone());
         let tenure = h.tenure;
         log::info!("lease {key}: handoff requested by {by}; finishing its commands in flight, then releasing it");
-        self.events.do_send(LeaseEvent::HandoffRequested { shard: Arc::from(key), tenure, by });
-        self.enqueue(key, LeaseWrite::Renew, ctx);
+        self.tell(LeaseChange::HandoffRequested { shard: Arc::from(key), tenure, by: by.clone() });
+        self.enqueue(key, LeaseWrite::AcceptHandoff { by }, ctx);
     }
 
     /// Self-fencing: a lease not renewed within failover (minus a margin) is dropped here,
@@ -86,14 +120,9 @@ impl LeaseManager {
         let table = self.table.clone();
         ctx.spawn(async move { table.scan().await }.into_actor(self).map(move |result, act, ctx| match result {
             Ok((leases, skipped)) => {
-                if !skipped.is_empty() {
-                    log::debug!(
-                        "lease table {}: {} rows are not leases (left untouched)",
-                        act.table.name(),
-                        skipped.len()
-                    );
-                }
-                let plan = act.plan(&leases, allow_steal);
+                act.warn_malformed(&skipped);
+                let plan = act.plan(&leases, allow_steal, ctx);
+                act.schedule_expiry_scan(ctx);
                 act.take(plan, ctx);
             }
             Err(e) => {
@@ -108,6 +137,60 @@ impl LeaseManager {
         if std::mem::take(&mut self.state.steal_pending) {
             self.scan_cycle(true, ctx);
         }
+    }
+
+    /// A row this program cannot read is no lease it can take, and a parent's blocks its
+    /// children: said loudly, once per problem.
+    fn warn_malformed(&mut self, skipped: &[(String, RowError)]) {
+        let mut now: BTreeMap<String, String> = BTreeMap::new();
+        for (key, e) in skipped {
+            if let RowError::Malformed { .. } = e {
+                now.insert(key.clone(), e.to_string());
+            }
+        }
+        for (key, problem) in &now {
+            if self.state.malformed.get(key) != Some(problem) {
+                log::error!(
+                    "lease table {}: the row of {key:?} is not a lease this program can read ({problem}); its shard is not processed (and its children wait) until the row is fixed — `sauna leases` shows it",
+                    self.table.name()
+                );
+            }
+        }
+        self.state.malformed = now;
+    }
+
+    /// When the lease of another worker will look expired before the next regular scan (its
+    /// counter has not been seen to move for a while), scan right then: a worker that died is
+    /// replaced one failover time after it was last seen alive, not up to a discovery interval
+    /// later. Live workers' leases are seen to move at every scan and never trigger this.
+    fn schedule_expiry_scan(&mut self, ctx: &mut Context<Self>) {
+        if self.state.expiry_scan_scheduled {
+            return;
+        }
+        let failover = self.settings.leases.failover_time;
+        let now = Instant::now();
+        let worker_id = self.worker_id().to_owned();
+        let next = self
+            .state
+            .observations
+            .leases
+            .iter()
+            .filter(|(k, o)| {
+                !o.finished && o.owner.as_deref().is_some_and(|w| w != worker_id) && !self.state.held.contains_key(*k)
+            })
+            .map(|(_, o)| o.last_change + failover)
+            .filter(|at| *at > now)
+            .min();
+        let Some(at) = next else { return };
+        let wait = at - now + Duration::from_millis(5);
+        if wait >= self.settings.leases.discovery_interval {
+            return;
+        }
+        self.state.expiry_scan_scheduled = true;
+        ctx.run_later(wait, |act, ctx| {
+            act.state.expiry_scan_scheduled = false;
+            act.scan_cycle(false, ctx);
+        });
     }
 
     /// A lease we hold that the table shows with another owner was taken from us (our next
@@ -130,34 +213,68 @@ impl LeaseManager {
         }
     }
 
+    /// The handoff requests this worker made that still stand. A request stands while the row
+    /// carries it and its owner is alive; one its owner never accepted within the failover time
+    /// (the owner is not sauna) is withdrawn, and that lease is not asked for again for a while.
+    fn review_requests(&mut self, leases: &[Lease], now: Instant, ctx: &mut Context<Self>) {
+        let failover = self.settings.leases.failover_time;
+        let settings = self.taker_settings();
+        let worker_id = self.worker_id().to_owned();
+        let rows: BTreeMap<&str, &Lease> = leases.iter().map(|l| (l.key.as_str(), l)).collect();
+        let mut withdraw = vec![];
+        let observations = &self.state.observations;
+        self.state.requested.retain(|k, asked| {
+            let Some(l) = rows.get(k.as_str()) else { return false };
+            if l.handoff_requested.as_deref() != Some(worker_id.as_str()) {
+                return false;
+            }
+            if observations.leases.get(k).is_some_and(|o| settings.is_expired(o, now)) {
+                // Its owner is gone: the lease is free to take like any expired one.
+                return false;
+            }
+            let accepted = l.handoff_accepted.as_deref() == Some(worker_id.as_str());
+            if !accepted && asked.elapsed() > failover {
+                withdraw.push(k.clone());
+                return false;
+            }
+            true
+        });
+        self.state.unanswered.retain(|_, t| t.elapsed() < failover * 10);
+        for key in withdraw {
+            log::warn!(
+                "lease {key}: its owner never accepted the handoff request (it is not a sauna worker?); withdrawn, not asked again for {} s",
+                (failover * 10).as_secs()
+            );
+            self.state.unanswered.insert(key.clone(), Instant::now());
+            let (table, worker_id) = (self.table.clone(), worker_id.clone());
+            ctx.spawn(actix::fut::wrap_future(async move {
+                let _ = table.withdraw_handoff(&key, &worker_id).await;
+            }));
+        }
+    }
+
     /// Folds a scan into what this worker knows and decides what to take.
-    fn plan(&mut self, leases: &[Lease], allow_steal: bool) -> TakePlan {
+    fn plan(&mut self, leases: &[Lease], allow_steal: bool, ctx: &mut Context<Self>) -> TakePlan {
         let now = Instant::now();
         self.state.counters.take_cycles += allow_steal as u64;
         self.notice_taken_from_us(leases);
-        // A request is pending while the row still carries it; the owner answers by handing
-        // the lease to us (adopted below), and a request nobody answers expires.
-        let failover = self.settings.leases.failover_time;
-        let worker_id = self.worker_id().to_owned();
-        let pending: HashSet<&str> = leases
-            .iter()
-            .filter(|l| l.handoff_requested.as_deref() == Some(worker_id.as_str()))
-            .map(|l| l.key.as_str())
-            .collect();
-        self.state.requested.retain(|k, t| pending.contains(k.as_str()) && t.elapsed() < failover * 3);
-        self.state.given_up.retain(|_, t| t.elapsed() < failover * 2);
         self.state.observations.observe(leases, now);
+        self.review_requests(leases, now, ctx);
+        let failover = self.settings.leases.failover_time;
+        self.state.given_up.retain(|_, t| t.elapsed() < failover * 2);
 
         let held: HashSet<String> = self.state.held.keys().cloned().collect();
         let requested: HashSet<String> = self.state.requested.keys().cloned().collect();
+        let unanswered: HashSet<String> = self.state.unanswered.keys().cloned().collect();
         // What this worker just handed over goes to others, unless it is alone.
         let excluded: HashSet<String> = if self.state.last_plan.num_workers > 1 {
             self.state.given_up.keys().cloned().collect()
         } else {
             HashSet::new()
         };
-        let own = OwnLeases { held: &held, requested: &requested, excluded: &excluded };
+        let own = OwnLeases { held: &held, requested: &requested, excluded: &excluded, unanswered: &unanswered };
         let settings = self.taker_settings();
+        let worker_id = self.worker_id().to_owned();
         let plan =
             taker::plan(&self.state.observations, own, &worker_id, &settings, now, allow_steal, &mut rand::rng());
         if allow_steal {
@@ -180,7 +297,10 @@ impl LeaseManager {
     }
 
     /// Takes (then reads the row back: checkpoint, parents) or, for a steal, asks the owner to
-    /// hand over. The cycle ends when all answers are in, so no scan sees a half-taken lease.
+    /// hand over — several at a time, each lease held the moment its take is answered (with a
+    /// deadline counted from its own request), so a batch of hundreds never holds leases whose
+    /// deadlines lapse before their consumers start. The cycle ends when every answer is in, so
+    /// no scan sees a half-taken batch.
     fn take(&mut self, plan: TakePlan, ctx: &mut Context<Self>) {
         let candidates = plan.take.clone();
         self.state.last_plan = plan;
@@ -188,39 +308,60 @@ impl LeaseManager {
             self.scan_done(ctx);
             return;
         }
-        let (table, worker_id) = (self.table.clone(), self.worker_id().to_owned());
-        let fut = async move {
-            let mut results = vec![];
-            for c in candidates {
-                let sent_at = Instant::now();
-                let r = take_one(&*table, &c, &worker_id).await;
-                results.push((c, sent_at, r));
-            }
-            results
-        };
-        ctx.spawn(fut.into_actor(self).map(|results, act, ctx| {
-            for (c, sent_at, r) in results {
-                match r {
-                    TakeResult::Taken(lease) => act.acquired(c, lease, sent_at),
-                    TakeResult::Requested => {
-                        act.state.counters.handoffs_requested += 1;
-                        let owner = c.owner.as_deref().unwrap_or("its owner");
-                        log::info!("lease {}: asked {owner} to hand it over (balancing)", c.key);
-                        act.state.requested.insert(c.key.clone(), Instant::now());
-                    }
-                    TakeResult::NotTaken(why) => log::debug!("lease {}: not taken: {why}", c.key),
+        let (table, worker_id, me) = (self.table.clone(), self.worker_id().to_owned(), ctx.address());
+        let answers = futures::stream::iter(candidates)
+            .map(move |c| {
+                let (table, worker_id) = (table.clone(), worker_id.clone());
+                async move {
+                    let sent_at = Instant::now();
+                    let result = take_one(&*table, &c, &worker_id).await;
+                    TakeAnswered { candidate: c, sent_at, result }
                 }
+            })
+            .buffer_unordered(TAKES_AT_ONCE);
+        ctx.spawn(actix::fut::wrap_future(async move {
+            let mut answers = std::pin::pin!(answers);
+            while let Some(answer) = answers.next().await {
+                me.do_send(answer);
             }
-            act.scan_done(ctx);
+            me.do_send(TakeCycleDone);
         }));
     }
 
+    fn take_answered(&mut self, a: TakeAnswered, ctx: &mut Context<Self>) {
+        let c = a.candidate;
+        match a.result {
+            TakeResult::Taken(lease) => self.acquired(c, *lease, a.sent_at, ctx),
+            TakeResult::Requested => {
+                self.state.counters.handoffs_requested += 1;
+                let owner = c.owner.as_deref().unwrap_or("its owner");
+                log::info!("lease {}: asked {owner} to hand it over (balancing)", c.key);
+                self.state.requested.insert(c.key.clone(), Instant::now());
+            }
+            TakeResult::NotTaken(why) => log::debug!("lease {}: not taken: {why}", c.key),
+        }
+    }
+
     /// A take succeeded: hold the lease and have its consumer started.
-    fn acquired(&mut self, c: Candidate, lease: Lease, sent_at: Instant) {
+    fn acquired(&mut self, c: Candidate, lease: Lease, sent_at: Instant, ctx: &mut Context<Self>) {
         let key = lease.key.clone();
         self.state.observations.record_write(&key, lease.counter, lease.owner.as_deref(), Instant::now());
         self.state.requested.remove(&key);
-        if self.state.held.contains_key(&key) || !self.state.taking {
+        if self.state.held.contains_key(&key) {
+            return;
+        }
+        if !self.state.taking {
+            // Taken while shutting down: give it straight back, or it would stay this departed
+            // worker's until it expires.
+            let (table, worker_id) = (self.table.clone(), self.worker_id().to_owned());
+            ctx.spawn(actix::fut::wrap_future(async move {
+                match table.release(&key, &worker_id, lease.counter, None).await {
+                    Ok(_) => log::info!("lease {key}: taken while shutting down; released"),
+                    Err(e) => {
+                        log::warn!("lease {key}: taken while shutting down; release failed ({e}): it will expire")
+                    }
+                }
+            }));
             return;
         }
         let tenure = Tenure::next();
@@ -250,7 +391,7 @@ impl LeaseManager {
             handoff_to: None,
         };
         self.state.held.insert(key, held);
-        self.events.do_send(LeaseEvent::Acquired(info));
+        self.tell(LeaseChange::Acquired(info));
     }
 }
 
@@ -266,7 +407,9 @@ async fn take_one(table: &dyn LeaseStore, c: &Candidate, worker_id: &str) -> Tak
     }
     match table.take(&c.key, c.counter, c.owner.as_deref(), worker_id).await {
         Ok(counter) => match table.get(&c.key).await {
-            Ok(Some(l)) if l.owner.as_deref() == Some(worker_id) && l.counter == counter => TakeResult::Taken(l),
+            Ok(Some(l)) if l.owner.as_deref() == Some(worker_id) && l.counter == counter => {
+                TakeResult::Taken(Box::new(l))
+            }
             Ok(other) => TakeResult::NotTaken(format!("changed again right after the take ({other:?})")),
             Err(e) => TakeResult::NotTaken(format!("read after take failed ({e}); leaving it to expire")),
         },

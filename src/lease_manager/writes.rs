@@ -13,23 +13,42 @@ use tokio::sync::oneshot;
 use super::actor::LeaseManager;
 use super::row::Lease;
 use super::store::{LeaseStore, LeaseTableError};
-use super::{LeaseError, LeaseEvent, OPERATOR};
+use super::{LatestStart, LeaseChange, LeaseError, OPERATOR};
 use crate::metrics::{Operation, Scope};
 use crate::model::{Checkpoint, LeaseDeadline, ShardInfo, Tenure};
 
 /// One write to a held lease, waiting its turn.
 pub(super) enum LeaseWrite {
     Renew,
-    Checkpoint { checkpoint: Checkpoint, reply: oneshot::Sender<Result<(), LeaseError>> },
-    EndShard { children: Vec<ShardInfo>, reply: oneshot::Sender<Result<(), LeaseError>> },
-    Release { reply: oneshot::Sender<bool> },
+    /// A renewal that also tells the asker the handoff is under way.
+    AcceptHandoff {
+        by: String,
+    },
+    PinLatestStart {
+        at: i64,
+        reply: oneshot::Sender<Result<LatestStart, LeaseError>>,
+    },
+    Checkpoint {
+        checkpoint: Checkpoint,
+        reply: oneshot::Sender<Result<(), LeaseError>>,
+    },
+    EndShard {
+        children: Vec<ShardInfo>,
+        reply: oneshot::Sender<Result<(), LeaseError>>,
+    },
+    Release {
+        reply: oneshot::Sender<bool>,
+    },
 }
 
 impl LeaseWrite {
     /// Answers a write that will not be made.
     fn refuse(self, e: LeaseError) {
         match self {
-            LeaseWrite::Renew => {}
+            LeaseWrite::Renew | LeaseWrite::AcceptHandoff { .. } => {}
+            LeaseWrite::PinLatestStart { reply, .. } => {
+                let _ = reply.send(Err(e));
+            }
             LeaseWrite::Checkpoint { reply, .. } | LeaseWrite::EndShard { reply, .. } => {
                 let _ = reply.send(Err(e));
             }
@@ -102,7 +121,7 @@ impl LeaseManager {
             return;
         }
         let Some(write) = held.queue.pop_front() else { return };
-        if !held.deadline.is_valid() && !matches!(write, LeaseWrite::Renew) {
+        if !held.deadline.is_valid() && !matches!(write, LeaseWrite::Renew | LeaseWrite::AcceptHandoff { .. }) {
             // Too late to write anything: others may already hold it.
             let reason = "not renewed within the failover time".into();
             write.refuse(LeaseError::Lost { shard: key.to_owned(), reason });
@@ -112,19 +131,27 @@ impl LeaseManager {
         let at =
             WriteAt { key: key.to_owned(), tenure: held.tenure, counter: held.lease.counter, sent_at: Instant::now() };
         match write {
-            LeaseWrite::Renew => self.renew(at, ctx),
+            LeaseWrite::Renew => self.renew(at, None, ctx),
+            LeaseWrite::AcceptHandoff { by } => self.renew(at, Some(by), ctx),
+            LeaseWrite::PinLatestStart { at: ms, reply } => self.pin_latest_start(at, ms, reply, ctx),
             LeaseWrite::Checkpoint { checkpoint, reply } => self.write_checkpoint(at, checkpoint, reply, ctx),
             LeaseWrite::EndShard { children, reply } => self.end_shard(at, children, reply, ctx),
             LeaseWrite::Release { reply } => self.release(at, reply, ctx),
         }
     }
 
-    fn renew(&mut self, at: WriteAt, ctx: &mut Context<Self>) {
+    /// A renewal; with `accept`, the first renewal after a handoff request, which records that
+    /// the request was seen.
+    fn renew(&mut self, at: WriteAt, accept: Option<String>, ctx: &mut Context<Self>) {
         let handing_off = self.state.held.get(&at.key).is_some_and(|h| h.handoff_to.is_some());
         let (table, worker_id, a) = (self.table.clone(), self.worker_id().to_owned(), at.clone());
         let fut = async move {
-            let r = table.renew(&a.key, &worker_id, a.counter, handing_off).await;
-            confirm(&*table, &a.key, &worker_id, a.counter, r, |_| true).await
+            let r = match &accept {
+                Some(by) => table.accept_handoff(&a.key, &worker_id, a.counter, by).await,
+                None => table.renew(&a.key, &worker_id, a.counter, handing_off).await,
+            };
+            let accepted = |l: &Lease| accept.is_none() || l.handoff_accepted == accept;
+            confirm(&*table, &a.key, &worker_id, a.counter, r, accepted).await
         };
         ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
             act.after_write(&at, result.as_ref().ok().copied(), None);
@@ -178,6 +205,48 @@ impl LeaseManager {
         }));
     }
 
+    fn pin_latest_start(
+        &mut self,
+        at: WriteAt,
+        ms: i64,
+        reply: oneshot::Sender<Result<LatestStart, LeaseError>>,
+        ctx: &mut Context<Self>,
+    ) {
+        let pinned = self.state.held.get(&at.key).and_then(|h| h.lease.latest_started_at);
+        if let Some(since) = pinned {
+            // An earlier reader recorded it: resume there, nothing to write.
+            if let Some(h) = self.state.held.get_mut(&at.key) {
+                h.write_in_flight = false;
+            }
+            let _ = reply.send(Ok(LatestStart::Since(since)));
+            return self.run_next_write(&at.key, ctx);
+        }
+        let (table, worker_id, a) = (self.table.clone(), self.worker_id().to_owned(), at.clone());
+        let fut = async move {
+            let r = table.pin_latest_start(&a.key, &worker_id, a.counter, ms).await;
+            confirm(&*table, &a.key, &worker_id, a.counter, r, |l| l.latest_started_at.is_some()).await
+        };
+        ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
+            act.after_write(&at, result.as_ref().ok().copied(), None);
+            let answer = match result {
+                Ok(_) => {
+                    if let Some(h) = act.state.held.get_mut(&at.key) {
+                        h.lease.latest_started_at = Some(ms);
+                    }
+                    log::info!("lease {}: LATEST starts at {ms} (epoch ms) for every reader of it", at.key);
+                    Ok(LatestStart::Pinned)
+                }
+                Err(WriteFailure::Lost(why)) => {
+                    act.lose(&at.key, why.clone());
+                    Err(LeaseError::Lost { shard: at.key.clone(), reason: why })
+                }
+                Err(other) => Err(other.into()),
+            };
+            let _ = reply.send(answer);
+            act.run_next_write(&at.key, ctx);
+        }));
+    }
+
     fn end_shard(
         &mut self,
         at: WriteAt,
@@ -207,7 +276,8 @@ impl LeaseManager {
                         if released { "released" } else { "left to expire" }
                     );
                     act.drop_lease(&at.key, LeaseError::NotHeld(at.key.clone()));
-                    act.events.do_send(LeaseEvent::Ended { shard: Arc::from(at.key.as_str()), tenure: at.tenure });
+                    act.tell(LeaseChange::Ended { shard: Arc::from(at.key.as_str()), tenure: at.tenure });
+                    act.signal_change(ctx);
                     Ok(())
                 }
                 Err(WriteFailure::Lost(why)) => {
@@ -232,7 +302,7 @@ impl LeaseManager {
         let to = self.state.held.get(&at.key).and_then(|h| h.handoff_to.clone()).filter(|by| !by.starts_with(OPERATOR));
         let (table, worker_id, a) = (self.table.clone(), self.worker_id().to_owned(), at.clone());
         let fut = async move { table.release(&a.key, &worker_id, a.counter, to.as_deref()).await };
-        ctx.spawn(fut.into_actor(self).map(move |result, act, _| {
+        ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
             let ok = result.is_ok();
             if let Err(e) = &result {
                 log::warn!("lease {}: release failed ({e}); it will expire instead", at.key);
@@ -244,6 +314,10 @@ impl LeaseManager {
                 }
             }
             log::info!("lease {}: released", at.key);
+            if ok {
+                // Whoever may take it now learns at once, not at its next scan.
+                act.signal_change(ctx);
+            }
             let _ = reply.send(ok);
         }));
     }
@@ -257,14 +331,19 @@ impl LeaseManager {
             return;
         }
         h.write_in_flight = false;
-        if let Some(c) = new_counter {
-            h.lease.counter = c;
-            h.renewed_at = at.sent_at;
-            h.deadline.extend_to(until);
-            if let Some(cp) = checkpoint {
-                h.lease.checkpoint = cp;
-            }
-            self.state.observations.record_write(&at.key, c, Some(&worker_id), Instant::now());
+        let Some(c) = new_counter else { return };
+        h.lease.counter = c;
+        if let Some(cp) = checkpoint {
+            h.lease.checkpoint = cp;
+        }
+        let revived = h.deadline.extend_to(until);
+        h.renewed_at = at.sent_at;
+        self.state.observations.record_write(&at.key, c, Some(&worker_id), Instant::now());
+        if !revived {
+            // The answer came after the deadline lapsed: the lease stays dropped here (another
+            // worker may have acted on the lapse); it is taken anew, under a new tenure.
+            let late = at.sent_at.elapsed().as_millis();
+            self.lose(&at.key, format!("a write was answered only after the lease's deadline lapsed ({late} ms)"));
         }
     }
 
@@ -286,7 +365,7 @@ impl LeaseManager {
             self.state.counters.lost += 1;
             self.metrics.count("LostLeases", Operation::RenewAllLeases, Scope::Worker, 1);
             log::warn!("lease {key}: lost ({reason}); its consumer stops");
-            self.events.do_send(LeaseEvent::Lost { shard: Arc::from(key), tenure: held.tenure, reason });
+            self.tell(LeaseChange::Lost { shard: Arc::from(key), tenure: held.tenure, reason });
         }
     }
 }

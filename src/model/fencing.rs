@@ -8,7 +8,7 @@
 //! checkpoint of an earlier tenure is refused even when the lease is held again.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -44,15 +44,23 @@ pub struct LeaseDeadline(Arc<AtomicU64>);
 impl LeaseDeadline {
     /// A deadline valid until `t`.
     pub fn until(t: Instant) -> Self {
-        let d = LeaseDeadline(Arc::new(AtomicU64::new(0)));
-        d.extend_to(t);
-        d
+        let ms = t.saturating_duration_since(epoch()).as_millis() as u64;
+        LeaseDeadline(Arc::new(AtomicU64::new(ms.max(1))))
     }
 
-    /// Moves the deadline to `t` (after a successful renewal or checkpoint).
-    pub fn extend_to(&self, t: Instant) {
-        let ms = t.saturating_duration_since(epoch()).as_millis() as u64;
-        self.0.store(ms.max(1), Ordering::Release);
+    /// Moves the deadline to `t` (after a successful renewal or checkpoint) — unless it has
+    /// lapsed or been revoked: a lapsed deadline is final. Between the lapse and the moment the
+    /// LeaseManager notices it, others may have taken the lease; a late answer to a renewal
+    /// must not make the lease this worker's again (the LeaseManager takes it anew instead,
+    /// under a new tenure). Returns whether the deadline moved.
+    pub fn extend_to(&self, t: Instant) -> bool {
+        let ms = (t.saturating_duration_since(epoch()).as_millis() as u64).max(1);
+        let now = epoch().elapsed().as_millis() as u64;
+        self.0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |until| {
+                (until != 0 && now < until).then_some(ms.max(until))
+            })
+            .is_ok()
     }
 
     /// Ends it now: the lease is no longer this worker's.
@@ -68,6 +76,36 @@ impl LeaseDeadline {
     pub fn is_valid(&self) -> bool {
         let until = self.0.load(Ordering::Acquire);
         until != 0 && (epoch().elapsed().as_millis() as u64) < until
+    }
+}
+
+/// What a command carries to its responder: the lease deadline, and the liveness of the
+/// consumer that sent it. A command whose consumer stopped (it failed and was restarted, or it
+/// was frozen before a handoff) is not attempted again: its next reader actions it.
+#[derive(Debug, Clone)]
+pub struct Fence {
+    lease: LeaseDeadline,
+    sender: Arc<AtomicBool>,
+}
+
+impl Fence {
+    /// The fence of one consumer of a lease.
+    pub fn new(lease: LeaseDeadline) -> Self {
+        Fence { lease, sender: Arc::new(AtomicBool::new(true)) }
+    }
+
+    /// A fence that never closes (tests of single actors).
+    pub fn unbounded() -> Self {
+        Fence::new(LeaseDeadline::unbounded())
+    }
+
+    pub fn is_valid(&self) -> bool {
+        self.sender.load(Ordering::Acquire) && self.lease.is_valid()
+    }
+
+    /// The consumer stopped: its commands are not attempted again.
+    pub fn close(&self) {
+        self.sender.store(false, Ordering::Release);
     }
 }
 
@@ -92,7 +130,24 @@ mod tests {
         std::thread::sleep(Duration::from_millis(5));
         assert!(!past.is_valid());
         assert_eq!(self_fence_margin(Duration::from_secs(10)), Duration::from_secs(2));
+        assert!(!past.extend_to(Instant::now() + Duration::from_secs(60)), "a lapsed deadline is not revived");
+        assert!(!past.is_valid());
+        assert!(!d.extend_to(Instant::now() + Duration::from_secs(60)), "nor a revoked one");
+        assert!(!d.is_valid());
+        let live = LeaseDeadline::until(Instant::now() + Duration::from_secs(1));
+        assert!(live.extend_to(Instant::now() + Duration::from_secs(60)));
+        assert!(live.is_valid());
         assert_eq!(self_fence_margin(Duration::from_secs(2)), Duration::from_millis(400));
+    }
+
+    #[test]
+    fn a_fence_closes_with_its_consumer_or_its_lease() {
+        let lease = LeaseDeadline::until(Instant::now() + Duration::from_secs(60));
+        let (a, b) = (Fence::new(lease.clone()), Fence::new(lease.clone()));
+        a.close();
+        assert!(!a.is_valid() && b.is_valid(), "one consumer's fence, not the lease's");
+        lease.revoke();
+        assert!(!b.is_valid());
     }
 
     #[test]

@@ -10,7 +10,7 @@ mod shard;
 mod waiters;
 
 pub use backoff::Backoff;
-pub use fencing::{LeaseDeadline, Tenure, self_fence_margin};
+pub use fencing::{Fence, LeaseDeadline, Tenure, self_fence_margin};
 pub use outcome::Outcome;
 pub use sequence::{Checkpoint, SequenceNumber};
 pub use shard::ShardInfo;

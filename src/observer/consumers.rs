@@ -11,8 +11,8 @@ use super::Supervisor;
 use crate::checkpointer::{FlushShard, Forget, LatestCheckpoint};
 use crate::lease_manager::{AcquiredLease, Release};
 use crate::model::{Backoff, Tenure};
-use crate::shard_consumer::{ConsumerLinks, Drain, KinesisReader, ParentFinished, ShardConsumer, StopConsumer};
-use crate::supervision::{ChildExited, ChildId, ExitGuard, ExitReason};
+use crate::shard_consumer::{ConsumerLinks, Drain, Freeze, KinesisReader, ParentFinished, ShardConsumer};
+use crate::supervision::{ChildExited, ChildId, ExitGuard, ExitReason, Stop};
 
 /// The running consumer of one lease.
 pub(super) struct ConsumerSlot {
@@ -25,7 +25,7 @@ pub(super) struct ConsumerSlot {
 impl Supervisor {
     pub(super) fn lease_acquired(&mut self, lease: AcquiredLease, ctx: &mut Context<Self>) {
         if let Some(old) = self.consumers.remove(&lease.shard) {
-            old.addr.do_send(StopConsumer);
+            old.addr.do_send(Stop);
         }
         self.start_consumer(lease, Backoff::restarts(), ctx);
     }
@@ -34,7 +34,7 @@ impl Supervisor {
         if let Some(slot) = self.consumers.get(&shard) {
             if slot.lease.tenure == tenure {
                 log::warn!("observer {}: stopping the consumer of shard {shard}: {reason}", self.id());
-                slot.addr.do_send(StopConsumer);
+                slot.addr.do_send(Stop);
                 self.consumers.remove(&shard);
             }
         }
@@ -68,6 +68,7 @@ impl Supervisor {
             progress: core.checkpointer.clone().recipient(),
             shard_ended: core.checkpointer.clone().recipient(),
             parents: core.lease_manager.clone().recipient(),
+            latest_start: core.lease_manager.clone().recipient(),
             metrics: core.metrics_handle.clone(),
             dead_letters: core.dead_letters.clone().map(Addr::recipient),
             outcome_log: core.outcome_log.clone().map(Addr::recipient),
@@ -75,7 +76,8 @@ impl Supervisor {
         let incarnation = self.next_incarnation();
         let settings = self.consumer_settings.clone();
         let exited = ctx.address().recipient::<ChildExited>();
-        let guard = ExitGuard::new(ChildId::ShardConsumer { shard: lease.shard.clone(), incarnation }, exited);
+        let child = ChildId::ShardConsumer { shard: lease.shard.clone(), incarnation };
+        let guard = ExitGuard::new(child, exited, &self.live);
         let lease_for_actor = lease.clone();
         let arbiter = &self.spec.arbiters[self.next_arbiter % self.spec.arbiters.len().max(1)];
         self.next_arbiter += 1;
@@ -139,25 +141,25 @@ impl Supervisor {
     /// for the worker that asked. Nothing is actioned twice.
     pub(super) fn hand_over(&mut self, shard: Arc<str>, tenure: Tenure, by: String, ctx: &mut Context<Self>) {
         let Some(core) = &self.core else { return };
-        let drain = self
-            .consumers
-            .get(&shard)
-            .filter(|s| s.lease.tenure == tenure)
-            .map(|s| (s.addr.send(Drain), s.incarnation));
+        let consumer =
+            self.consumers.get(&shard).filter(|s| s.lease.tenure == tenure).map(|s| (s.addr.clone(), s.incarnation));
         let (checkpointer, lease_manager) = (core.checkpointer.clone(), core.lease_manager.clone());
         let timeouts = self.step_timeouts();
         let id = self.id().to_owned();
         let started = Instant::now();
         let s = shard.clone();
         let fut = async move {
-            let incarnation = match drain {
-                Some((d, incarnation)) => {
-                    if tokio::time::timeout(timeouts.drain, d).await.is_err() {
+            let incarnation = match consumer {
+                Some((addr, incarnation)) => {
+                    if tokio::time::timeout(timeouts.drain, addr.send(Drain)).await.is_err() {
                         log::warn!(
                             "observer {id}: shard {s}: commands still in flight after {} ms; handing over what is done",
                             timeouts.drain.as_millis()
                         );
                     }
+                    // Nothing more is dispatched or retried from here on: what the checkpoint
+                    // below does not cover, the next owner actions (once).
+                    let _ = addr.send(Freeze).await;
                     Some(incarnation)
                 }
                 None => None,
@@ -170,7 +172,7 @@ impl Supervisor {
         ctx.spawn(fut.into_actor(self).map(move |(incarnation, released), act, _| {
             if let Some(slot) = act.consumers.get(&shard) {
                 if Some(slot.incarnation) == incarnation {
-                    slot.addr.do_send(StopConsumer);
+                    slot.addr.do_send(Stop);
                     act.consumers.remove(&shard);
                 }
             }

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use actix::prelude::*;
+use actix_rt::ArbiterHandle;
 
 use super::Supervisor;
 use crate::checkpointer::{CheckpointWriter, Checkpointer};
@@ -17,8 +18,7 @@ use crate::model::{Backoff, Checkpoint};
 use crate::outcome_log::OutcomeLog;
 use crate::parser_pool::{self, ParseWorker};
 use crate::responders::{ResponderActor, ResponderContext, ResponderSpec, RouteIndex, Routes};
-use crate::shard_consumer::StopConsumer;
-use crate::supervision::{ChildExited, ChildId, ExitGuard, ExitReason};
+use crate::supervision::{ChildExited, ChildId, ExitGuard, ExitReason, LiveChildren, Stop};
 
 /// The running actor of one responder, and what restarts it.
 pub(super) struct ResponderSlot {
@@ -59,7 +59,8 @@ impl Supervisor {
         let spec = self.spec.clone();
         let r = &spec.runtime;
         let exited = ctx.address().recipient::<ChildExited>();
-        let guard = |kind| ExitGuard::new(ChildId::Core { kind, generation }, exited.clone());
+        let live = self.live.clone();
+        let guard = |kind| ExitGuard::new(ChildId::Core { kind, generation }, exited.clone(), &live);
 
         let metrics = Metrics::new(
             spec.observer.id.clone(),
@@ -138,6 +139,7 @@ impl Supervisor {
         let settings = LeaseManagerSettings {
             stream_name: spec.observer.stream_name.clone(),
             worker_id: spec.worker_id.clone(),
+            generation: self.generation,
             initial_position,
             leases: spec.runtime.leases.clone(),
             mailbox: spec.runtime.mailboxes.lease_manager,
@@ -168,7 +170,7 @@ impl Supervisor {
                 metrics.clone(),
             ));
             let incarnation = self.next_incarnation();
-            let addr = start_responder(&spec, route, incarnation, 0, std::time::Duration::ZERO, ctx);
+            let addr = self.start_responder(&spec, route, incarnation, 0, std::time::Duration::ZERO, ctx);
             routes.push(responder.id(), addr.clone().recipient());
             slots.push(ResponderSlot { addr, spec, incarnation, backoff: Backoff::restarts() });
         }
@@ -189,11 +191,12 @@ impl Supervisor {
         }
         let next = self.next_incarnation();
         let id = self.id().to_owned();
+        let (arbiter, live) = (self.spec.responder_arbiter.clone(), self.live.clone());
         let Some(core) = self.core.as_mut() else { return };
         let Some(slot) = core.responders.get_mut(route).filter(|s| s.incarnation == incarnation) else { return };
         let delay = slot.backoff.next_delay();
         let restarts = slot.backoff.failures();
-        slot.addr = start_responder(&slot.spec, route, next, restarts, delay, ctx);
+        slot.addr = start_responder(&slot.spec, (route, next), restarts, delay, (&arbiter, &live), ctx);
         slot.incarnation = next;
         slot.backoff.started();
         core.routes.replace(route, slot.addr.clone().recipient());
@@ -205,25 +208,55 @@ impl Supervisor {
         self.count_restart("Responder");
     }
 
-    /// Stops every consumer and the core (their guards report `Finished`, which is ignored).
+    /// Stops every consumer and every actor of the core, explicitly (actix keeps an actor with
+    /// timers alive when its addresses are dropped: a LeaseManager left behind would go on
+    /// renewing and taking leases beside its successor). Their guards report `Finished`.
     pub(super) fn stop_core(&mut self) {
         for (_, slot) in self.consumers.drain() {
-            slot.addr.do_send(StopConsumer);
+            slot.addr.do_send(Stop);
         }
-        // Dropping the addresses stops the core actors once their mailboxes drain.
-        self.core = None;
+        let Some(core) = self.core.take() else { return };
+        core.lease_manager.do_send(Stop);
+        core.checkpointer.do_send(Stop);
+        core.metrics.do_send(Stop);
+        for r in &core.responders {
+            r.addr.do_send(Stop);
+        }
+        if let Some(d) = &core.dead_letters {
+            d.do_send(Stop);
+        }
+        if let Some(o) = &core.outcome_log {
+            o.do_send(Stop);
+        }
+        // The parse pool's threads end when its last address (here and in the consumers) goes.
+    }
+
+    fn start_responder(
+        &self,
+        spec: &Arc<ResponderSpec>,
+        route: RouteIndex,
+        incarnation: u64,
+        restarts: u32,
+        delay: std::time::Duration,
+        ctx: &mut Context<Self>,
+    ) -> Addr<ResponderActor> {
+        let arbiter = self.spec.responder_arbiter.clone();
+        start_responder(spec, (route, incarnation), restarts, delay, (&arbiter, &self.live), ctx)
     }
 }
 
-/// Starts the actor of responder `route`, reporting its exit to the Supervisor.
+/// Starts the actor of responder `route` on the responders' arbiter, reporting its exit to
+/// the Supervisor.
 fn start_responder(
     spec: &Arc<ResponderSpec>,
-    route: RouteIndex,
-    incarnation: u64,
+    (route, incarnation): (RouteIndex, u64),
     restarts: u32,
     delay: std::time::Duration,
+    (arbiter, live): (&ArbiterHandle, &LiveChildren),
     ctx: &mut Context<Supervisor>,
 ) -> Addr<ResponderActor> {
-    let exit = ExitGuard::new(ChildId::Responder { route, incarnation }, ctx.address().recipient::<ChildExited>());
-    ResponderActor::new(spec.clone(), restarts, delay, exit).start()
+    let exited = ctx.address().recipient::<ChildExited>();
+    let exit = ExitGuard::new(ChildId::Responder { route, incarnation }, exited, live);
+    let spec = spec.clone();
+    ResponderActor::start_in_arbiter(arbiter, move |_| ResponderActor::new(spec, restarts, delay, exit))
 }

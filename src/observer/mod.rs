@@ -29,13 +29,13 @@ use crate::checkpointer::CheckpointerSnapshot;
 use crate::command::SchemaRegistry;
 use crate::config::runtime::RuntimeConfig;
 use crate::config::{InitialPosition, KinesisObserverConfig};
-use crate::lease_manager::{LeaseEvent, LeaseManagerSnapshot};
+use crate::lease_manager::{LeaseChange, LeaseEvent, LeaseManagerSnapshot};
 use crate::metrics::{MetricsSnapshot, Operation, Scope};
 use crate::model::Backoff;
 use crate::observe::{Observe, observe};
 use crate::responders::{Responder, ResponderSnapshot};
 use crate::shard_consumer::{ConsumerSettings, InjectFailure, ShardConsumer, ShardConsumerSnapshot};
-use crate::supervision::{ChildExited, ChildId, ExitReason};
+use crate::supervision::{ChildExited, ChildId, ExitReason, LiveChildren};
 use consumers::ConsumerSlot;
 use core::Core;
 pub use shutdown::Shutdown;
@@ -50,6 +50,9 @@ pub struct SupervisorSpec {
     pub command_schemas: Arc<SchemaRegistry>,
     /// Arbiters the ShardConsumers are spread over (one per core).
     pub arbiters: Vec<ArbiterHandle>,
+    /// The arbiter the responders run on: none of them can hold up a LeaseManager or a
+    /// consumer, whatever it does.
+    pub responder_arbiter: ArbiterHandle,
     /// The outcome log's DynamoDB client (with the logger's own region and credentials) and
     /// table, when a DynamoDB logger is enabled.
     pub outcome_log: Option<(aws_sdk_dynamodb::Client, String)>,
@@ -63,6 +66,12 @@ pub struct InjectConsumerFailure {
     pub panic: bool,
 }
 
+/// Fails the observer's core on purpose, as a failing Checkpointer would (tests of
+/// supervision).
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "bool")]
+pub struct InjectCoreFailure;
+
 /// The observable state of one observer and its actors.
 #[derive(Debug, Clone, Default)]
 pub struct ObserverSnapshot {
@@ -75,6 +84,9 @@ pub struct ObserverSnapshot {
     pub responders: Vec<ResponderSnapshot>,
     /// Restarts by child ("ShardConsumer", "Responder", "LeaseManager", …).
     pub restarts: BTreeMap<String, u32>,
+    /// Children alive by kind (an actor counts until it is dropped): after a restart, only
+    /// the new ones.
+    pub live_children: BTreeMap<String, usize>,
     pub supervisor_mailbox_capacity: usize,
 }
 
@@ -90,6 +102,7 @@ pub struct Supervisor {
     /// told from the running one's.
     next_incarnation: u64,
     restarts: BTreeMap<String, u32>,
+    live: LiveChildren,
     shutting_down: bool,
 }
 
@@ -107,6 +120,7 @@ impl Supervisor {
                 _ => None,
             },
             parent_poll_interval: r.leases.parent_shard_poll_interval,
+            lease_recheck_interval: (r.leases.failover_time / 20).max(std::time::Duration::from_millis(10)),
             checkpoint_interval: r.checkpoint_interval,
             retry: r.retry.clone(),
             mailbox: r.mailboxes.shard_consumer,
@@ -123,6 +137,7 @@ impl Supervisor {
             next_arbiter: 0,
             next_incarnation: 0,
             restarts: BTreeMap::new(),
+            live: LiveChildren::default(),
             shutting_down: false,
         }
     }
@@ -180,11 +195,15 @@ impl Handler<LeaseEvent> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, event: LeaseEvent, ctx: &mut Self::Context) {
-        match event {
-            LeaseEvent::Acquired(lease) => self.lease_acquired(lease, ctx),
-            LeaseEvent::Lost { shard, tenure, reason } => self.lease_lost(shard, tenure, reason),
-            LeaseEvent::HandoffRequested { shard, tenure, by } => self.hand_over(shard, tenure, by, ctx),
-            LeaseEvent::Ended { shard, tenure } => self.shard_ended(shard, tenure),
+        if self.core.as_ref().map(|c| c.generation) != Some(event.generation) {
+            // A LeaseManager of a core replaced since: what it says no longer holds.
+            return;
+        }
+        match event.change {
+            LeaseChange::Acquired(lease) => self.lease_acquired(lease, ctx),
+            LeaseChange::Lost { shard, tenure, reason } => self.lease_lost(shard, tenure, reason),
+            LeaseChange::HandoffRequested { shard, tenure, by } => self.hand_over(shard, tenure, by, ctx),
+            LeaseChange::Ended { shard, tenure } => self.shard_ended(shard, tenure),
         }
     }
 }
@@ -215,6 +234,16 @@ impl Handler<InjectConsumerFailure> for Supervisor {
     }
 }
 
+impl Handler<InjectCoreFailure> for Supervisor {
+    type Result = bool;
+
+    fn handle(&mut self, _: InjectCoreFailure, ctx: &mut Self::Context) -> bool {
+        let Some(generation) = self.core.as_ref().map(|c| c.generation) else { return false };
+        self.core_exited("Checkpointer", generation, ExitReason::Failed("injected failure".into()), ctx);
+        true
+    }
+}
+
 impl Message for Observe<Supervisor> {
     type Result = ObserverSnapshot;
 }
@@ -229,6 +258,7 @@ impl Handler<Observe<Supervisor>> for Supervisor {
             id: self.id().to_owned(),
             worker_id: self.spec.worker_id.clone(),
             restarts: self.restarts.clone(),
+            live_children: self.live.counts(),
             supervisor_mailbox_capacity: ctx.parts().capacity(),
             ..ObserverSnapshot::default()
         };

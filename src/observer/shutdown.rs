@@ -11,7 +11,7 @@ use crate::checkpointer::FlushAll;
 use crate::lease_manager::ReleaseAll;
 use crate::metrics::Flush;
 use crate::outcome_log::FlushRows;
-use crate::shard_consumer::Drain;
+use crate::shard_consumer::{Drain, Freeze};
 
 /// Stop gracefully: drain the consumers, checkpoint, release the leases, flush metrics.
 #[derive(Debug, Clone, Copy, Message)]
@@ -51,7 +51,8 @@ impl Handler<Shutdown> for Supervisor {
         };
         let id = self.id().to_owned();
         let t = self.step_timeouts();
-        let drains: Vec<_> = self.consumers.values().map(|s| s.addr.send(Drain)).collect();
+        let consumers_addrs: Vec<_> = self.consumers.values().map(|s| s.addr.clone()).collect();
+        let drains: Vec<_> = consumers_addrs.iter().map(|a| a.send(Drain)).collect();
         let consumers = self.consumers.len();
         let checkpointer = core.checkpointer.clone();
         let lease_manager = core.lease_manager.clone();
@@ -66,6 +67,9 @@ impl Handler<Shutdown> for Supervisor {
                     t.drain.as_millis()
                 );
             }
+            // Nothing more is dispatched or retried: the checkpoints below cover all that will
+            // have been actioned here.
+            futures::future::join_all(consumers_addrs.iter().map(|a| a.send(Freeze))).await;
             // 2. Final checkpoints, 3. leases released so others take them at once.
             let _ = tokio::time::timeout(t.final_writes, checkpointer.send(FlushAll)).await;
             let _ = tokio::time::timeout(t.final_writes, lease_manager.send(ReleaseAll)).await;

@@ -20,9 +20,9 @@ use super::{Attempt, Responder, ResponderContext};
 use crate::command::Command;
 use crate::config::runtime::RetryPolicy;
 use crate::metrics::{MetricsHandle, Operation, Scope};
-use crate::model::{LeaseDeadline, Outcome};
+use crate::model::{Fence, Outcome};
 use crate::observe::{Observable, answers_observe};
-use crate::supervision::{ExitGuard, ExitReason};
+use crate::supervision::{ExitGuard, ExitReason, stops_on_request};
 
 /// Action this command (one record of one shard).
 #[derive(Debug, Clone)]
@@ -30,18 +30,33 @@ pub struct Execute {
     pub command: Arc<Command>,
     pub shard_id: Arc<str>,
     pub sequence_number: Arc<str>,
-    /// The lease under which the command was read: no retry is made once it has lapsed (the
-    /// shard's next owner reads the command again).
-    pub deadline: LeaseDeadline,
+    /// The lease under which the command was read, and its consumer: no attempt is made once
+    /// either is gone (the shard's next reader actions the command).
+    pub fence: Fence,
 }
 
-/// How a command ended at its responder: `Done` or `Failed`.
+/// How a command ended at its responder.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CommandResult {
-    pub outcome: Outcome,
-    pub attempts: u32,
-    /// "HTTP 200", or why it failed.
-    pub detail: String,
+pub enum CommandResult {
+    /// It has an outcome: `Done` or `Failed`.
+    Ended {
+        outcome: Outcome,
+        attempts: u32,
+        /// "HTTP 200", or why it failed.
+        detail: String,
+    },
+    /// Its fence closed before it was done (the lease was lost, or its consumer stopped): no
+    /// outcome, no dead letter, not covered by a checkpoint — the shard's next reader actions
+    /// it.
+    Abandoned { attempts: u32, reason: String },
+}
+
+impl CommandResult {
+    pub fn attempts(&self) -> u32 {
+        match self {
+            CommandResult::Ended { attempts, .. } | CommandResult::Abandoned { attempts, .. } => *attempts,
+        }
+    }
 }
 
 impl Message for Execute {
@@ -139,6 +154,7 @@ impl Observable for ResponderActor {
 }
 
 answers_observe!(ResponderActor);
+stops_on_request!(ResponderActor);
 
 impl Handler<Execute> for ResponderActor {
     type Result = ResponseFuture<CommandResult>;
@@ -147,13 +163,11 @@ impl Handler<Execute> for ResponderActor {
         let spec = self.spec.clone();
         let me = ctx.address().recipient::<Panicked>();
         Box::pin(async move {
-            // Closed only if the spec is gone, which cannot happen while we hold it.
-            let _permit = spec.permits.clone().acquire_owned().await;
             let started = Instant::now();
             let result = run_with_retries(&spec, &msg, &me).await;
             spec.metrics.millis("ResponderLatency", Operation::Responder, Scope::Application, started.elapsed());
-            if result.attempts > 1 {
-                let retries = u64::from(result.attempts - 1);
+            if result.attempts() > 1 {
+                let retries = u64::from(result.attempts() - 1);
                 spec.metrics.count("ResponderRetries", Operation::Responder, Scope::Application, retries);
             }
             result
@@ -182,39 +196,47 @@ async fn attempt_once(spec: &ResponderSpec, command: &Command, me: &Recipient<Pa
     }
 }
 
-/// Attempts until done, a permanent failure, or the attempt limit.
+/// Attempts until done, a permanent failure, the attempt limit, or the fence closes. A permit
+/// is held for each attempt only, never while waiting between attempts, so a command told to
+/// wait (`Retry-After`) does not keep others from their turn; the wait is capped at
+/// `retry.maxBackoffMillis` and counts as an attempt.
 async fn run_with_retries(spec: &ResponderSpec, msg: &Execute, me: &Recipient<Panicked>) -> CommandResult {
     let command: &Command = &msg.command;
     let backoff = spec.retry.backoff();
-    let mut attempt = 0u32;
+    let mut attempts = 0u32;
     loop {
-        if attempt > 0 && !msg.deadline.is_valid() {
-            return CommandResult {
-                outcome: Outcome::Failed,
-                attempts: attempt,
-                detail: "not retried: the shard's lease was lost (its next owner reads the command again)".into(),
-            };
-        }
-        attempt += 1;
-        match attempt_once(spec, command, me).await {
-            Attempt::Done(detail) => return CommandResult { outcome: Outcome::Done, attempts: attempt, detail },
-            Attempt::Fail(reason) => {
-                return CommandResult { outcome: Outcome::Failed, attempts: attempt, detail: reason };
+        let attempt = {
+            // Closed only if the spec is gone, which cannot happen while we hold it.
+            let _permit = spec.permits.clone().acquire_owned().await;
+            // Checked before every attempt, the first included: a command that waited for a
+            // permit may have outlived its lease (another worker may be actioning it).
+            if !msg.fence.is_valid() {
+                let reason = "its lease (or its consumer) is gone: the shard's next reader actions it".into();
+                return CommandResult::Abandoned { attempts, reason };
             }
-            Attempt::Retry { reason, .. } if attempt >= spec.retry.max_attempts => {
-                return CommandResult {
-                    outcome: Outcome::Failed,
-                    attempts: attempt,
-                    detail: format!("gave up after {attempt} attempts; last: {reason}"),
-                };
+            attempts += 1;
+            attempt_once(spec, command, me).await
+        };
+        match attempt {
+            Attempt::Done(detail) => return CommandResult::Ended { outcome: Outcome::Done, attempts, detail },
+            Attempt::Fail(detail) => return CommandResult::Ended { outcome: Outcome::Failed, attempts, detail },
+            Attempt::Retry { reason, .. } if attempts >= spec.retry.max_attempts => {
+                let detail = format!("gave up after {attempts} attempts; last: {reason}");
+                return CommandResult::Ended { outcome: Outcome::Failed, attempts, detail };
             }
             Attempt::Retry { reason, retry_after } => {
-                let delay = backoff.delay(attempt).max(retry_after.unwrap_or_default());
+                let asked = retry_after.unwrap_or_default();
+                let delay = backoff.delay(attempts).max(asked.min(spec.retry.max_backoff));
                 log::debug!(
-                    "responder {}: attempt {attempt} of command {} failed ({reason}); retrying in {} ms",
+                    "responder {}: attempt {attempts} of command {} failed ({reason}); retrying in {} ms{}",
                     spec.responder.id(),
                     command.envelope.command_id,
-                    delay.as_millis()
+                    delay.as_millis(),
+                    if asked > spec.retry.max_backoff {
+                        format!(" (Retry-After {} s capped at retry.maxBackoffMillis)", asked.as_secs())
+                    } else {
+                        String::new()
+                    }
                 );
                 tokio::time::sleep(delay).await;
             }
@@ -224,6 +246,7 @@ async fn run_with_retries(spec: &ResponderSpec, msg: &Execute, me: &Recipient<Pa
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
     use std::sync::Mutex;
 
     use super::*;
@@ -233,92 +256,191 @@ mod tests {
     use crate::responders::{AttemptFuture, http};
     use crate::supervision::ChildId;
 
-    /// A service that answers with the statuses given, one per attempt (the last one for ever).
-    #[derive(Debug)]
-    struct Answers {
-        statuses: Mutex<Vec<u16>>,
-        attempts: Mutex<u32>,
+    /// One scripted answer: a status, and a `Retry-After`.
+    type Answer = (u16, Option<Duration>);
+
+    /// A service answering each command (by its text) with the statuses scripted for it, one
+    /// per attempt (the last one for ever), after `delay`; `Retry-After` as scripted.
+    #[derive(Debug, Default)]
+    struct Script {
+        answers: Mutex<HashMap<String, Vec<Answer>>>,
+        attempts: Mutex<Vec<String>>,
+        delay: Duration,
     }
 
-    impl Responder for Answers {
+    impl Responder for Script {
         fn id(&self) -> &str {
-            "answers"
+            "script"
         }
 
         fn criteria(&self) -> Vec<SchemaCriterion> {
             vec!["iglu:com.slack.sauna.commands/send_message/jsonschema/1-0-*".parse().expect("criterion")]
         }
 
-        fn execute<'a>(&'a self, _: &'a Command, _: &'a ResponderContext) -> AttemptFuture<'a> {
-            *self.attempts.lock().expect("lock") += 1;
-            let mut statuses = self.statuses.lock().expect("lock");
-            let status = if statuses.len() > 1 { statuses.remove(0) } else { statuses[0] };
-            Box::pin(async move { http::attempt_for(status, None, "from the stand-in") })
+        fn execute<'a>(&'a self, command: &'a Command, _: &'a ResponderContext) -> AttemptFuture<'a> {
+            let text = command.data["text"].as_str().unwrap_or_default().to_owned();
+            self.attempts.lock().expect("lock").push(text.clone());
+            let (status, retry_after) = {
+                let mut answers = self.answers.lock().expect("lock");
+                let list = answers.entry(text).or_insert_with(|| vec![(200, None)]);
+                if list.len() > 1 { list.remove(0) } else { list[0] }
+            };
+            let delay = self.delay;
+            Box::pin(async move {
+                tokio::time::sleep(delay).await;
+                http::attempt_for(status, retry_after, "from the stand-in")
+            })
         }
     }
 
-    fn command() -> Arc<Command> {
-        let text = serde_json::json!({
+    impl Script {
+        fn with(mut self, text: &str, answers: &[Answer]) -> Self {
+            self.answers.get_mut().expect("lock").insert(text.to_owned(), answers.to_vec());
+            self
+        }
+
+        fn attempts_of(&self, text: &str) -> usize {
+            self.attempts.lock().expect("lock").iter().filter(|t| *t == text).count()
+        }
+    }
+
+    fn command(text: &str) -> Arc<Command> {
+        let record = serde_json::json!({
             "schema": "iglu:com.snowplowanalytics.sauna.commands/command/jsonschema/1-0-0",
             "data": {
                 "envelope": {"schema": "iglu:com.snowplowanalytics.sauna.commands/envelope/jsonschema/1-0-0",
                     "data": {"commandId": "9dadfc92-9311-43c7-9cee-61ab590a6e81", "whenCreated": "2017-01-02T19:14:42Z",
                         "execution": {"semantics": "AT_LEAST_ONCE", "timeToLive": null}, "tags": {}}},
                 "command": {"schema": "iglu:com.slack.sauna.commands/send_message/jsonschema/1-0-0",
-                    "data": {"text": "hello"}}}
+                    "data": {"text": text}}}
         });
         let criterion = "iglu:com.slack.sauna.commands/send_message/jsonschema/1-0-*".parse().expect("criterion");
         let parser = CommandParser::new(Arc::new(SchemaRegistry::embedded()), vec![vec![criterion]]);
-        match parser.classify(text.to_string().as_bytes(), chrono::Utc::now()) {
+        match parser.classify(record.to_string().as_bytes(), chrono::Utc::now()) {
             Classified::Routable { command, .. } => command,
             other => panic!("{other:?}"),
         }
     }
 
-    async fn execute(statuses: &[u16]) -> (CommandResult, u32) {
-        let responder = Arc::new(Answers { statuses: Mutex::new(statuses.to_vec()), attempts: Mutex::new(0) });
+    /// A responder actor around `script`: `concurrency` permits, 4 attempts, backoff from a
+    /// quarter of `max_backoff` doubling up to it.
+    fn actor(script: &Arc<Script>, concurrency: usize, max_backoff: Duration) -> Addr<ResponderActor> {
         let retry = RetryPolicy {
             max_attempts: 4,
-            initial_backoff: Duration::from_millis(1),
-            max_backoff: Duration::from_millis(5),
-            request_timeout: Duration::from_secs(1),
+            initial_backoff: max_backoff / 4,
+            max_backoff,
+            request_timeout: Duration::from_secs(5),
         };
         let endpoints = Endpoints {
             pager_duty_events_url: "http://127.0.0.1:9/".into(),
             sendgrid_api_url: "http://127.0.0.1:9".into(),
         };
-        let context = Arc::new(ResponderContext::new(endpoints, Duration::from_secs(1)));
-        let spec = Arc::new(ResponderSpec::new(responder.clone(), context, retry, 2, 8, MetricsHandle::disabled()));
+        let context = Arc::new(ResponderContext::new(endpoints, Duration::from_secs(5)));
+        let spec = ResponderSpec::new(script.clone(), context, retry, concurrency, 8, MetricsHandle::disabled());
         let exit = ExitGuard::detached(ChildId::Responder { route: 0, incarnation: 1 });
-        let actor = ResponderActor::new(spec, 0, Duration::ZERO, exit).start();
-        let msg = Execute {
-            command: command(),
+        ResponderActor::new(Arc::new(spec), 0, Duration::ZERO, exit).start()
+    }
+
+    fn execute(text: &str, fence: &Fence) -> Execute {
+        Execute {
+            command: command(text),
             shard_id: Arc::from("shardId-000000000000"),
             sequence_number: Arc::from("1"),
-            deadline: LeaseDeadline::unbounded(),
-        };
-        let result = actor.send(msg).await.expect("the actor answers");
-        let attempts = *responder.attempts.lock().expect("lock");
-        (result, attempts)
+            fence: fence.clone(),
+        }
+    }
+
+    fn ended(r: &CommandResult) -> (Outcome, u32, &str) {
+        match r {
+            CommandResult::Ended { outcome, attempts, detail } => (*outcome, *attempts, detail),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    async fn run(script: Script, text: &str) -> (CommandResult, usize) {
+        let script = Arc::new(script);
+        let result = actor(&script, 2, Duration::from_millis(5)).send(execute(text, &Fence::unbounded())).await;
+        (result.expect("the actor answers"), script.attempts_of(text))
     }
 
     #[actix_rt::test]
     async fn a_5xx_is_retried_until_done() {
-        let (result, attempts) = execute(&[503, 502, 200]).await;
-        assert_eq!((result.outcome, result.attempts, attempts), (Outcome::Done, 3, 3), "{result:?}");
+        let (result, attempts) = run(Script::default().with("c", &[(503, None), (502, None), (200, None)]), "c").await;
+        assert_eq!((ended(&result).0, ended(&result).1, attempts), (Outcome::Done, 3, 3));
     }
 
     #[actix_rt::test]
     async fn a_400_is_not_retried() {
-        let (result, attempts) = execute(&[400, 200]).await;
-        assert_eq!((result.outcome, result.attempts, attempts), (Outcome::Failed, 1, 1), "{result:?}");
-        assert!(result.detail.starts_with("HTTP 400"), "{}", result.detail);
+        let (result, attempts) = run(Script::default().with("c", &[(400, None), (200, None)]), "c").await;
+        let (outcome, n, detail) = ended(&result);
+        assert_eq!((outcome, n, attempts), (Outcome::Failed, 1, 1));
+        assert!(detail.starts_with("HTTP 400"), "{detail}");
     }
 
     #[actix_rt::test]
     async fn transient_failures_give_up_at_the_attempt_limit() {
-        let (result, attempts) = execute(&[500]).await;
-        assert_eq!((result.outcome, result.attempts, attempts), (Outcome::Failed, 4, 4), "{result:?}");
-        assert!(result.detail.starts_with("gave up after 4 attempts"), "{}", result.detail);
+        let (result, attempts) = run(Script::default().with("c", &[(500, None)]), "c").await;
+        let (outcome, n, detail) = ended(&result);
+        assert_eq!((outcome, n, attempts), (Outcome::Failed, 4, 4));
+        assert!(detail.starts_with("gave up after 4 attempts"), "{detail}");
+    }
+
+    #[actix_rt::test]
+    async fn a_huge_retry_after_is_capped_and_frees_the_permit_while_waiting() {
+        // One permit. "slow" is told to come back in a day; "other" comes after it.
+        let day = Some(Duration::from_secs(86_400));
+        let script = Arc::new(Script::default().with("slow", &[(429, day), (200, None)]));
+        let responder = actor(&script, 1, Duration::from_millis(300));
+        let fence = Fence::unbounded();
+        let started = Instant::now();
+        let slow = responder.send(execute("slow", &fence));
+        let other = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let r = responder.send(execute("other", &fence)).await;
+            (r, started.elapsed())
+        };
+        let ((slow, slow_at), (other, other_at)) = tokio::time::timeout(
+            Duration::from_secs(5),
+            futures::future::join(async { (slow.await, started.elapsed()) }, other),
+        )
+        .await
+        .expect("nothing waits a day");
+        assert_eq!(ended(&slow.expect("answer")).0, Outcome::Done);
+        assert_eq!(ended(&other.expect("answer")).0, Outcome::Done);
+        assert!(slow_at >= Duration::from_millis(300), "waited the cap, {slow_at:?}");
+        assert!(other_at < slow_at, "the other command ran while the slow one waited: {other_at:?} vs {slow_at:?}");
+    }
+
+    #[actix_rt::test]
+    async fn a_command_whose_fence_closed_while_it_waited_for_a_permit_is_not_attempted() {
+        let script = Arc::new(Script { delay: Duration::from_millis(200), ..Script::default() });
+        let responder = actor(&script, 1, Duration::from_millis(5));
+        let (first_fence, second_fence) = (Fence::unbounded(), Fence::unbounded());
+        let first = responder.send(execute("first", &first_fence));
+        let second = responder.send(execute("second", &second_fence));
+        // The second waits for the only permit; meanwhile its lease goes.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        second_fence.close();
+        let (first, second) = futures::future::join(first, second).await;
+        assert_eq!(ended(&first.expect("answer")).0, Outcome::Done);
+        assert!(matches!(second.expect("answer"), CommandResult::Abandoned { attempts: 0, .. }));
+        assert_eq!(script.attempts_of("second"), 0, "never sent to the service");
+    }
+
+    #[actix_rt::test]
+    async fn a_command_fenced_mid_retry_is_abandoned_not_failed() {
+        let script = Arc::new(Script::default().with("c", &[(503, None)]));
+        let responder = actor(&script, 1, Duration::from_millis(100));
+        let fence = Fence::unbounded();
+        let result = responder.send(execute("c", &fence));
+        let close = async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            fence.close();
+        };
+        let (result, ()) = futures::future::join(result, close).await;
+        match result.expect("answer") {
+            CommandResult::Abandoned { attempts, .. } => assert!((1..4).contains(&attempts), "{attempts}"),
+            other => panic!("a fenced command has no outcome: {other:?}"),
+        }
     }
 }

@@ -1,8 +1,17 @@
 //! Prints commands on standard output, one JSON line each (`rs.sauna.responders/StdoutConfig`
 //! 1-0-0): for local runs, demos, and piping commands into another program.
+//!
+//! Standard output is written by a thread of its own: a reader that is slow to empty the pipe
+//! (or never does) holds up only the commands waiting to be printed — they wait in a bounded
+//! queue, their responder's permits fill, their shards' reading pauses — and never an actor
+//! thread (a blocking write there would stop lease renewals and lose every lease). Lines
+//! queued together are written with one `write` and one flush; each is acknowledged only once
+//! written and flushed.
 
 use std::io::Write;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use tokio::sync::{mpsc, oneshot};
 
 use serde::Deserialize;
 
@@ -45,17 +54,64 @@ impl Responder for StdoutResponder {
             "schema": command.schema.to_string(),
             "data": command.data,
         });
-        let written = {
-            // One write of the whole line under the lock: lines never interleave.
-            let mut out = std::io::stdout().lock();
-            writeln!(out, "{line}").and_then(|_| out.flush())
-        };
+        let mut bytes = line.to_string().into_bytes();
+        bytes.push(b'\n');
         Box::pin(async move {
-            match written {
+            match print(bytes).await {
                 Ok(()) => Attempt::Done("printed".into()),
                 Err(e) => Attempt::Retry { reason: format!("cannot write to standard output: {e}"), retry_after: None },
             }
         })
+    }
+}
+
+/// One line to print, and who waits for it.
+type Line = (Vec<u8>, oneshot::Sender<std::io::Result<()>>);
+
+/// Lines waiting for the writer thread; a full queue makes the printing command wait.
+const QUEUE: usize = 4096;
+/// The most lines written with one `write`.
+const BATCH: usize = 512;
+
+/// Hands a line to the writer thread and waits until it is written and flushed.
+async fn print(line: Vec<u8>) -> std::io::Result<()> {
+    static WRITER: OnceLock<Option<mpsc::Sender<Line>>> = OnceLock::new();
+    let writer = WRITER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Line>(QUEUE);
+        std::thread::Builder::new().name("sauna-stdout".into()).spawn(move || write_lines(rx)).ok().map(|_| tx)
+    });
+    let Some(writer) = writer else {
+        return Err(std::io::Error::other("the standard output writer thread could not start"));
+    };
+    let (done, written) = oneshot::channel();
+    writer.send((line, done)).await.map_err(|_| std::io::Error::other("the standard output writer is gone"))?;
+    written.await.unwrap_or_else(|_| Err(std::io::Error::other("the standard output writer is gone")))
+}
+
+/// The writer thread: whatever is queued goes out in one write and one flush.
+fn write_lines(mut rx: mpsc::Receiver<Line>) {
+    let mut buffer = Vec::new();
+    let mut waiting = Vec::with_capacity(BATCH);
+    while let Some(first) = rx.blocking_recv() {
+        buffer.clear();
+        waiting.clear();
+        buffer.extend_from_slice(&first.0);
+        waiting.push(first.1);
+        while waiting.len() < BATCH {
+            match rx.try_recv() {
+                Ok((line, done)) => {
+                    buffer.extend_from_slice(&line);
+                    waiting.push(done);
+                }
+                Err(_) => break,
+            }
+        }
+        let mut out = std::io::stdout().lock();
+        let result = out.write_all(&buffer).and_then(|_| out.flush());
+        drop(out);
+        for done in waiting.drain(..) {
+            let _ = done.send(result.as_ref().map(|_| ()).map_err(|e| std::io::Error::new(e.kind(), e.to_string())));
+        }
     }
 }
 

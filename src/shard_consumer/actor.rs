@@ -11,15 +11,15 @@ use actix::prelude::*;
 use super::dispatch::Pending;
 use super::tracker::Tracker;
 use super::{
-    ConsumerCounters, ConsumerLinks, ConsumerSettings, Drain, InjectFailure, ParentFinished, Phase,
-    ShardConsumerSnapshot, StopConsumer,
+    ConsumerCounters, ConsumerLinks, ConsumerSettings, Drain, Freeze, InjectFailure, ParentFinished, Phase,
+    ShardConsumerSnapshot,
 };
 use crate::checkpointer::{Progress, ShardEnded};
 use crate::lease_manager::{AcquiredLease, LeaseError, ParentsFinished};
 use crate::metrics::Scope;
-use crate::model::{Backoff, Checkpoint, SequenceNumber, ShardInfo, Waiters};
+use crate::model::{Backoff, Checkpoint, Fence, SequenceNumber, ShardInfo, Waiters};
 use crate::observe::{Observable, answers_observe};
-use crate::supervision::{ExitGuard, ExitReason};
+use crate::supervision::{ExitGuard, ExitReason, stops_on_request};
 
 /// Read errors back off from 200 ms to 10 s: a throttled shard recovers within a second or
 /// two, and an outage is retried often enough to resume promptly once it ends.
@@ -28,6 +28,9 @@ const READ_BACKOFF: (Duration, Duration) = (Duration::from_millis(200), Duration
 /// Progress is sent again after this long even if the watermark did not move, so a restarted
 /// Checkpointer learns it.
 const PROGRESS_REFRESH: Duration = Duration::from_secs(5);
+
+/// How often a shard held back by parents that cannot be read says so.
+const PARENTS_WARNING_EVERY: Duration = Duration::from_secs(60);
 
 /// Where the read loop is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +57,10 @@ pub(super) struct State {
     pub progress_sent: Option<SequenceNumber>,
     pub progress_sent_at: Instant,
     pub read_backoff: Backoff,
+    /// A look at a lapsed lease is scheduled for the dispatch (one at a time).
+    pub dispatch_recheck: bool,
+    /// When the last warning about unreadable parents was logged.
+    pub parents_warned_at: Option<Instant>,
     pub millis_behind_latest: Option<i64>,
     pub counters: ConsumerCounters,
 }
@@ -62,6 +69,9 @@ pub struct ShardConsumer {
     pub(super) settings: Arc<ConsumerSettings>,
     pub(super) links: ConsumerLinks,
     pub(super) lease: AcquiredLease,
+    /// What every command of this consumer carries: closed when the consumer stops or
+    /// freezes, so no command of it is attempted afterwards.
+    pub(super) fence: Fence,
     pub(super) state: State,
     pub(super) exit: ExitGuard,
 }
@@ -69,10 +79,12 @@ pub struct ShardConsumer {
 impl ShardConsumer {
     pub fn new(settings: Arc<ConsumerSettings>, links: ConsumerLinks, lease: AcquiredLease, exit: ExitGuard) -> Self {
         let tracker = Tracker::new(settings.max_in_flight);
+        let fence = Fence::new(lease.deadline.clone());
         ShardConsumer {
             settings,
             links,
             lease,
+            fence,
             state: State {
                 phase: Phase::Starting,
                 reader: Reader::Idle,
@@ -84,6 +96,8 @@ impl ShardConsumer {
                 progress_sent: None,
                 progress_sent_at: Instant::now(),
                 read_backoff: Backoff::new(READ_BACKOFF.0, READ_BACKOFF.1),
+                dispatch_recheck: false,
+                parents_warned_at: None,
                 millis_behind_latest: None,
                 counters: ConsumerCounters::default(),
             },
@@ -116,7 +130,17 @@ impl ShardConsumer {
                 }
                 other => {
                     if let Ok(Err(e)) = other {
-                        log::debug!("shard {}: parent check failed ({e})", act.shard());
+                        // A parent whose lease cannot be read (a malformed row, a table that
+                        // does not answer) holds this shard back: said, but not at every poll.
+                        let quiet = act.state.parents_warned_at.is_some_and(|t| t.elapsed() < PARENTS_WARNING_EVERY);
+                        if !quiet {
+                            log::warn!(
+                                "shard {}: cannot tell whether its parents [{}] are finished ({e}); waiting",
+                                act.shard(),
+                                act.lease.parents.join(", ")
+                            );
+                            act.state.parents_warned_at = Some(Instant::now());
+                        }
                     }
                     ctx.run_later(act.settings.parent_poll_interval, |act, ctx| act.check_parents(ctx));
                 }
@@ -160,8 +184,15 @@ impl ShardConsumer {
         });
         ctx.spawn(request.into_actor(self).map(|result, act, ctx| {
             match result.unwrap_or_else(|e| Err(LeaseError::Transient(e.to_string()))) {
-                Ok(()) | Err(LeaseError::Lost { .. }) | Err(LeaseError::NotHeld(_)) => {
+                Ok(()) => {
                     act.state.phase = Phase::Finished;
+                    ctx.stop();
+                }
+                // Refused: the lease is not this consumer's to end. The Supervisor restarts the
+                // consumer if the lease is still held (then it ends the shard again), and leaves
+                // it to the next owner otherwise; the shard's children wait in either case.
+                Err(e @ (LeaseError::Lost { .. } | LeaseError::NotHeld(_))) => {
+                    act.exit.set_reason(ExitReason::Failed(format!("the SHARD_END checkpoint was refused: {e}")));
                     ctx.stop();
                 }
                 Err(LeaseError::Transient(e)) => {
@@ -181,10 +212,17 @@ impl ShardConsumer {
         }));
     }
 
-    /// Every record read has its outcome after a drain: report the final progress.
+    /// Every record read has its outcome after a drain (or nothing more can happen to them: the
+    /// fence closed and no command is at a responder): report the final progress.
     pub(super) fn drained(&mut self) {
         self.send_progress(true);
         self.state.drain_waiters.wake_all();
+    }
+
+    /// Nothing more will happen to the records read: each has an outcome, or the fence closed
+    /// and none is at a responder any more.
+    pub(super) fn settled(&self) -> bool {
+        self.state.tracker.all_done() || (!self.fence.is_valid() && self.state.tracker.in_flight() == 0)
     }
 }
 
@@ -207,6 +245,9 @@ impl Actor for ShardConsumer {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
+        // Its commands still at responders are not attempted again: a successor (or the next
+        // owner) reads them from the checkpoint.
+        self.fence.close();
         // A consumer that fails hands its last watermark over, so its successor starts there
         // (refused harmlessly if the lease is gone).
         self.send_progress(true);
@@ -229,10 +270,10 @@ impl Handler<Drain> for ShardConsumer {
 
     fn handle(&mut self, _: Drain, _: &mut Self::Context) -> Self::Result {
         let done = self.state.drain_waiters.wait();
-        if self.state.phase != Phase::Finished {
+        if !matches!(self.state.phase, Phase::Finished | Phase::Frozen) {
             self.state.phase = Phase::Draining;
         }
-        if self.state.tracker.all_done() {
+        if self.settled() || self.state.phase == Phase::Frozen {
             self.drained();
         }
         Box::pin(async move {
@@ -241,13 +282,22 @@ impl Handler<Drain> for ShardConsumer {
     }
 }
 
-impl Handler<StopConsumer> for ShardConsumer {
+impl Handler<Freeze> for ShardConsumer {
     type Result = ();
 
-    fn handle(&mut self, _: StopConsumer, ctx: &mut Self::Context) {
-        ctx.stop();
+    fn handle(&mut self, _: Freeze, _: &mut Self::Context) {
+        if self.state.phase != Phase::Finished {
+            self.state.phase = Phase::Frozen;
+        }
+        self.fence.close();
+        // The progress goes out before this answer, so it reaches the Checkpointer before the
+        // flush the answer lets the Supervisor send.
+        self.drained();
     }
 }
+
+// Stopped when its lease is gone (no checkpoint), after a handoff, or with its observer.
+stops_on_request!(ShardConsumer);
 
 impl Handler<InjectFailure> for ShardConsumer {
     type Result = ();

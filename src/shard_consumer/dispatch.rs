@@ -57,9 +57,20 @@ impl ShardConsumer {
         self.finish(idx, record, end, ctx);
     }
 
-    /// Sends every command whose turn it is.
+    /// Sends every command whose turn it is — unless the fence is closed (frozen, stopping, or
+    /// the lease lapsed; a lapsed lease is looked at again later, as the LeaseManager drops it).
     pub(super) fn dispatch(&mut self, ctx: &mut Context<Self>) {
-        if !self.lease.deadline.is_valid() {
+        if matches!(self.state.phase, Phase::Frozen | Phase::Finished) {
+            return;
+        }
+        if !self.fence.is_valid() {
+            if !self.state.dispatch_recheck {
+                self.state.dispatch_recheck = true;
+                ctx.run_later(self.settings.lease_recheck_interval, |act, ctx| {
+                    act.state.dispatch_recheck = false;
+                    act.dispatch(ctx);
+                });
+            }
             return;
         }
         while let Some((idx, pending)) = self.state.tracker.next_dispatch() {
@@ -80,17 +91,18 @@ impl ShardConsumer {
             command: pending.command.clone(),
             shard_id: self.shard().clone(),
             sequence_number: pending.record.seq.clone(),
-            deadline: self.lease.deadline.clone(),
+            fence: self.fence.clone(),
         });
         ctx.spawn(request.into_actor(self).map(move |result, act, ctx| match result {
-            Ok(CommandResult { outcome, attempts, detail }) => {
+            Ok(CommandResult::Ended { outcome, attempts, detail }) => {
                 let responder = Some(responder_id);
                 let end = RecordOutcome { outcome, command_id, responder, attempts, detail };
                 act.finish(idx, pending.record, end, ctx);
             }
+            Ok(CommandResult::Abandoned { attempts, reason }) => act.abandoned(idx, &pending, attempts, &reason),
             // The responder's actor stopped without an answer (it is being restarted): send
             // again, behind the same route.
-            Err(e) if pending.attempts < act.settings.retry.max_attempts && act.lease.deadline.is_valid() => {
+            Err(e) if pending.attempts < act.settings.retry.max_attempts && act.fence.is_valid() => {
                 let delay = act.settings.retry.backoff().delay(pending.attempts);
                 log::warn!(
                     "shard {}: command {} got no answer from responder {responder_id} ({e}); sending again in {} ms",
@@ -109,6 +121,22 @@ impl ShardConsumer {
         }));
     }
 
+    /// A command came back without an outcome: it stays uncovered by the checkpoint (its key
+    /// stays held), and the shard's next reader actions it.
+    fn abandoned(&mut self, idx: u64, pending: &Pending, attempts: u32, reason: &str) {
+        self.state.tracker.abandon(idx);
+        self.state.counters.abandoned += 1;
+        log::info!(
+            "shard {}: command {} (seq {}) abandoned after {attempts} attempt(s): {reason}",
+            self.shard(),
+            pending.command.envelope.command_id,
+            pending.record.seq
+        );
+        if self.state.phase == Phase::Draining && self.settled() {
+            self.drained();
+        }
+    }
+
     /// A record has its final outcome (logged, counted, dead-lettered as configured).
     pub(super) fn complete(&mut self, idx: u64, ctx: &mut Context<Self>) {
         self.state.tracker.complete(idx);
@@ -117,12 +145,11 @@ impl ShardConsumer {
             self.state.reader = Reader::Idle;
             self.fetch(ctx);
         }
-        if self.state.tracker.all_done() {
-            match self.state.phase {
-                Phase::Closing => self.check_end(ctx),
-                Phase::Draining => self.drained(),
-                _ => {}
-            }
+        if self.state.tracker.all_done() && self.state.phase == Phase::Closing {
+            self.check_end(ctx);
+        }
+        if self.state.phase == Phase::Draining && self.settled() {
+            self.drained();
         }
     }
 }

@@ -30,7 +30,7 @@ use chrono::{DateTime, Utc};
 use crate::checkpointer::{Progress, ShardEnded};
 use crate::config::runtime::{Ordering, RetryPolicy};
 use crate::dead_letters::DeadLetter;
-use crate::lease_manager::ParentsFinished;
+use crate::lease_manager::{ParentsFinished, PinLatestStart};
 use crate::metrics::MetricsHandle;
 use crate::model::{Outcome, Tenure};
 use crate::outcome_log::OutcomeRow;
@@ -50,6 +50,9 @@ pub struct ConsumerSettings {
     /// The instant of an AT_TIMESTAMP initial position.
     pub at_timestamp: Option<DateTime<Utc>>,
     pub parent_poll_interval: Duration,
+    /// How often a consumer whose lease deadline has lapsed looks again (its LeaseManager drops
+    /// the lease meanwhile, and the Supervisor stops it).
+    pub lease_recheck_interval: Duration,
     pub checkpoint_interval: Duration,
     /// Used for re-sending a command whose responder mailbox failed.
     pub retry: RetryPolicy,
@@ -69,8 +72,10 @@ pub struct ConsumerLinks {
     /// The Checkpointer: progress, and the end of the shard.
     pub progress: Recipient<Progress>,
     pub shard_ended: Recipient<ShardEnded>,
-    /// The LeaseManager: whether the shard's parents are finished.
+    /// The LeaseManager: whether the shard's parents are finished, and where a LATEST shard
+    /// started.
     pub parents: Recipient<ParentsFinished>,
+    pub latest_start: Recipient<PinLatestStart>,
     pub metrics: MetricsHandle,
     pub dead_letters: Option<Recipient<DeadLetter>>,
     pub outcome_log: Option<Recipient<OutcomeRow>>,
@@ -90,6 +95,9 @@ pub enum Phase {
     WritingShardEnd,
     /// Shutdown or handoff: no more reads, finishing what is in flight.
     Draining,
+    /// Before the final checkpoint of a handoff or shutdown: nothing more is dispatched or
+    /// retried, so nothing is actioned after the checkpoint that the next owner reads again.
+    Frozen,
     Finished,
 }
 
@@ -103,10 +111,11 @@ pub struct ParentFinished(pub Arc<str>);
 #[rtype(result = "()")]
 pub struct Drain;
 
-/// Stop now (the lease is gone): no checkpoint.
+/// Dispatch nothing more (and let no command retry): the drain is over, the final checkpoint
+/// comes next. Answers once the final progress is on its way to the Checkpointer.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
-pub struct StopConsumer;
+pub struct Freeze;
 
 /// Fails the consumer on purpose (tests of supervision).
 #[derive(Debug, Clone, Message)]
@@ -126,6 +135,8 @@ pub struct ConsumerCounters {
     pub iterator_restarts: u64,
     pub throttles: u64,
     pub errors: u64,
+    /// Commands that came back without an outcome (their lease or consumer was gone).
+    pub abandoned: u64,
 }
 
 impl ConsumerCounters {

@@ -9,10 +9,17 @@ use bytes::Bytes;
 use super::Phase;
 use super::actor::{Reader, ShardConsumer};
 use super::reading::{ReadError, RecordBatch, StartPosition};
+use crate::lease_manager::{LatestStart, LeaseError, PinLatestStart};
 use crate::metrics::{Operation, Unit};
 use crate::model::{Checkpoint, SequenceNumber};
 use crate::parser_pool::ParseBatch;
 use crate::supervision::ExitReason;
+
+/// How far before "now" the start of a LATEST shard is recorded: clocks of this host and of
+/// Kinesis (which stamps records' arrival) may differ a little, and a reader resuming from the
+/// recorded instant must not skip a record the first reader would have read. At worst it reads
+/// records written this long before the first start, which the first reader skipped.
+const LATEST_CLOCK_MARGIN_MS: i64 = 1000;
 
 /// A record of a batch, before classification.
 pub(super) struct Unparsed {
@@ -23,7 +30,8 @@ pub(super) struct Unparsed {
 
 impl ShardConsumer {
     /// Where a new iterator starts: after the last record read, else at the lease's checkpoint;
-    /// `None` for a shard already at SHARD_END.
+    /// `None` for a shard already at SHARD_END. A LATEST checkpoint resumes where the shard was
+    /// first read (see [`ShardConsumer::pin_latest_start`]).
     fn start_position(&self) -> Option<StartPosition> {
         let start = match &self.state.last_read {
             Some(seq) => Checkpoint::Sequence(seq.clone()),
@@ -45,11 +53,47 @@ impl ShardConsumer {
         if !matches!(self.state.phase, Phase::Starting | Phase::Reading) {
             return;
         }
-        let Some(from) = self.start_position() else {
-            self.state.phase = Phase::Closing;
-            self.check_end(ctx);
-            return;
-        };
+        match self.start_position() {
+            None => {
+                self.state.phase = Phase::Closing;
+                self.check_end(ctx);
+            }
+            Some(StartPosition::Latest) => self.pin_latest_start(ctx),
+            Some(from) => self.open_iterator(from, ctx),
+        }
+    }
+
+    /// A shard still at LATEST (no record of it has an outcome yet) records, before its first
+    /// iterator, the instant reading began; every later reader of the lease — after a handoff,
+    /// a restart, a crash — resumes AT_TIMESTAMP from that instant instead of opening a new
+    /// LATEST iterator, which would skip everything written in between. The first reader
+    /// itself reads from LATEST.
+    fn pin_latest_start(&mut self, ctx: &mut Context<Self>) {
+        let at = chrono::Utc::now().timestamp_millis() - LATEST_CLOCK_MARGIN_MS;
+        let request =
+            self.links.latest_start.send(PinLatestStart { shard: self.shard().clone(), tenure: self.lease.tenure, at });
+        ctx.spawn(request.into_actor(self).map(|result, act, ctx| {
+            match result.unwrap_or_else(|e| Err(LeaseError::Transient(e.to_string()))) {
+                Ok(LatestStart::Pinned) => act.open_iterator(StartPosition::Latest, ctx),
+                Ok(LatestStart::Since(ms)) => act.open_iterator(StartPosition::AtTimestamp(ms), ctx),
+                Err(LeaseError::Transient(e)) => {
+                    let delay = act.state.read_backoff.next_delay();
+                    log::warn!(
+                        "shard {}: cannot record where LATEST starts ({e}); retrying in {} ms",
+                        act.shard(),
+                        delay.as_millis()
+                    );
+                    ctx.run_later(delay, |act, ctx| act.initialize(ctx));
+                }
+                Err(e) => {
+                    act.exit.set_reason(ExitReason::Failed(format!("cannot record where LATEST starts: {e}")));
+                    ctx.stop();
+                }
+            }
+        }));
+    }
+
+    fn open_iterator(&mut self, from: StartPosition, ctx: &mut Context<Self>) {
         let (reader, shard, f) = (self.links.reader.clone(), self.shard().clone(), from.clone());
         let request = async move { reader.iterator(&shard, &f).await };
         ctx.spawn(request.into_actor(self).map(move |result, act, ctx| match result {
@@ -66,6 +110,7 @@ impl ShardConsumer {
                     act.fetch(ctx);
                 }
             }
+            Err(ReadError::NotFound(why)) => act.not_found(why, ctx),
             Err(e) => {
                 act.state.counters.errors += 1;
                 let delay = act.state.read_backoff.next_delay();
@@ -80,29 +125,66 @@ impl ShardConsumer {
         }));
     }
 
+    /// The shard was not found. If the stream no longer lists it, it is past the stream's
+    /// retention: whatever it held that was not read is lost, and the shard is over (its
+    /// children may start). If the stream cannot be listed either (deleted, unreachable), keep
+    /// trying: ending every shard of a stream that is merely unreachable would be worse.
+    fn not_found(&mut self, why: String, ctx: &mut Context<Self>) {
+        let (reader, shard) = (self.links.reader.clone(), self.shard().clone());
+        let check = async move { reader.shard_is_listed(&shard).await };
+        ctx.spawn(check.into_actor(self).map(move |listed, act, ctx| match listed {
+            Ok(false) => {
+                log::error!(
+                    "shard {}: the stream no longer has this shard (past its retention period): records of it not read before are lost; ending it so its children start ({why})",
+                    act.shard()
+                );
+                act.state.iterator = None;
+                if act.state.phase == Phase::Starting {
+                    act.state.phase = Phase::Reading;
+                }
+                act.closed(vec![], ctx);
+            }
+            other => {
+                act.state.counters.errors += 1;
+                let delay = act.state.read_backoff.next_delay();
+                let listed = match other {
+                    Ok(_) => "the stream still lists it".to_owned(),
+                    Err(e) => format!("the stream cannot be listed: {e}"),
+                };
+                log::warn!("shard {}: not found ({why}); {listed}; retrying in {} ms", act.shard(), delay.as_millis());
+                ctx.run_later(delay, |act, ctx| act.initialize(ctx));
+            }
+        }));
+    }
+
     /// One GetRecords, if reading is allowed now.
     pub(super) fn fetch(&mut self, ctx: &mut Context<Self>) {
         if self.state.phase != Phase::Reading || self.state.reader == Reader::Fetching {
             return;
         }
         let Some(iterator) = self.state.iterator.clone() else { return };
-        if !self.state.tracker.wants_more() {
+        let room = self.state.tracker.room();
+        if room == 0 {
             self.state.reader = Reader::Paused;
             return;
         }
-        if !self.lease.deadline.is_valid() {
-            // The lease lapsed (this worker could not renew it): the LeaseManager is telling the
-            // Supervisor; read nothing more meanwhile.
+        if !self.fence.is_valid() {
+            // The lease lapsed (this worker could not renew it): read nothing meanwhile, and
+            // look again later (the LeaseManager drops the lease, and the Supervisor stops this
+            // consumer; a consumer never stalls for good on a lease it still holds).
+            ctx.run_later(self.settings.lease_recheck_interval, |act, ctx| act.fetch(ctx));
             return;
         }
         self.state.reader = Reader::Fetching;
         let started = std::time::Instant::now();
-        let (reader, limit) = (self.links.reader.clone(), self.settings.max_records);
+        // Never more than the in-flight bound leaves room for.
+        let limit = self.settings.max_records.min(i32::try_from(room).unwrap_or(i32::MAX));
+        let reader = self.links.reader.clone();
         let request = async move { reader.records(&iterator, limit).await };
         ctx.spawn(request.into_actor(self).map(move |result, act, ctx| {
             act.links.metrics.millis("GetRecords.Time", Operation::ProcessTask, act.scope(), started.elapsed());
             match result {
-                Ok(batch) => act.on_records(batch, ctx),
+                Ok(batch) => act.on_records(batch, limit, ctx),
                 Err(e) => act.on_fetch_error(e, ctx),
             }
         }));
@@ -126,6 +208,7 @@ impl ShardConsumer {
                 log::warn!("shard {}: GetRecords throttled; backing off {} ms", self.shard(), delay.as_millis());
                 ctx.run_later(delay, |act, ctx| act.fetch(ctx));
             }
+            ReadError::NotFound(why) => self.not_found(why, ctx),
             ReadError::InvalidArgument(ref why) | ReadError::Other(ref why) => {
                 let invalid = matches!(e, ReadError::InvalidArgument(_));
                 let delay = self.state.read_backoff.next_delay();
@@ -174,11 +257,11 @@ impl ShardConsumer {
         records
     }
 
-    fn on_records(&mut self, mut batch: RecordBatch, ctx: &mut Context<Self>) {
+    fn on_records(&mut self, mut batch: RecordBatch, limit: i32, ctx: &mut Context<Self>) {
         if self.drop_batch_if_draining() {
             return;
         }
-        let full = batch.records.len() >= self.settings.max_records as usize;
+        let full = batch.records.len() >= usize::try_from(limit).unwrap_or(usize::MAX);
         let records = self.take_batch(&mut batch);
         if records.is_empty() {
             return self.batch_done(batch, full, ctx);
@@ -240,7 +323,7 @@ impl ShardConsumer {
     /// unread: nothing of it is checkpointed, so the shard's next owner reads it. Actioning it
     /// here, after the final checkpoint, would action it twice.
     fn drop_batch_if_draining(&mut self) -> bool {
-        if matches!(self.state.phase, Phase::Draining | Phase::Finished) {
+        if matches!(self.state.phase, Phase::Draining | Phase::Frozen | Phase::Finished) {
             self.state.reader = Reader::Idle;
             true
         } else {

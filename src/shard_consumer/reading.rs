@@ -52,6 +52,10 @@ pub enum ReadError {
     /// The iterator is not usable (e.g. a bad sequence number): get a new one after a pause.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// `ResourceNotFoundException`: the shard (or the whole stream) is not there — a parent
+    /// shard past the stream's retention, or a deleted stream.
+    #[error("not found: {0}")]
+    NotFound(String),
     #[error("{0}")]
     Other(String),
 }
@@ -63,6 +67,9 @@ pub trait ShardReader: Send + Sync + 'static {
 
     /// Up to `limit` records from `iterator`.
     async fn records(&self, iterator: &str, limit: i32) -> Result<RecordBatch, ReadError>;
+
+    /// Whether the stream still lists `shard` (an error if the stream itself cannot be listed).
+    async fn shard_is_listed(&self, shard: &str) -> Result<bool, ReadError>;
 }
 
 /// Reads a Kinesis stream by polling (GetShardIterator, GetRecords).
@@ -94,7 +101,18 @@ impl ShardReader for KinesisReader {
         };
         match req.send().await {
             Ok(out) => Ok(out.shard_iterator),
-            Err(e) => Err(ReadError::Other(DisplayErrorContext(&e).to_string())),
+            Err(e) => {
+                let service = e.as_service_error();
+                Err(if service.is_some_and(|s| s.is_resource_not_found_exception()) {
+                    ReadError::NotFound(DisplayErrorContext(&e).to_string())
+                } else if service.is_some_and(|s| s.is_provisioned_throughput_exceeded_exception()) {
+                    ReadError::Throttled
+                } else if service.is_some_and(|s| s.is_invalid_argument_exception()) {
+                    ReadError::InvalidArgument(DisplayErrorContext(&e).to_string())
+                } else {
+                    ReadError::Other(DisplayErrorContext(&e).to_string())
+                })
+            }
         }
     }
 
@@ -128,6 +146,14 @@ impl ShardReader for KinesisReader {
             child_shards,
         })
     }
+
+    async fn shard_is_listed(&self, shard: &str) -> Result<bool, ReadError> {
+        let lister = crate::lease_manager::KinesisShards::new(self.client.clone(), self.stream.clone());
+        match crate::lease_manager::ShardLister::list(&lister).await {
+            Ok(shards) => Ok(shards.iter().any(|s| s.id == shard)),
+            Err(e) => Err(ReadError::Other(e.to_string())),
+        }
+    }
 }
 
 fn read_error(e: SdkError<aws_sdk_kinesis::operation::get_records::GetRecordsError>) -> ReadError {
@@ -140,6 +166,8 @@ fn read_error(e: SdkError<aws_sdk_kinesis::operation::get_records::GetRecordsErr
         ReadError::Throttled
     } else if service.is_some_and(|s| s.is_invalid_argument_exception()) {
         ReadError::InvalidArgument(DisplayErrorContext(&e).to_string())
+    } else if service.is_some_and(|s| s.is_resource_not_found_exception()) {
+        ReadError::NotFound(DisplayErrorContext(&e).to_string())
     } else {
         ReadError::Other(DisplayErrorContext(&e).to_string())
     }

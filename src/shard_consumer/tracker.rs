@@ -125,6 +125,27 @@ impl<T> Tracker<T> {
         self.advance()
     }
 
+    /// A dispatched command came back without an outcome (its fence closed): it keeps holding
+    /// the watermark, and so does its key (its followers must not overtake it), but it is no
+    /// longer in flight. The shard's next reader actions it.
+    pub fn abandon(&mut self, idx: u64) {
+        let Some(slot) = self.slot_mut(idx) else { return };
+        if slot.done || !slot.dispatched {
+            return;
+        }
+        slot.dispatched = false;
+        self.in_flight = self.in_flight.saturating_sub(1);
+    }
+
+    /// How many more records may be read now (the in-flight bound minus those without an
+    /// outcome; 0 when the records kept behind a slow one reach their own bound).
+    pub fn room(&self) -> usize {
+        if self.slots.len() >= self.max_in_flight.saturating_mul(10).max(10_000) {
+            return 0;
+        }
+        self.max_in_flight.saturating_sub(self.not_done)
+    }
+
     fn slot_mut(&mut self, idx: u64) -> Option<&mut Slot<T>> {
         let i = usize::try_from(idx.checked_sub(self.base)?).ok()?;
         self.slots.get_mut(i)
@@ -161,10 +182,10 @@ impl<T> Tracker<T> {
         self.not_done == 0
     }
 
-    /// Whether reading more would exceed the bounds: `max_in_flight` records without an outcome,
-    /// or ten times that many kept behind a slow command.
+    /// Whether more may be read without exceeding the bounds: `max_in_flight` records without
+    /// an outcome, or ten times that many kept behind a slow command.
     pub fn wants_more(&self) -> bool {
-        self.not_done < self.max_in_flight && self.slots.len() < self.max_in_flight.saturating_mul(10).max(10_000)
+        self.room() > 0
     }
 }
 
@@ -225,6 +246,22 @@ mod tests {
         assert_eq!(t.in_flight(), 2);
         assert_eq!(t.not_done(), 3);
         assert!(!t.wants_more());
+    }
+
+    #[test]
+    fn an_abandoned_command_holds_the_watermark_and_its_key() {
+        let mut t = Tracker::new(10);
+        let a1 = t.admit(seq(1), key("a"), "a1");
+        t.admit(seq(2), key("a"), "a2");
+        let b = t.admit(seq(3), key("b"), "b");
+        assert_eq!(t.next_dispatch().map(|d| d.0), Some(a1));
+        assert_eq!(t.next_dispatch().map(|d| d.0), Some(b));
+        t.abandon(a1);
+        t.complete(b);
+        assert_eq!(t.next_dispatch(), None, "a2 never overtakes the abandoned a1");
+        assert_eq!(t.watermark(), None, "nothing from 1 on is covered");
+        assert_eq!((t.in_flight(), t.not_done()), (0, 2));
+        assert_eq!(t.room(), 8);
     }
 
     #[test]

@@ -199,6 +199,15 @@ pub fn command(
 
 /// Every row of a lease table, raw.
 pub async fn lease_rows(clients: &AwsClients, table: &str) -> Vec<HashMap<String, AttributeValue>> {
+    all_rows(clients, table)
+        .await
+        .into_iter()
+        .filter(|r| r.get("entityType").and_then(|t| t.as_s().ok()).is_none_or(|t| t == "LEASE"))
+        .collect()
+}
+
+/// Every row of the lease table, leases or not (sauna's change signal, KCL 3.5 rows).
+pub async fn all_rows(clients: &AwsClients, table: &str) -> Vec<HashMap<String, AttributeValue>> {
     let out = clients.dynamodb.scan().table_name(table).consistent_read(true).send().await;
     match out {
         Ok(o) => o.items().to_vec(),

@@ -109,6 +109,11 @@ impl Sauna {
         Self::spawn(config, name, Stdio::null())
     }
 
+    /// Starts it with its standard output a pipe that nobody reads (it fills, then blocks).
+    pub fn start_with_unread_stdout(config: &ConfigDir, name: &str) -> Self {
+        Self::spawn(config, name, Stdio::piped())
+    }
+
     /// Starts it with its standard output in `<config dir>/<name>.out`.
     pub fn start_capturing_stdout(config: &ConfigDir, name: &str) -> Self {
         let out = std::fs::File::create(config.path().join(format!("{name}.out"))).expect("stdout file");

@@ -1,5 +1,9 @@
 //! The LeaseManager driven alone, against a lease table in memory with DynamoDB's
 //! conditional-write semantics, a stream of the test's own making, and a stand-in Supervisor.
+//! `edges`: the hardening cases (late answers, shutdown races, big take batches, foreign
+//! owners, LATEST starts, the change signal).
+
+mod edges;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -11,8 +15,22 @@ use crate::metrics::MetricsHandle;
 use crate::model::ShardInfo;
 use crate::supervision::{ChildId, ExitGuard};
 
-/// Stands in for the Supervisor: keeps every lease event.
-struct Events(Arc<Mutex<Vec<LeaseEvent>>>);
+/// What the stand-in Supervisor saw: every lease event, and for each acquired lease whether
+/// its deadline was still valid when the event arrived.
+#[derive(Clone, Default)]
+struct Seen {
+    events: Arc<Mutex<Vec<LeaseChange>>>,
+    valid_on_arrival: Arc<Mutex<Vec<bool>>>,
+}
+
+impl Seen {
+    fn lock(&self) -> std::sync::LockResult<std::sync::MutexGuard<'_, Vec<LeaseChange>>> {
+        self.events.lock()
+    }
+}
+
+/// Stands in for the Supervisor.
+struct Events(Seen);
 
 impl Actor for Events {
     type Context = Context<Self>;
@@ -22,17 +40,32 @@ impl Handler<LeaseEvent> for Events {
     type Result = ();
 
     fn handle(&mut self, e: LeaseEvent, _: &mut Self::Context) {
-        self.0.lock().expect("lock").push(e);
+        assert_eq!(e.generation, 1, "events carry the generation of their LeaseManager");
+        if let LeaseChange::Acquired(a) = &e.change {
+            self.0.valid_on_arrival.lock().expect("lock").push(a.deadline.is_valid());
+        }
+        self.0.events.lock().expect("lock").push(e.change);
     }
 }
 
 const SHARD: &str = "shardId-000000000000";
+
+fn shard(n: usize) -> ShardInfo {
+    ShardInfo {
+        id: format!("shardId-{n:012}"),
+        parents: vec![],
+        starting_hash_key: "0".into(),
+        ending_hash_key: "340282366920938463463374607431768211455".into(),
+        closed: false,
+    }
+}
 
 fn settings(worker: &str) -> LeaseManagerSettings {
     let failover = Duration::from_millis(1500);
     LeaseManagerSettings {
         stream_name: "s".into(),
         worker_id: worker.into(),
+        generation: 1,
         initial_position: Checkpoint::TrimHorizon,
         leases: LeaseSettings {
             failover_time: failover,
@@ -45,34 +78,32 @@ fn settings(worker: &str) -> LeaseManagerSettings {
             parent_shard_poll_interval: Duration::from_millis(50),
             cleanup_leases_upon_shard_completion: true,
             worker_id: None,
+            signal_poll_interval: Some(Duration::from_millis(50)),
         },
         mailbox: 64,
     }
 }
 
-type Seen = Arc<Mutex<Vec<LeaseEvent>>>;
-
 fn start(table: &MemoryLeaseTable) -> (Addr<LeaseManager>, Seen) {
-    let seen = Arc::new(Mutex::new(vec![]));
+    start_with(table, "me", 1, |_| {})
+}
+
+/// A LeaseManager of worker `worker` on a stream of `shards` shards, with its settings tweaked.
+fn start_with(
+    table: &MemoryLeaseTable,
+    worker: &str,
+    shards: usize,
+    tweak: impl FnOnce(&mut LeaseManagerSettings),
+) -> (Addr<LeaseManager>, Seen) {
+    let seen = Seen::default();
     let events = Events(seen.clone()).start();
-    let shard = ShardInfo {
-        id: SHARD.into(),
-        parents: vec![],
-        starting_hash_key: "0".into(),
-        ending_hash_key: "340282366920938463463374607431768211455".into(),
-        closed: false,
-    };
-    let shards = FixedShards(Arc::new(Mutex::new(vec![shard])));
+    let shards = FixedShards(Arc::new(Mutex::new((0..shards).map(shard).collect())));
     let exit = ExitGuard::detached(ChildId::Core { kind: "LeaseManager", generation: 1 });
-    let lm = LeaseManager::new(
-        settings("me"),
-        Arc::new(table.clone()),
-        Arc::new(shards),
-        events.recipient(),
-        MetricsHandle::disabled(),
-        exit,
-    )
-    .start();
+    let mut settings = settings(worker);
+    tweak(&mut settings);
+    let table: Arc<dyn LeaseStore> = Arc::new(table.clone());
+    let lm = LeaseManager::new(settings, table, Arc::new(shards), events.recipient(), MetricsHandle::disabled(), exit)
+        .start();
     (lm, seen)
 }
 
@@ -85,10 +116,18 @@ async fn until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
 }
 
 fn acquired(seen: &Seen) -> Option<AcquiredLease> {
-    seen.lock().expect("lock").iter().find_map(|e| match e {
-        LeaseEvent::Acquired(a) => Some(a.clone()),
-        _ => None,
-    })
+    all_acquired(seen).into_iter().next()
+}
+
+fn all_acquired(seen: &Seen) -> Vec<AcquiredLease> {
+    seen.lock()
+        .expect("lock")
+        .iter()
+        .filter_map(|e| match e {
+            LeaseChange::Acquired(a) => Some(a.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 #[actix_rt::test]
@@ -107,7 +146,7 @@ async fn a_refused_write_whose_re_read_shows_another_owner_gives_the_lease_up() 
     }));
     let lost = || {
         seen.lock().expect("lock").iter().find_map(|e| match e {
-            LeaseEvent::Lost { tenure, reason, .. } => Some((*tenure, reason.clone())),
+            LeaseChange::Lost { tenure, reason, .. } => Some((*tenure, reason.clone())),
             _ => None,
         })
     };
@@ -152,7 +191,7 @@ async fn a_refused_write_whose_re_read_shows_our_own_write_keeps_the_lease() {
     assert_eq!(snapshot.held.len(), 1, "the lease is still held");
     assert!(snapshot.counters.renewals >= before + 3, "each refused renewal was confirmed by the re-read");
     assert_eq!(snapshot.counters.lost, 0);
-    assert!(seen.lock().expect("lock").iter().all(|e| !matches!(e, LeaseEvent::Lost { .. })));
+    assert!(seen.lock().expect("lock").iter().all(|e| !matches!(e, LeaseChange::Lost { .. })));
 }
 
 #[actix_rt::test]
@@ -170,7 +209,7 @@ async fn a_lease_not_renewed_within_the_failover_time_is_dropped_before_anyone_m
     // stopped at least the self-fencing margin (300 ms) before.
     assert!(fenced_after < Duration::from_millis(1500 - 300 + 50), "fenced after {fenced_after:?}");
     until("the Supervisor is told", Duration::from_secs(1), || {
-        seen.lock().expect("lock").iter().any(|e| matches!(e, LeaseEvent::Lost { .. }))
+        seen.lock().expect("lock").iter().any(|e| matches!(e, LeaseChange::Lost { .. }))
     })
     .await;
     assert!(crate::observe::observe(&lm).await.expect("snapshot").held.is_empty());

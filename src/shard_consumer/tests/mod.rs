@@ -1,7 +1,10 @@
 //! The ShardConsumer driven alone: a reader, a parser, a responder, a Checkpointer and a
 //! LeaseManager of the test's own making stand in for Kinesis, the parse pool and the actors.
+//! `edges`: bounds, freezing, fences, abandoned commands, shards past retention, LATEST.
 
-use std::collections::BTreeMap;
+mod edges;
+
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,42 +17,57 @@ use super::*;
 use crate::checkpointer::{Progress, ShardEnded};
 use crate::command::{Classified, Command, CommandParser, SchemaRegistry};
 use crate::config::runtime::RetryPolicy;
-use crate::lease_manager::{AcquiredLease, LeaseError, ParentsFinished};
-use crate::model::{Checkpoint, LeaseDeadline, Tenure};
+use crate::lease_manager::{AcquiredLease, LatestStart, LeaseError, ParentsFinished, PinLatestStart};
+use crate::model::{Checkpoint, Fence, LeaseDeadline, Tenure};
 use crate::parser_pool::ParseBatch;
 use crate::responders::{CommandResult, Execute, Routes};
 use crate::supervision::{ChildId, ExitGuard};
 
-/// Five records (sequence numbers 1..=5, each its own partition key) on the first read, then
-/// nothing.
-struct FiveRecords {
-    reads: Mutex<u32>,
+/// A shard of the test's making: serves `records` in order, at most the limit asked for per
+/// read; what it was asked is kept.
+#[derive(Default)]
+struct Shard {
+    records: Mutex<VecDeque<ReadRecord>>,
+    limits: Mutex<Vec<i32>>,
+    starts: Mutex<Vec<StartPosition>>,
+    /// The shard is not found (past retention); `listed`: whether the stream still lists it.
+    not_found: Option<bool>,
+}
+
+impl Shard {
+    /// Records 1..=n; record i has partition key `keys(i)`.
+    fn with(n: u64, keys: impl Fn(u64) -> String) -> Self {
+        let records = (1..=n)
+            .map(|i| ReadRecord {
+                sequence_number: i.to_string(),
+                partition_key: keys(i),
+                data: bytes::Bytes::from(i.to_string()),
+            })
+            .collect();
+        Shard { records: Mutex::new(records), ..Shard::default() }
+    }
 }
 
 #[async_trait]
-impl ShardReader for FiveRecords {
-    async fn iterator(&self, _: &str, _: &StartPosition) -> Result<Option<String>, ReadError> {
-        Ok(Some("it".into()))
+impl ShardReader for Shard {
+    async fn iterator(&self, _: &str, from: &StartPosition) -> Result<Option<String>, ReadError> {
+        self.starts.lock().expect("lock").push(from.clone());
+        match self.not_found {
+            Some(_) => Err(ReadError::NotFound("ResourceNotFoundException: no such shard".into())),
+            None => Ok(Some("it".into())),
+        }
     }
 
-    async fn records(&self, _: &str, _: i32) -> Result<RecordBatch, ReadError> {
-        let first = {
-            let mut reads = self.reads.lock().expect("lock");
-            *reads += 1;
-            *reads == 1
-        };
-        let records = if first {
-            (1..=5)
-                .map(|n| ReadRecord {
-                    sequence_number: n.to_string(),
-                    partition_key: format!("key-{n}"),
-                    data: bytes::Bytes::from(n.to_string()),
-                })
-                .collect()
-        } else {
-            vec![]
-        };
+    async fn records(&self, _: &str, limit: i32) -> Result<RecordBatch, ReadError> {
+        self.limits.lock().expect("lock").push(limit);
+        let mut all = self.records.lock().expect("lock");
+        let n = all.len().min(usize::try_from(limit).unwrap_or(0));
+        let records = all.drain(..n).collect();
         Ok(RecordBatch { records, next_iterator: Some("it".into()), ..RecordBatch::default() })
+    }
+
+    async fn shard_is_listed(&self, _: &str) -> Result<bool, ReadError> {
+        Ok(self.not_found.unwrap_or(true))
     }
 }
 
@@ -59,12 +77,19 @@ struct Seen {
     progress: Vec<Checkpoint>,
     /// Commands at the responder, by sequence number, waiting for the test to answer.
     waiting: BTreeMap<String, oneshot::Sender<CommandResult>>,
+    /// The fence each command was sent with, by sequence number.
+    fences: BTreeMap<String, Fence>,
+    ended: u32,
+    /// What PinLatestStart answers.
+    latest: Option<LatestStart>,
 }
+
+type Shared = Arc<Mutex<Seen>>;
 
 /// Parser, responder, Checkpointer and LeaseManager in one stand-in actor.
 struct StandIn {
     command: Arc<Command>,
-    seen: Arc<Mutex<Seen>>,
+    seen: Shared,
 }
 
 impl Actor for StandIn {
@@ -86,8 +111,12 @@ impl Handler<Execute> for StandIn {
 
     fn handle(&mut self, msg: Execute, _: &mut Self::Context) -> Self::Result {
         let (tx, rx) = oneshot::channel();
-        self.seen.lock().expect("lock").waiting.insert(msg.sequence_number.to_string(), tx);
-        Box::pin(async move { rx.await.expect("the test answers every command") })
+        let mut seen = self.seen.lock().expect("lock");
+        seen.waiting.insert(msg.sequence_number.to_string(), tx);
+        seen.fences.insert(msg.sequence_number.to_string(), msg.fence.clone());
+        Box::pin(
+            async move { rx.await.unwrap_or(CommandResult::Abandoned { attempts: 0, reason: "test over".into() }) },
+        )
     }
 }
 
@@ -103,7 +132,16 @@ impl Handler<ShardEnded> for StandIn {
     type Result = Result<(), LeaseError>;
 
     fn handle(&mut self, _: ShardEnded, _: &mut Self::Context) -> Self::Result {
+        self.seen.lock().expect("lock").ended += 1;
         Ok(())
+    }
+}
+
+impl Handler<PinLatestStart> for StandIn {
+    type Result = Result<LatestStart, LeaseError>;
+
+    fn handle(&mut self, _: PinLatestStart, _: &mut Self::Context) -> Self::Result {
+        Ok(self.seen.lock().expect("lock").latest.unwrap_or(LatestStart::Pinned))
     }
 }
 
@@ -132,15 +170,16 @@ fn command() -> Arc<Command> {
     }
 }
 
-fn settings() -> ConsumerSettings {
+fn settings(max_in_flight: usize) -> ConsumerSettings {
     ConsumerSettings {
         stream_name: "s".into(),
         max_records: 100,
         idle_time: Duration::from_millis(20),
-        max_in_flight: 10,
+        max_in_flight,
         ordering: crate::config::runtime::Ordering::PartitionKey,
         at_timestamp: None,
         parent_poll_interval: Duration::from_millis(20),
+        lease_recheck_interval: Duration::from_millis(10),
         checkpoint_interval: Duration::from_millis(40),
         retry: RetryPolicy {
             max_attempts: 3,
@@ -154,17 +193,20 @@ fn settings() -> ConsumerSettings {
     }
 }
 
-fn start(seen: Arc<Mutex<Seen>>) -> Addr<ShardConsumer> {
-    let stand_in = StandIn { command: command(), seen }.start();
+/// A consumer of `shard` (a lease at `checkpoint`) with stand-ins for everything else.
+fn start_with(shard: Arc<Shard>, checkpoint: Checkpoint, max_in_flight: usize) -> (Addr<ShardConsumer>, Shared) {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let stand_in = StandIn { command: command(), seen: seen.clone() }.start();
     let mut routes = Routes::default();
     routes.push("stand-in", stand_in.clone().recipient());
     let links = ConsumerLinks {
-        reader: Arc::new(FiveRecords { reads: Mutex::new(0) }),
+        reader: shard,
         parser: stand_in.clone().recipient(),
         routes: Arc::new(routes),
         progress: stand_in.clone().recipient(),
         shard_ended: stand_in.clone().recipient(),
-        parents: stand_in.recipient(),
+        parents: stand_in.clone().recipient(),
+        latest_start: stand_in.recipient(),
         metrics: crate::metrics::MetricsHandle::disabled(),
         dead_letters: None,
         outcome_log: None,
@@ -172,12 +214,17 @@ fn start(seen: Arc<Mutex<Seen>>) -> Addr<ShardConsumer> {
     let lease = AcquiredLease {
         shard: Arc::from("shardId-000000000000"),
         tenure: Tenure::next(),
-        checkpoint: Checkpoint::TrimHorizon,
+        checkpoint,
         parents: vec![],
         deadline: LeaseDeadline::unbounded(),
     };
     let exit = ExitGuard::detached(ChildId::ShardConsumer { shard: lease.shard.clone(), incarnation: 1 });
-    ShardConsumer::new(Arc::new(settings()), links, lease, exit).start()
+    (ShardConsumer::new(Arc::new(settings(max_in_flight)), links, lease, exit).start(), seen)
+}
+
+/// Five records, each its own partition key.
+fn start(seen_records: u64) -> (Addr<ShardConsumer>, Shared) {
+    start_with(Arc::new(Shard::with(seen_records, |i| format!("key-{i}"))), Checkpoint::TrimHorizon, 10)
 }
 
 async fn until(what: &str, mut check: impl FnMut() -> bool) {
@@ -188,24 +235,31 @@ async fn until(what: &str, mut check: impl FnMut() -> bool) {
     }
 }
 
-/// Answers the command of sequence number `n`, then gives the consumer time to report.
-async fn answer(seen: &Arc<Mutex<Seen>>, n: u32) {
+fn waiting(seen: &Shared) -> usize {
+    seen.lock().expect("lock").waiting.len()
+}
+
+/// Answers the command of sequence number `n` with `result`, then gives the consumer time to
+/// report.
+async fn answer_with(seen: &Shared, n: u32, result: CommandResult) {
     let tx = seen.lock().expect("lock").waiting.remove(&n.to_string()).expect("the command is at the responder");
-    let done = CommandResult { outcome: crate::model::Outcome::Done, attempts: 1, detail: "ok".into() };
-    tx.send(done).expect("the consumer waits");
+    tx.send(result).expect("the consumer waits");
     // Several progress ticks (checkpoint interval / 4 = 10 ms).
     tokio::time::sleep(Duration::from_millis(60)).await;
 }
 
-fn reported(seen: &Arc<Mutex<Seen>>) -> Vec<String> {
+async fn answer(seen: &Shared, n: u32) {
+    answer_with(seen, n, CommandResult::Ended { outcome: Outcome::Done, attempts: 1, detail: "ok".into() }).await;
+}
+
+fn reported(seen: &Shared) -> Vec<String> {
     seen.lock().expect("lock").progress.iter().map(ToString::to_string).collect()
 }
 
 #[actix_rt::test]
 async fn the_watermark_never_passes_a_record_without_an_outcome() {
-    let seen = Arc::new(Mutex::new(Seen::default()));
-    let consumer = start(seen.clone());
-    until("all five commands at the responder", || seen.lock().expect("lock").waiting.len() == 5).await;
+    let (consumer, seen) = start(5);
+    until("all five commands at the responder", || waiting(&seen) == 5).await;
 
     // Outcomes arrive out of order: 5, 3 and 4 before 1 and 2.
     for n in [5, 3, 4] {
@@ -230,9 +284,8 @@ async fn the_watermark_never_passes_a_record_without_an_outcome() {
 
 #[actix_rt::test]
 async fn a_drain_answers_once_every_command_in_flight_has_its_outcome() {
-    let seen = Arc::new(Mutex::new(Seen::default()));
-    let consumer = start(seen.clone());
-    until("all five commands at the responder", || seen.lock().expect("lock").waiting.len() == 5).await;
+    let (consumer, seen) = start(5);
+    until("all five commands at the responder", || waiting(&seen) == 5).await;
     let drained = consumer.send(Drain);
     let s = seen.clone();
     let answers = async move {
@@ -242,7 +295,7 @@ async fn a_drain_answers_once_every_command_in_flight_has_its_outcome() {
     };
     let (result, ()) = futures::join!(drained, answers);
     result.expect("drained");
-    assert!(seen.lock().expect("lock").waiting.is_empty());
+    assert_eq!(waiting(&seen), 0);
     assert_eq!(reported(&seen).last().map(String::as_str), Some("5"), "the final progress covers all five");
     let snapshot = crate::observe::observe(&consumer).await.expect("snapshot");
     assert_eq!(snapshot.phase, Phase::Draining);
