@@ -579,3 +579,63 @@ async fn a_lease_table_left_by_a_java_kcl_2_application_is_resumed_from_its_chec
     sauna.sigterm();
     assert!(sauna.wait_exit(Duration::from_secs(20)).success());
 }
+
+/// How many times each worker has logged that it started reading `shard`.
+fn reads_of(workers: &[&Sauna], shard: &str) -> usize {
+    let needle = format!("shard {shard}: reading from");
+    workers.iter().map(|w| w.log_text().lines().filter(|l| l.contains(&needle)).count()).sum()
+}
+
+/// Waits until each of `shards` is read again by one of `others`; returns how long it took.
+fn wait_read_again(others: &[&Sauna], shards: &[String], timeout: Duration) -> Duration {
+    let before: Vec<usize> = shards.iter().map(|s| reads_of(others, s)).collect();
+    let start = Instant::now();
+    loop {
+        if shards.iter().zip(&before).all(|(s, b)| reads_of(others, s) > *b) {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < timeout, "{shards:?} not read again within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_the_default_timings_a_sigterm_moves_shards_within_a_second_and_a_kill_9_within_failover_plus_3_s() {
+    let _serial = SERIAL.lock().await;
+    let stream = TestStream::create("default-timings", 6).await;
+    let slack = FakeHttp::start();
+    let producer = Producer::start(&stream, 30);
+    // The default runtime config, but for the worker ids.
+    let configs: Vec<ConfigDir> = (1..=3)
+        .map(|i| {
+            let runtime = json!({ "leases": { "workerId": format!("w{i}") } });
+            ConfigDir::new(&stream.name, "TRIM_HORIZON", None, &slack.url(&format!("/w{i}")), &runtime)
+        })
+        .collect();
+    let mut workers: Vec<Sauna> = configs.iter().enumerate().map(|(i, c)| Sauna::start(c, &format!("w{}", i + 1))).collect();
+    let table = configs[0].observer_id.clone();
+    wait_owners(&stream, &table, Duration::from_secs(90), "2/2/2", |o| sorted_counts(o) == [2, 2, 2]).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let failover = Duration::from_secs(10);
+    let leaving = shards_of(&stream, &table, "w3").await;
+    workers[2].sigterm();
+    let took = wait_read_again(&[&workers[0], &workers[1]], &leaving, Duration::from_secs(10));
+    println!("default timings: SIGTERM of w3: its shards {leaving:?} read again elsewhere after {took:?} (goal: 1 s)");
+    assert!(took < Duration::from_millis(2500), "clearly past the 1 s goal: {took:?}");
+    assert!(workers[2].wait_exit(Duration::from_secs(40)).success());
+
+    let victim = shards_of(&stream, &table, "w2").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    workers[1].kill9();
+    let took = wait_read_again(&[&workers[0]], &victim, failover * 3);
+    println!(
+        "default timings: kill -9 of w2: its shards {victim:?} read again elsewhere after {took:?} (goal: failover + 3 s = {:?})",
+        failover + Duration::from_secs(3)
+    );
+    assert!(took < failover + Duration::from_secs(6), "clearly past the goal: {took:?}");
+
+    let puts = producer.stop().await;
+    wait_all_delivered(&slack, puts.len(), Duration::from_secs(60));
+    stop_all(&mut workers[..1]);
+}

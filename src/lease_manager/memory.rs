@@ -33,14 +33,25 @@ pub enum TableCall {
     Signal,
 }
 
+impl TableCall {
+    fn is_write(self) -> bool {
+        !matches!(self, TableCall::Scan | TableCall::Get | TableCall::Signal)
+    }
+}
+
 /// Decides, per call and key, whether it fails (before it is applied) and how long it takes.
 pub type FaultHook = Arc<dyn Fn(TableCall, &str) -> Option<LeaseTableError> + Send + Sync>;
+
+/// Sees every write that succeeded, with the row as it is after it (under the table's lock, so
+/// in the order the writes were applied): where a simulation checks its invariants.
+pub type WriteHook = Arc<dyn Fn(TableCall, &Lease) + Send + Sync>;
 
 #[derive(Clone, Default)]
 pub struct MemoryLeaseTable {
     name: String,
     rows: Arc<Mutex<BTreeMap<String, Lease>>>,
     fault: Arc<Mutex<Option<FaultHook>>>,
+    on_write: Arc<Mutex<Option<WriteHook>>>,
     latency: Arc<Mutex<Duration>>,
     call_latency: Arc<Mutex<Vec<(TableCall, Duration)>>>,
     signal: Arc<std::sync::atomic::AtomicU64>,
@@ -77,6 +88,11 @@ impl MemoryLeaseTable {
         *self.fault.lock().unwrap_or_else(|p| p.into_inner()) = Some(hook);
     }
 
+    /// Every successful write is shown to `hook`.
+    pub fn watch_writes(&self, hook: WriteHook) {
+        *self.on_write.lock().unwrap_or_else(|p| p.into_inner()) = Some(hook);
+    }
+
     pub fn clear_faults(&self) {
         *self.fault.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
@@ -107,7 +123,17 @@ impl MemoryLeaseTable {
         let fault = self.fault.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let result = match fault.and_then(|hook| hook(what, key)) {
             Some(e) => Err(e),
-            None => apply(&mut self.lock()),
+            None => {
+                let mut rows = self.lock();
+                let result = apply(&mut rows);
+                let watcher = self.on_write.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                if let (Ok(_), Some(watch), Some(row)) = (&result, watcher, rows.get(key)) {
+                    if what.is_write() {
+                        watch(what, row);
+                    }
+                }
+                result
+            }
         };
         let latency = {
             let all = *self.latency.lock().unwrap_or_else(|p| p.into_inner());

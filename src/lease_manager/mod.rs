@@ -35,7 +35,7 @@ use actix::prelude::*;
 use crate::config::runtime::LeaseSettings;
 use crate::model::{Checkpoint, LeaseDeadline, ShardInfo, Tenure};
 pub use actor::LeaseManager;
-pub use memory::{FaultHook, MemoryLeaseTable, TableCall};
+pub use memory::{FaultHook, MemoryLeaseTable, TableCall, WriteHook};
 pub use row::{Lease, RowError};
 pub use shards::{FixedShards, KinesisShards, ListShardsError, ShardLister};
 pub use store::{LeaseStore, LeaseTableError, Scan};

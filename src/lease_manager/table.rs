@@ -58,6 +58,27 @@ impl LeaseTable {
     pub fn new(client: Client, name: impl Into<String>) -> Self {
         LeaseTable { client, name: name.into() }
     }
+
+    /// The table as a LeaseManager uses it: one attempt per call (no SDK retries) within
+    /// `per_call`. Its own rounds are the retries — a renewal that fails is made again at the
+    /// next renewal interval — and a call the SDK kept retrying in backoff would hold the
+    /// lease's next write back until its deadline lapsed, losing the lease over a blip.
+    pub fn for_lease_manager(client: &Client, name: impl Into<String>, per_call: Duration) -> Self {
+        use aws_sdk_dynamodb::config::retry::RetryConfig;
+        use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
+        let config = client
+            .config()
+            .to_builder()
+            .retry_config(RetryConfig::standard().with_max_attempts(1))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(per_call.min(Duration::from_secs(5)))
+                    .operation_timeout(per_call)
+                    .build(),
+            )
+            .build();
+        LeaseTable::new(Client::from_conf(config), name)
+    }
 }
 
 #[async_trait]

@@ -369,7 +369,7 @@ impl LeaseManager {
         self.state.counters.taken += 1;
         self.metrics.count("TakenLeases", Operation::TakeLeases, Scope::Worker, 1);
         let from = match &c.owner {
-            Some(p) if p == self.worker_id() => " (handed over to this worker)".to_owned(),
+            Some(p) if p == self.worker_id() => " (the table names this worker: handed over to it, or its own from before)".to_owned(),
             Some(p) => format!(" from {p} (expired)"),
             None => String::new(),
         };

@@ -157,7 +157,7 @@ impl LeaseManager {
             act.after_write(&at, result.as_ref().ok().copied(), None);
             match result {
                 Ok(_) => act.state.counters.renewals += 1,
-                Err(WriteFailure::Lost(why)) => act.lose(&at.key, why),
+                Err(WriteFailure::Lost(why)) => act.lose_tenure(&at, why),
                 Err(WriteFailure::Transient(e)) => log::warn!("lease {}: renewal failed ({e}); will retry", at.key),
                 Err(WriteFailure::Handoff(by)) => act.handoff_requested(&at.key, by, ctx),
             }
@@ -195,7 +195,7 @@ impl LeaseManager {
                     Ok(())
                 }
                 Err(WriteFailure::Lost(why)) => {
-                    act.lose(&at.key, why.clone());
+                    act.lose_tenure(&at, why.clone());
                     Err(LeaseError::Lost { shard: at.key.clone(), reason: why })
                 }
                 Err(other) => Err(other.into()),
@@ -237,7 +237,7 @@ impl LeaseManager {
                     Ok(LatestStart::Pinned)
                 }
                 Err(WriteFailure::Lost(why)) => {
-                    act.lose(&at.key, why.clone());
+                    act.lose_tenure(&at, why.clone());
                     Err(LeaseError::Lost { shard: at.key.clone(), reason: why })
                 }
                 Err(other) => Err(other.into()),
@@ -256,11 +256,16 @@ impl LeaseManager {
     ) {
         let (table, shards, worker_id, a) =
             (self.table.clone(), self.shards.clone(), self.worker_id().to_owned(), at.clone());
+        let deadline = self.state.held.get(&at.key).map(|h| h.deadline.clone());
         let fut = async move {
             let (created, ids) = super::syncing::create_child_leases(&*table, &*shards, &a.key, children).await?;
             let r = table.checkpoint(&a.key, &worker_id, a.counter, &Checkpoint::ShardEnd, &ids).await;
             let c = confirm(&*table, &a.key, &worker_id, a.counter, r, |l| l.is_finished()).await?;
-            // Release at once: a finished lease occupies no worker.
+            // Release at once: a finished lease occupies no worker (and nothing here acts on it
+            // from the moment the release is sent).
+            if let Some(d) = &deadline {
+                d.revoke();
+            }
             let released = table.release(&a.key, &worker_id, c, None).await;
             Ok::<_, WriteFailure>((created, ids, released.is_ok()))
         };
@@ -281,7 +286,7 @@ impl LeaseManager {
                     Ok(())
                 }
                 Err(WriteFailure::Lost(why)) => {
-                    act.lose(&at.key, why.clone());
+                    act.lose_tenure(&at, why.clone());
                     Err(LeaseError::Lost { shard: at.key.clone(), reason: why })
                 }
                 Err(other) => {
@@ -300,6 +305,11 @@ impl LeaseManager {
         // A lease a worker asked for goes to that worker; one an operator asked for, or released
         // on shutdown, goes to whoever takes it first.
         let to = self.state.held.get(&at.key).and_then(|h| h.handoff_to.clone()).filter(|by| !by.starts_with(OPERATOR));
+        // From the moment the release is sent, another worker may hold the lease: nothing here
+        // acts on it any more (its consumer is drained and frozen already).
+        if let Some(h) = self.state.held.get(&at.key) {
+            h.deadline.revoke();
+        }
         let (table, worker_id, a) = (self.table.clone(), self.worker_id().to_owned(), at.clone());
         let fut = async move { table.release(&a.key, &worker_id, a.counter, to.as_deref()).await };
         ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
@@ -356,6 +366,15 @@ impl LeaseManager {
             write.refuse(error.clone());
         }
         Some(held)
+    }
+
+    /// A write of `at`'s tenure found the lease lost: drop it — if it is still held in that
+    /// tenure. A late answer to a write of an earlier tenure (a request the SDK kept retrying
+    /// while the lease lapsed and was taken anew) says nothing about the current one.
+    fn lose_tenure(&mut self, at: &WriteAt, reason: String) {
+        if self.state.held.get(&at.key).is_some_and(|h| h.tenure == at.tenure) {
+            self.lose(&at.key, reason);
+        }
     }
 
     /// Drops a lease this worker no longer holds and tells the Supervisor.

@@ -144,7 +144,8 @@ impl Supervisor {
             leases: spec.runtime.leases.clone(),
             mailbox: spec.runtime.mailboxes.lease_manager,
         };
-        let table = Arc::new(LeaseTable::new(spec.clients.dynamodb.clone(), spec.observer.id.clone()));
+        let per_call = spec.runtime.leases.renew_interval;
+        let table = Arc::new(LeaseTable::for_lease_manager(&spec.clients.dynamodb, spec.observer.id.clone(), per_call));
         let shards = Arc::new(KinesisShards::new(spec.clients.kinesis.clone(), spec.observer.stream_name.clone()));
         LeaseManager::new(settings, table, shards, ctx.address().recipient::<LeaseEvent>(), metrics, exit).start()
     }

@@ -3,6 +3,7 @@
 //! `edges`: the hardening cases (late answers, shutdown races, big take batches, foreign
 //! owners, LATEST starts, the change signal).
 
+mod cluster;
 mod edges;
 
 use std::sync::{Arc, Mutex};
