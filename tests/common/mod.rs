@@ -5,6 +5,7 @@
 
 pub mod http;
 pub mod kinesis;
+pub mod proxy;
 pub mod sauna;
 
 use std::net::TcpStream;

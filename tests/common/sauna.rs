@@ -106,7 +106,13 @@ pub struct Sauna {
 
 impl Sauna {
     pub fn start(config: &ConfigDir, name: &str) -> Self {
-        Self::spawn(config, name, Stdio::null())
+        Self::spawn(config, name, Stdio::null(), &[])
+    }
+
+    /// Starts it with extra environment variables, e.g. `AWS_ENDPOINT_URL_KINESIS` pointing
+    /// at a fault proxy, while the test itself keeps talking to the emulators directly.
+    pub fn start_with_env(config: &ConfigDir, name: &str, env: &[(&str, &str)]) -> Self {
+        Self::spawn(config, name, Stdio::null(), env)
     }
 
     /// Starts it with its standard output a pipe that nobody reads (it fills, then blocks).
@@ -117,16 +123,17 @@ impl Sauna {
     /// Starts it with its standard output in `<config dir>/<name>.out`.
     pub fn start_capturing_stdout(config: &ConfigDir, name: &str) -> Self {
         let out = std::fs::File::create(config.path().join(format!("{name}.out"))).expect("stdout file");
-        Self::spawn(config, name, Stdio::from(out))
+        Self::spawn(config, name, Stdio::from(out), &[])
     }
 
-    fn spawn(config: &ConfigDir, name: &str, stdout: Stdio) -> Self {
+    fn spawn(config: &ConfigDir, name: &str, stdout: Stdio, env: &[(&str, &str)]) -> Self {
         let log = config.path().join(format!("{name}.log"));
         let file = std::fs::File::create(&log).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_sauna"))
             .args(["run", "--config-dir"])
             .arg(config.path())
             .env("RUST_LOG", std::env::var("SAUNA_TEST_LOG").unwrap_or_else(|_| "info".into()))
+            .envs(env.iter().copied())
             .stdout(stdout)
             .stderr(file)
             .spawn()

@@ -1,0 +1,394 @@
+//! A fault-injecting HTTP/1.1 proxy between `sauna run` and an emulator.
+//!
+//! Why it exists: no emulator throttles, fails or stalls on demand (kinesis-mock and dynalite
+//! never answer `ProvisionedThroughputExceededException` or a 5xx), and faking the SDK would
+//! skip exactly what these faults exercise in sauna: the SDK's own retries, timeouts and
+//! connection pool, then sauna's handling of what gets through. So the real process talks to
+//! the real emulator through this proxy, which forwards every request unchanged (method, path,
+//! headers, body; only `Host` and the hop-by-hop headers are its own) and the answer back, and,
+//! while a rule matches, answers with a fault instead.
+//!
+//! A request's operation is its `X-Amz-Target` header after the dot (`GetRecords`,
+//! `UpdateItem`); rules name operations that way. Every injected fault and every forwarded
+//! request is counted, so a test can prove that its fault really happened.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{self, HeaderMap, HeaderName};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::sync::Notify;
+
+/// What a matching request gets instead of the upstream's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// This status and body (content type as the request's), not forwarded.
+    Status(u16, String),
+    /// The service's throttling answer: HTTP 400 `ProvisionedThroughputExceededException`,
+    /// shaped as Kinesis or DynamoDB sends it (by the `X-Amz-Target` prefix).
+    Throttle,
+    /// The connection is closed (RST) with no answer.
+    Reset,
+    /// Held this long, then forwarded.
+    Stall(Duration),
+    /// The service is unreachable: matching requests have their connection closed with no
+    /// answer, and while the rule covers every operation, new connections are closed at once.
+    Outage,
+}
+
+/// A fault's kind, for counting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    Status,
+    Throttle,
+    Reset,
+    Stall,
+    Outage,
+}
+
+impl Fault {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Fault::Status(..) => Kind::Status,
+            Fault::Throttle => Kind::Throttle,
+            Fault::Reset => Kind::Reset,
+            Fault::Stall(_) => Kind::Stall,
+            Fault::Outage => Kind::Outage,
+        }
+    }
+}
+
+/// Which requests a rule applies to.
+#[derive(Debug, Clone)]
+pub enum Ops {
+    All,
+    Only(Vec<String>),
+}
+
+/// Which operations, what, and for how many matching requests (`None`: until cleared).
+#[derive(Debug, Clone)]
+pub struct Rule {
+    ops: Ops,
+    fault: Fault,
+    remaining: Option<u64>,
+}
+
+impl Rule {
+    /// `fault` on every request, until cleared.
+    pub fn all(fault: Fault) -> Rule {
+        Rule { ops: Ops::All, fault, remaining: None }
+    }
+
+    /// `fault` on the named operations (`X-Amz-Target` after the dot), until cleared.
+    pub fn on(ops: &[&str], fault: Fault) -> Rule {
+        Rule { ops: Ops::Only(ops.iter().map(|s| (*s).to_owned()).collect()), fault, remaining: None }
+    }
+
+    /// Only the next `n` matching requests.
+    pub fn times(mut self, n: u64) -> Rule {
+        self.remaining = Some(n);
+        self
+    }
+
+    fn matches(&self, op: &str) -> bool {
+        match &self.ops {
+            Ops::All => true,
+            Ops::Only(ops) => ops.iter().any(|o| o == op),
+        }
+    }
+}
+
+/// One fault as injected. `op` is `(connect)` for a connection refused by an outage.
+#[derive(Debug, Clone)]
+pub struct Injection {
+    pub at: Instant,
+    pub kind: Kind,
+    pub op: String,
+}
+
+#[derive(Default)]
+struct State {
+    rules: Vec<Rule>,
+    injections: Vec<Injection>,
+    forwarded: BTreeMap<String, u64>,
+}
+
+/// What every connection task shares.
+struct Shared {
+    upstream: String,
+    state: Mutex<State>,
+    client: reqwest::Client,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The fault for a request of `op`, if a rule matches (the first one set wins); counts it.
+    fn decide(&self, op: &str) -> Option<Fault> {
+        let mut s = self.lock();
+        let i = s.rules.iter().position(|r| r.matches(op) && r.remaining != Some(0))?;
+        let rule = &mut s.rules[i];
+        let fault = rule.fault.clone();
+        if let Some(n) = rule.remaining.as_mut() {
+            *n -= 1;
+            if *n == 0 {
+                s.rules.remove(i);
+            }
+        }
+        s.injections.push(Injection { at: Instant::now(), kind: fault.kind(), op: op.to_owned() });
+        Some(fault)
+    }
+
+    /// A new connection during an outage of every operation is refused (and counted).
+    fn refuse_connection(&self) -> bool {
+        let mut s = self.lock();
+        let out = s.rules.iter().any(|r| matches!(r.ops, Ops::All) && r.fault == Fault::Outage);
+        if out {
+            s.injections.push(Injection { at: Instant::now(), kind: Kind::Outage, op: "(connect)".into() });
+        }
+        out
+    }
+
+    async fn forward(&self, op: &str, req: hyper::http::request::Parts, body: Bytes) -> Answer {
+        let path = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let mut headers = req.headers;
+        // Hop-by-hop headers and the framing are the client's business; Host names the proxy.
+        strip(&mut headers);
+        headers.remove(header::HOST);
+        let sent = self.client.request(req.method, format!("{}{path}", self.upstream)).headers(headers).body(body);
+        let resp = match sent.send().await {
+            Ok(r) => r,
+            Err(e) => return Answer::Broken(format!("upstream {}: {e}", self.upstream)),
+        };
+        let status = resp.status();
+        let mut headers = resp.headers().clone();
+        let body = match resp.bytes().await {
+            Ok(b) => b,
+            Err(e) => return Answer::Broken(format!("upstream body: {e}")),
+        };
+        *self.lock().forwarded.entry(op.to_owned()).or_default() += 1;
+        strip(&mut headers);
+        let mut out = Response::new(Full::new(body));
+        *out.status_mut() = status;
+        *out.headers_mut() = headers;
+        Answer::Reply(out)
+    }
+}
+
+fn strip(headers: &mut HeaderMap) {
+    const HOP: [HeaderName; 5] =
+        [header::CONNECTION, header::TRANSFER_ENCODING, header::CONTENT_LENGTH, header::TE, header::UPGRADE];
+    for h in HOP {
+        headers.remove(h);
+    }
+    headers.remove("keep-alive");
+}
+
+/// How the proxy answers one request.
+enum Answer {
+    Reply(Response<Full<Bytes>>),
+    /// Close the connection with no answer.
+    Drop,
+    /// Forwarding failed: the client sees what it would see of a dead upstream.
+    Broken(String),
+}
+
+/// The proxy, on a thread of its own (so that it works from sync and async tests alike);
+/// stops when dropped.
+pub struct FaultProxy {
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+impl FaultProxy {
+    /// Listens on a free port of 127.0.0.1 and forwards to `upstream_url` (`http://host:port`).
+    pub fn start(upstream_url: &str) -> FaultProxy {
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+        std_listener.set_nonblocking(true).expect("nonblocking");
+        let addr = std_listener.local_addr().expect("addr");
+        // No timeout of its own: a stall is the test's to decide. No proxy from the environment.
+        let client = reqwest::Client::builder().no_proxy().http1_only().build().expect("reqwest client");
+        let shared = Arc::new(Shared {
+            upstream: upstream_url.trim_end_matches('/').to_owned(),
+            state: Mutex::default(),
+            client,
+        });
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let s = shared.clone();
+        std::thread::spawn(move || {
+            let runtime =
+                tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
+                tokio::select! {
+                    _ = accept_loop(listener, s) => {}
+                    _ = stopped => {}
+                }
+            });
+        });
+        FaultProxy { addr, shared, stop: Some(stop) }
+    }
+
+    /// `http://127.0.0.1:PORT`: the endpoint to give the client.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Adds a rule (after those already set: the first matching one applies).
+    pub fn inject(&self, rule: Rule) {
+        self.shared.lock().rules.push(rule);
+    }
+
+    /// Removes every rule: from now on everything is forwarded.
+    pub fn clear(&self) {
+        self.shared.lock().rules.clear();
+    }
+
+    /// Faults injected so far, by kind and operation.
+    pub fn injected(&self) -> BTreeMap<(Kind, String), u64> {
+        let mut out = BTreeMap::new();
+        for i in &self.shared.lock().injections {
+            *out.entry((i.kind, i.op.clone())).or_default() += 1;
+        }
+        out
+    }
+
+    /// Faults of `kind` injected so far, on any operation.
+    pub fn injected_count(&self, kind: Kind) -> u64 {
+        self.shared.lock().injections.iter().filter(|i| i.kind == kind).count() as u64
+    }
+
+    /// Every fault injected, in order.
+    pub fn injections(&self) -> Vec<Injection> {
+        self.shared.lock().injections.clone()
+    }
+
+    /// Requests of `op` answered by the upstream.
+    pub fn forwarded(&self, op: &str) -> u64 {
+        self.shared.lock().forwarded.get(op).copied().unwrap_or(0)
+    }
+
+    /// Waits until at least `n` faults of `kind` were injected; panics after `timeout`.
+    pub async fn wait_injected(&self, kind: Kind, n: u64, timeout: Duration) {
+        let start = Instant::now();
+        while self.injected_count(kind) < n {
+            assert!(
+                start.elapsed() < timeout,
+                "only {} of {n} {kind:?} faults injected within {timeout:?}: {:?}",
+                self.injected_count(kind),
+                self.injected()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+async fn accept_loop(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        // Every close by the proxy is then an RST, as a reset connection is; the proxy only
+        // closes first on a fault (otherwise the client closes first, and it makes no odds).
+        let _ = stream.set_zero_linger();
+        if shared.refuse_connection() {
+            drop(stream);
+            continue;
+        }
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let kill = Arc::new(Notify::new());
+            let k = kill.clone();
+            let service = service_fn(move |req| handle(req, shared.clone(), k.clone()));
+            let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                _ = conn => {}
+                _ = kill.notified() => {}
+            }
+        });
+    }
+}
+
+/// One request: read it whole, then fault or forward it.
+async fn handle(
+    req: Request<Incoming>,
+    shared: Arc<Shared>,
+    kill: Arc<Notify>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let (parts, body) = req.into_parts();
+    let target = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let op = target.split_once('.').map(|(_, op)| op).unwrap_or(&target).to_owned();
+    let content_type =
+        parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json").to_owned();
+    let answer = match body.collect().await {
+        Err(_) => Answer::Drop,
+        Ok(body) => match shared.decide(&op) {
+            Some(Fault::Status(code, text)) => Answer::Reply(reply(code, &content_type, text)),
+            Some(Fault::Throttle) => Answer::Reply(throttle(&target)),
+            Some(Fault::Reset | Fault::Outage) => Answer::Drop,
+            Some(Fault::Stall(d)) => {
+                tokio::time::sleep(d).await;
+                shared.forward(&op, parts, body.to_bytes()).await
+            }
+            None => shared.forward(&op, parts, body.to_bytes()).await,
+        },
+    };
+    match answer {
+        Answer::Reply(r) => Ok(r),
+        Answer::Broken(why) => {
+            eprintln!("fault proxy: forwarding {op} failed ({why}); closing the client's connection");
+            kill.notify_one();
+            std::future::pending().await
+        }
+        Answer::Drop => {
+            // The connection task drops the connection; this answer is never written.
+            kill.notify_one();
+            std::future::pending().await
+        }
+    }
+}
+
+fn reply(status: u16, content_type: &str, body: String) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, content_type)
+        .header("x-amzn-requestid", uuid::Uuid::new_v4().to_string())
+        .body(Full::new(Bytes::from(body)))
+        .expect("a valid response")
+}
+
+/// The throttling answer as each service shapes it (the SDK reads the error code from
+/// `__type`, dropping any namespace before a `#`).
+fn throttle(target: &str) -> Response<Full<Bytes>> {
+    let (content_type, body) = if target.starts_with("DynamoDB") {
+        (
+            "application/x-amz-json-1.0",
+            r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"The level of configured provisioned throughput for the table was exceeded. Consider increasing your provisioning level with the UpdateTable API."}"#,
+        )
+    } else {
+        (
+            "application/x-amz-json-1.1",
+            r#"{"__type":"ProvisionedThroughputExceededException","message":"Rate exceeded for shard"}"#,
+        )
+    };
+    reply(400, content_type, body.to_owned())
+}
