@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::types::AttributeValue;
 use common::http::FakeHttp;
 use common::kinesis::{Put, TestStream, checkpoints, lease_rows, slack_command};
+use common::proxy::FaultProxy;
 use common::sauna::{ConfigDir, Sauna, fast_runtime, merge};
 use serde_json::json;
 use uuid::Uuid;
@@ -356,9 +357,21 @@ async fn a_worker_frozen_past_the_failover_time_fences_itself_on_resume() {
     let producer = Producer::start(&stream, 60);
     // w1 takes leases at its start only (the others balance with it), so after it resumes it
     // holds nothing: every delivery it made after the resume would be concurrent processing.
-    let quiet = json!({ "leases": { "discoveryIntervalMillis": 3_600_000, "takeIntervalMillis": 3_600_000 } });
-    let (configs, mut workers) = start_workers(&stream, &slack, &[quiet, json!({}), json!({})]);
+    let quiet = json!({ "leases": {
+        "discoveryIntervalMillis": 3_600_000, "takeIntervalMillis": 3_600_000, "signalPollIntervalMillis": 0
+    } });
+    // w1 talks to DynamoDB through a proxy that records every request it makes.
+    let dynamodb = FaultProxy::start(&std::env::var("AWS_ENDPOINT_URL_DYNAMODB").expect("emulators"));
+    let configs: Vec<ConfigDir> = [quiet, json!({}), json!({})]
+        .into_iter()
+        .enumerate()
+        .map(|(i, x)| worker_config(&stream.name, &format!("w{}", i + 1), &slack, x))
+        .collect();
+    let mut workers = vec![Sauna::start_with_env(&configs[0], "w1", &[("AWS_ENDPOINT_URL_DYNAMODB", &dynamodb.url())])];
     let table = configs[0].observer_id.clone();
+    // w1 first, alone: it takes every lease; the others then ask it for their share.
+    wait_owners(&stream, &table, TAKE_INTERVAL * 4, "all w1's", |o| counts(o).get("w1") == Some(&6)).await;
+    workers.extend((1..3).map(|i| Sauna::start(&configs[i], &format!("w{}", i + 1))));
     wait_owners(&stream, &table, TAKE_INTERVAL * 4, "all owned, some by w1", |o| {
         o.len() == 6 && o.values().all(Option::is_some) && counts(o).get("w1").is_some_and(|n| *n >= 1)
     })
@@ -379,13 +392,30 @@ async fn a_worker_frozen_past_the_failover_time_fences_itself_on_resume() {
     workers[0].wait_log("lost (not renewed for", frozen.len(), Duration::from_secs(5));
     tokio::time::sleep(Duration::from_secs(3)).await;
 
-    // No checkpoint of w1 reached the table for a shard it lost.
+    // After the resume, w1 wrote nothing to the leases it lost: no checkpoint even tried (it
+    // fenced itself), and no write of any kind accepted.
     let rows = lease_rows(&stream.clients, &table).await;
     for k in &frozen {
         let row = rows.iter().find(|r| r["leaseKey"].as_s().ok() == Some(k)).expect("row");
         let owner = row.get("leaseOwner").and_then(|o| o.as_s().ok()).map(String::as_str);
         assert!(!owner.is_some_and(|o| o.starts_with("w1:")), "{k} is not w1's any more");
     }
+    let writes: Vec<(String, bool, u16)> = dynamodb
+        .requests()
+        .into_iter()
+        .filter(|r| r.at > resumed_at && r.op == "UpdateItem")
+        .filter_map(|r| {
+            let body: serde_json::Value = serde_json::from_slice(&r.body).ok()?;
+            let key = body["Key"]["leaseKey"]["S"].as_str()?.to_owned();
+            let names = body["ExpressionAttributeNames"].as_object().cloned().unwrap_or_default();
+            let checkpoint = names.values().any(|v| v == "checkpoint");
+            frozen.contains(&key).then_some((key, checkpoint, r.status))
+        })
+        .collect();
+    println!("w1's writes to the leases it lost, after the resume: {writes:?}");
+    assert!(dynamodb.forwarded("UpdateItem") > 0, "w1's lease writes go through the recording proxy");
+    assert!(writes.iter().all(|(_, checkpoint, _)| !checkpoint), "a checkpoint was tried: {writes:?}");
+    assert!(writes.iter().all(|(_, _, status)| *status != 200), "a write was accepted: {writes:?}");
     let log = workers[0].log_text();
     let after_resume: Vec<&str> =
         log.lines().filter(|l| l.contains("checkpoint of") && l.contains("refused")).collect();
@@ -612,7 +642,8 @@ async fn with_the_default_timings_a_sigterm_moves_shards_within_a_second_and_a_k
             ConfigDir::new(&stream.name, "TRIM_HORIZON", None, &slack.url(&format!("/w{i}")), &runtime)
         })
         .collect();
-    let mut workers: Vec<Sauna> = configs.iter().enumerate().map(|(i, c)| Sauna::start(c, &format!("w{}", i + 1))).collect();
+    let mut workers: Vec<Sauna> =
+        configs.iter().enumerate().map(|(i, c)| Sauna::start(c, &format!("w{}", i + 1))).collect();
     let table = configs[0].observer_id.clone();
     wait_owners(&stream, &table, Duration::from_secs(90), "2/2/2", |o| sorted_counts(o) == [2, 2, 2]).await;
     tokio::time::sleep(Duration::from_secs(3)).await;

@@ -297,6 +297,17 @@ impl Handler<ReleaseAll> for LeaseManager {
         self.state.taking = false;
         let keys: Vec<String> = self.state.held.keys().cloned().collect();
         let mut waits = vec![];
+        // This worker is leaving: its handoff requests are withdrawn, or their owners would hand
+        // leases to a departed worker (and count it as a worker meanwhile).
+        for key in std::mem::take(&mut self.state.requested).into_keys() {
+            let (table, worker_id) = (self.table.clone(), self.worker_id().to_owned());
+            let (tx, rx) = oneshot::channel();
+            actix::spawn(async move {
+                let _ = table.withdraw_handoff(&key, &worker_id).await;
+                let _ = tx.send(true);
+            });
+            waits.push(rx);
+        }
         for key in keys {
             let (tx, rx) = oneshot::channel();
             self.enqueue(&key, LeaseWrite::Release { reply: tx }, ctx);

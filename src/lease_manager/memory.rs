@@ -18,6 +18,8 @@ use crate::model::Checkpoint;
 /// Which call a fault hook is asked about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TableCall {
+    /// `ensure_exists`.
+    Describe,
     Scan,
     Get,
     Create,
@@ -35,7 +37,7 @@ pub enum TableCall {
 
 impl TableCall {
     fn is_write(self) -> bool {
-        !matches!(self, TableCall::Scan | TableCall::Get | TableCall::Signal)
+        !matches!(self, TableCall::Describe | TableCall::Scan | TableCall::Get | TableCall::Signal)
     }
 }
 
@@ -167,7 +169,7 @@ impl LeaseStore for MemoryLeaseTable {
     }
 
     async fn ensure_exists(&self) -> Result<bool, LeaseTableError> {
-        self.call(TableCall::Scan, "", |_| Ok(false)).await
+        self.call(TableCall::Describe, "", |_| Ok(false)).await
     }
 
     async fn scan(&self) -> Result<Scan, LeaseTableError> {
@@ -217,10 +219,11 @@ impl LeaseStore for MemoryLeaseTable {
     async fn withdraw_handoff(&self, key: &str, requester: &str) -> Result<bool, LeaseTableError> {
         self.call(TableCall::WithdrawHandoff, key, |rows| {
             let Some(l) = rows.get_mut(key) else { return Ok(false) };
-            if l.handoff_requested.as_deref() != Some(requester) || l.handoff_accepted.is_some() {
+            if l.handoff_requested.as_deref() != Some(requester) {
                 return Ok(false);
             }
             l.handoff_requested = None;
+            l.handoff_accepted = None;
             Ok(true)
         })
         .await
@@ -283,6 +286,9 @@ impl LeaseStore for MemoryLeaseTable {
     async fn release(&self, key: &str, owner: &str, counter: u64, to: Option<&str>) -> Result<u64, LeaseTableError> {
         self.call(TableCall::Release, key, |rows| {
             let l = held(rows, key, Some(owner), counter)?;
+            if to.is_some() && l.handoff_requested.as_deref() != to {
+                return Err(LeaseTableError::ConditionFailed);
+            }
             l.handoff_requested = None;
             l.handoff_accepted = None;
             match to {

@@ -56,8 +56,8 @@ pub trait LeaseStore: Send + Sync + 'static {
     /// renews: counter + 1), if counter and owner are ours and the request is still `by`'s.
     async fn accept_handoff(&self, key: &str, owner: &str, counter: u64, by: &str) -> Result<u64, LeaseTableError>;
 
-    /// Withdraws a handoff request of `requester` that was never accepted (its owner is not
-    /// sauna, or is gone); false if there is none to withdraw. Does not move the counter.
+    /// Withdraws a handoff request of `requester` (its owner never accepted it, or the
+    /// requester is leaving); false if there is none to withdraw. Does not move the counter.
     async fn withdraw_handoff(&self, key: &str, requester: &str) -> Result<bool, LeaseTableError>;
 
     /// Records where a LATEST shard is first read (epoch ms), if counter and owner are ours and
@@ -87,7 +87,8 @@ pub trait LeaseStore: Send + Sync + 'static {
     ) -> Result<u64, LeaseTableError>;
 
     /// Gives a lease up if it is still ours at `counter`: to nobody (another worker takes it at
-    /// once), or `to` the worker that asked for it. Returns the new counter.
+    /// once), or `to` the worker that asked for it — only while its request stands (refused on
+    /// the condition otherwise). Returns the new counter.
     async fn release(&self, key: &str, owner: &str, counter: u64, to: Option<&str>) -> Result<u64, LeaseTableError>;
 
     /// Asks the owner of a lease to give it up gracefully. `owner`: only if this worker owns it

@@ -240,8 +240,8 @@ impl LeaseStore for LeaseTable {
             .update_item()
             .table_name(&self.name)
             .key(LEASE_KEY, s(key))
-            .update_expression("REMOVE #h")
-            .condition_expression("#h = :by AND attribute_not_exists(#acc)")
+            .update_expression("REMOVE #h, #acc")
+            .condition_expression("#h = :by")
             .expression_attribute_names("#h", HANDOFF_REQUESTED)
             .expression_attribute_names("#acc", HANDOFF_ACCEPTED)
             .expression_attribute_values(":by", s(requester))
@@ -336,7 +336,9 @@ impl LeaseStore for LeaseTable {
         req = match to {
             // Handed to the worker that asked: it adopts the lease at its next scan; if it is
             // gone by then, the lease expires like any other.
+            // Only while the request stands: one withdrawn (its asker left) is released to nobody.
             Some(to) => req
+                .condition_expression("#c = :seen AND #o = :me AND #h = :to")
                 .update_expression("SET #c = :next, #o = :to REMOVE #h, #acc ADD #sw :one")
                 .expression_attribute_names("#sw", OWNER_SWITCHES_SINCE_CHECKPOINT)
                 .expression_attribute_values(":to", s(to))

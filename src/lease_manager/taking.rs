@@ -86,8 +86,8 @@ impl LeaseManager {
         h.handoff_to = Some(by.clone());
         let tenure = h.tenure;
         log::info!("lease {key}: handoff requested by {by}; finishing its commands in flight, then releasing it");
-        self.tell(LeaseChange::HandoffRequested { shard: Arc::from(key), tenure, by: by.clone() });
-        self.enqueue(key, LeaseWrite::AcceptHandoff { by }, ctx);
+        self.tell(LeaseChange::HandoffRequested { shard: Arc::from(key), tenure, by });
+        self.enqueue(key, LeaseWrite::Renew, ctx);
     }
 
     /// Self-fencing: a lease not renewed within failover (minus a margin) is dropped here,
@@ -232,8 +232,10 @@ impl LeaseManager {
                 // Its owner is gone: the lease is free to take like any expired one.
                 return false;
             }
+            // A sauna owner accepts at its next renewal (every failover / 3); two failover
+            // times leave room for a slow one.
             let accepted = l.handoff_accepted.as_deref() == Some(worker_id.as_str());
-            if !accepted && asked.elapsed() > failover {
+            if !accepted && asked.elapsed() > failover * 2 {
                 withdraw.push(k.clone());
                 return false;
             }
@@ -369,7 +371,9 @@ impl LeaseManager {
         self.state.counters.taken += 1;
         self.metrics.count("TakenLeases", Operation::TakeLeases, Scope::Worker, 1);
         let from = match &c.owner {
-            Some(p) if p == self.worker_id() => " (the table names this worker: handed over to it, or its own from before)".to_owned(),
+            Some(p) if p == self.worker_id() => {
+                " (the table names this worker: handed over to it, or its own from before)".to_owned()
+            }
             Some(p) => format!(" from {p} (expired)"),
             None => String::new(),
         };
@@ -389,6 +393,7 @@ impl LeaseManager {
             write_in_flight: false,
             queue: VecDeque::new(),
             handoff_to: None,
+            handoff_accepted: false,
         };
         self.state.held.insert(key, held);
         self.tell(LeaseChange::Acquired(info));

@@ -20,32 +20,17 @@ use crate::model::{Checkpoint, LeaseDeadline, ShardInfo, Tenure};
 /// One write to a held lease, waiting its turn.
 pub(super) enum LeaseWrite {
     Renew,
-    /// A renewal that also tells the asker the handoff is under way.
-    AcceptHandoff {
-        by: String,
-    },
-    PinLatestStart {
-        at: i64,
-        reply: oneshot::Sender<Result<LatestStart, LeaseError>>,
-    },
-    Checkpoint {
-        checkpoint: Checkpoint,
-        reply: oneshot::Sender<Result<(), LeaseError>>,
-    },
-    EndShard {
-        children: Vec<ShardInfo>,
-        reply: oneshot::Sender<Result<(), LeaseError>>,
-    },
-    Release {
-        reply: oneshot::Sender<bool>,
-    },
+    PinLatestStart { at: i64, reply: oneshot::Sender<Result<LatestStart, LeaseError>> },
+    Checkpoint { checkpoint: Checkpoint, reply: oneshot::Sender<Result<(), LeaseError>> },
+    EndShard { children: Vec<ShardInfo>, reply: oneshot::Sender<Result<(), LeaseError>> },
+    Release { reply: oneshot::Sender<bool> },
 }
 
 impl LeaseWrite {
     /// Answers a write that will not be made.
     fn refuse(self, e: LeaseError) {
         match self {
-            LeaseWrite::Renew | LeaseWrite::AcceptHandoff { .. } => {}
+            LeaseWrite::Renew => {}
             LeaseWrite::PinLatestStart { reply, .. } => {
                 let _ = reply.send(Err(e));
             }
@@ -71,6 +56,8 @@ pub(super) struct HeldLease {
     pub queue: VecDeque<LeaseWrite>,
     /// A handoff was requested (by whom); renewals keep it alive until the release.
     pub handoff_to: Option<String>,
+    /// The asker has been told the handoff is under way (`handoffAccepted` written).
+    pub handoff_accepted: bool,
 }
 
 /// The write about to go out: which lease, in which tenure, at which counter, sent when.
@@ -121,7 +108,7 @@ impl LeaseManager {
             return;
         }
         let Some(write) = held.queue.pop_front() else { return };
-        if !held.deadline.is_valid() && !matches!(write, LeaseWrite::Renew | LeaseWrite::AcceptHandoff { .. }) {
+        if !held.deadline.is_valid() && !matches!(write, LeaseWrite::Renew) {
             // Too late to write anything: others may already hold it.
             let reason = "not renewed within the failover time".into();
             write.refuse(LeaseError::Lost { shard: key.to_owned(), reason });
@@ -131,8 +118,7 @@ impl LeaseManager {
         let at =
             WriteAt { key: key.to_owned(), tenure: held.tenure, counter: held.lease.counter, sent_at: Instant::now() };
         match write {
-            LeaseWrite::Renew => self.renew(at, None, ctx),
-            LeaseWrite::AcceptHandoff { by } => self.renew(at, Some(by), ctx),
+            LeaseWrite::Renew => self.renew(at, ctx),
             LeaseWrite::PinLatestStart { at: ms, reply } => self.pin_latest_start(at, ms, reply, ctx),
             LeaseWrite::Checkpoint { checkpoint, reply } => self.write_checkpoint(at, checkpoint, reply, ctx),
             LeaseWrite::EndShard { children, reply } => self.end_shard(at, children, reply, ctx),
@@ -140,10 +126,13 @@ impl LeaseManager {
         }
     }
 
-    /// A renewal; with `accept`, the first renewal after a handoff request, which records that
-    /// the request was seen.
-    fn renew(&mut self, at: WriteAt, accept: Option<String>, ctx: &mut Context<Self>) {
-        let handing_off = self.state.held.get(&at.key).is_some_and(|h| h.handoff_to.is_some());
+    /// A renewal. While a handoff is under way and the asker has not been told so yet, the
+    /// renewal also records that the request was seen (`handoffAccepted`), until that succeeds.
+    fn renew(&mut self, at: WriteAt, ctx: &mut Context<Self>) {
+        let held = self.state.held.get(&at.key);
+        let handing_off = held.is_some_and(|h| h.handoff_to.is_some());
+        let accept = held.and_then(|h| h.handoff_to.clone().filter(|_| !h.handoff_accepted));
+        let accepting = accept.is_some();
         let (table, worker_id, a) = (self.table.clone(), self.worker_id().to_owned(), at.clone());
         let fut = async move {
             let r = match &accept {
@@ -156,7 +145,12 @@ impl LeaseManager {
         ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
             act.after_write(&at, result.as_ref().ok().copied(), None);
             match result {
-                Ok(_) => act.state.counters.renewals += 1,
+                Ok(_) => {
+                    act.state.counters.renewals += 1;
+                    if let (true, Some(h)) = (accepting, act.state.held.get_mut(&at.key)) {
+                        h.handoff_accepted = true;
+                    }
+                }
                 Err(WriteFailure::Lost(why)) => act.lose_tenure(&at, why),
                 Err(WriteFailure::Transient(e)) => log::warn!("lease {}: renewal failed ({e}); will retry", at.key),
                 Err(WriteFailure::Handoff(by)) => act.handoff_requested(&at.key, by, ctx),
@@ -311,7 +305,15 @@ impl LeaseManager {
             h.deadline.revoke();
         }
         let (table, worker_id, a) = (self.table.clone(), self.worker_id().to_owned(), at.clone());
-        let fut = async move { table.release(&a.key, &worker_id, a.counter, to.as_deref()).await };
+        let fut = async move {
+            match table.release(&a.key, &worker_id, a.counter, to.as_deref()).await {
+                // The asker withdrew its request (it is leaving): to nobody, then.
+                Err(LeaseTableError::ConditionFailed) if to.is_some() => {
+                    table.release(&a.key, &worker_id, a.counter, None).await
+                }
+                other => other,
+            }
+        };
         ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
             let ok = result.is_ok();
             if let Err(e) = &result {

@@ -114,11 +114,21 @@ pub struct Injection {
     pub op: String,
 }
 
+/// One request forwarded and answered (2xx or not): when, which operation, its body.
+#[derive(Debug, Clone)]
+pub struct Forwarded {
+    pub at: Instant,
+    pub op: String,
+    pub status: u16,
+    pub body: Bytes,
+}
+
 #[derive(Default)]
 struct State {
     rules: Vec<Rule>,
     injections: Vec<Injection>,
     forwarded: BTreeMap<String, u64>,
+    requests: Vec<Forwarded>,
 }
 
 /// What every connection task shares.
@@ -160,6 +170,7 @@ impl Shared {
     }
 
     async fn forward(&self, op: &str, req: hyper::http::request::Parts, body: Bytes) -> Answer {
+        let request_body = body.clone();
         let path = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
         let mut headers = req.headers;
         // Hop-by-hop headers and the framing are the client's business; Host names the proxy.
@@ -176,7 +187,12 @@ impl Shared {
             Ok(b) => b,
             Err(e) => return Answer::Broken(format!("upstream body: {e}")),
         };
-        *self.lock().forwarded.entry(op.to_owned()).or_default() += 1;
+        {
+            let mut s = self.lock();
+            *s.forwarded.entry(op.to_owned()).or_default() += 1;
+            let seen = Forwarded { at: Instant::now(), op: op.to_owned(), status: status.as_u16(), body: request_body };
+            s.requests.push(seen);
+        }
         strip(&mut headers);
         let mut out = Response::new(Full::new(body));
         *out.status_mut() = status;
@@ -280,6 +296,11 @@ impl FaultProxy {
     /// Every fault injected, in order.
     pub fn injections(&self) -> Vec<Injection> {
         self.shared.lock().injections.clone()
+    }
+
+    /// Every request answered by the upstream, in order.
+    pub fn requests(&self) -> Vec<Forwarded> {
+        self.shared.lock().requests.clone()
     }
 
     /// Requests of `op` answered by the upstream.

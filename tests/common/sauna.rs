@@ -117,7 +117,7 @@ impl Sauna {
 
     /// Starts it with its standard output a pipe that nobody reads (it fills, then blocks).
     pub fn start_with_unread_stdout(config: &ConfigDir, name: &str) -> Self {
-        Self::spawn(config, name, Stdio::piped())
+        Self::spawn(config, name, Stdio::piped(), &[])
     }
 
     /// Starts it with its standard output in `<config dir>/<name>.out`.

@@ -118,9 +118,8 @@ async fn balanced(holders: &Holders, workers: usize, what: &str, timeout: Durati
     loop {
         let (by_shard, by_worker) = census(holders);
         let (lo, hi) = (SHARDS / workers, SHARDS.div_ceil(workers));
-        let ok = by_shard.len() == SHARDS
-            && by_worker.len() == workers
-            && by_worker.values().all(|n| (lo..=hi).contains(n));
+        let ok =
+            by_shard.len() == SHARDS && by_worker.len() == workers && by_worker.values().all(|n| (lo..=hi).contains(n));
         if ok {
             return start.elapsed();
         }
@@ -146,9 +145,12 @@ async fn twenty_lease_managers_joining_crashing_and_freezing_never_share_a_lease
         }
     }));
     let rng = Arc::new(Mutex::new(StdRng::seed_from_u64(9)));
-    table.inject_faults(Arc::new(move |_, _| {
+    // Any call but the first one of each LeaseManager (there is no Supervisor here to restart a
+    // LeaseManager whose table is unusable at start).
+    table.inject_faults(Arc::new(move |call, _| {
         let mut rng = rng.lock().expect("lock");
-        rng.random_bool(0.02).then(|| LeaseTableError::Other("injected: 500 Internal Server Error".into()))
+        let fail = call != TableCall::Describe && rng.random_bool(0.02);
+        fail.then(|| LeaseTableError::Other("injected: 500 Internal Server Error".into()))
     }));
     table.set_latency(Duration::from_millis(2));
 
@@ -157,7 +159,7 @@ async fn twenty_lease_managers_joining_crashing_and_freezing_never_share_a_lease
         let name = format!("w{i:02}");
         running.insert(name.clone(), start_worker(&name, &table, &shards, &holders));
     }
-    let took = balanced(&holders, 10, "10 workers start", Duration::from_secs(20)).await;
+    let took = balanced(&holders, 10, "10 workers start", Duration::from_secs(45)).await;
     println!("10 workers on {SHARDS} leases: balanced after {took:?}");
 
     for i in 10..WORKERS {
@@ -165,7 +167,7 @@ async fn twenty_lease_managers_joining_crashing_and_freezing_never_share_a_lease
         running.insert(name.clone(), start_worker(&name, &table, &shards, &holders));
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let took = balanced(&holders, WORKERS, "10 more join", Duration::from_secs(30)).await;
+    let took = balanced(&holders, WORKERS, "10 more join", Duration::from_secs(45)).await;
     println!("{WORKERS} workers: balanced after {took:?}");
 
     // Three crash (their LeaseManagers stop without releasing anything)...
@@ -174,10 +176,10 @@ async fn twenty_lease_managers_joining_crashing_and_freezing_never_share_a_lease
         r.lm.do_send(crate::supervision::Stop);
         r.arbiter.stop();
     }
-    // ...and three freeze for 2.5 failover times, then resume.
+    // ...and three freeze for 5 failover times, then resume.
     let frozen = ["w01", "w11", "w18"];
     for name in frozen {
-        running[name].arbiter.spawn_fn(|| std::thread::sleep(Duration::from_millis(2500)));
+        running[name].arbiter.spawn_fn(|| std::thread::sleep(Duration::from_millis(5000)));
     }
     let took = balanced(&holders, WORKERS - 6, "crashes and freezes", Duration::from_secs(30)).await;
     println!("3 crashed, 3 frozen: the {} others balanced after {took:?}", WORKERS - 6);
@@ -185,7 +187,12 @@ async fn twenty_lease_managers_joining_crashing_and_freezing_never_share_a_lease
     println!("the 3 frozen ones resumed: {} workers balanced after {took:?}", WORKERS - 3);
 
     let violations = violations.lock().expect("lock").clone();
-    assert!(violations.is_empty(), "{} writes while another worker held the lease: {:?}", violations.len(), &violations[..violations.len().min(5)]);
+    assert!(
+        violations.is_empty(),
+        "{} writes while another worker held the lease: {:?}",
+        violations.len(),
+        &violations[..violations.len().min(5)]
+    );
     for r in running.values() {
         r.arbiter.stop();
     }

@@ -164,3 +164,23 @@ async fn released_leases_are_taken_by_another_worker_at_once_not_at_its_next_sca
     println!("released leases taken by the other worker {took:?} after the release (its scans 5 s apart)");
     assert!(took < Duration::from_secs(1), "{took:?}");
 }
+
+#[actix_rt::test]
+async fn a_leaving_worker_withdraws_its_requests_so_no_lease_is_handed_to_it() {
+    let table = MemoryLeaseTable::new("t");
+    let (a, seen_a) = start_with(&table, "a", 2, |_| {});
+    until("a holds both", Duration::from_secs(3), || all_acquired(&seen_a).len() == 2).await;
+    let (b, _seen_b) = start_with(&table, "b", 2, |_| {});
+    let requested = |l: &Lease| l.handoff_requested.as_deref() == Some("b");
+    let asked = || (0..2).map(|n| shard(n).id).find(|k| table.row(k).is_some_and(|l| requested(&l)));
+    until("b asks a for one", Duration::from_secs(3), || asked().is_some()).await;
+    let key = asked().expect("asked");
+    // b leaves before a answers (a's Supervisor here never drains on its own).
+    b.send(ReleaseAll).await.expect("b left");
+    assert!(table.row(&key).is_some_and(|l| l.handoff_requested.is_none()), "the request is withdrawn");
+    // a now hands over as it would after its drain: the asker is gone, so to nobody.
+    let tenure = all_acquired(&seen_a).into_iter().find(|l| *l.shard == *key).expect("a holds it").tenure;
+    assert!(a.send(Release { shard: Arc::from(key.as_str()), tenure }).await.expect("answer"));
+    let row = table.row(&key).expect("row");
+    assert_eq!(row.owner, None, "free for whoever takes it, not given to a departed worker");
+}
