@@ -176,14 +176,23 @@ async fn twenty_lease_managers_joining_crashing_and_freezing_never_share_a_lease
         r.lm.do_send(crate::supervision::Stop);
         r.arbiter.stop();
     }
-    // ...and three freeze for 5 failover times, then resume.
+    // ...and three freeze (their threads blocked, as under SIGSTOP) until the others have
+    // taken all their leases, then resume.
     let frozen = ["w01", "w11", "w18"];
+    let mut resume = vec![];
     for name in frozen {
-        running[name].arbiter.spawn_fn(|| std::thread::sleep(Duration::from_millis(5000)));
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        running[name].arbiter.spawn_fn(move || {
+            let _ = rx.recv_timeout(Duration::from_secs(60));
+        });
+        resume.push(tx);
     }
-    let took = balanced(&holders, WORKERS - 6, "crashes and freezes", Duration::from_secs(30)).await;
+    let took = balanced(&holders, WORKERS - 6, "crashes and freezes", Duration::from_secs(45)).await;
     println!("3 crashed, 3 frozen: the {} others balanced after {took:?}", WORKERS - 6);
-    let took = balanced(&holders, WORKERS - 3, "the frozen ones resume", Duration::from_secs(30)).await;
+    for tx in resume {
+        let _ = tx.send(());
+    }
+    let took = balanced(&holders, WORKERS - 3, "the frozen ones resume", Duration::from_secs(45)).await;
     println!("the 3 frozen ones resumed: {} workers balanced after {took:?}", WORKERS - 3);
 
     let violations = violations.lock().expect("lock").clone();
