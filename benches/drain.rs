@@ -5,7 +5,9 @@
 //!    schema-validated, dispatched to a no-op responder, checkpointed).
 //!
 //! Reports records/s of each, sauna's ratio to the plain loop, sauna's CPU seconds per 100k
-//! commands, and sauna's peak RSS.
+//! commands, and sauna's peak RSS — with dedup (claims) off, then on, each from a lease table
+//! and claim table of its own; DynamoDB goes through a counting proxy, so the writes each
+//! command costs are counted, not estimated.
 //!
 //! Run: `scripts/bench.sh` (starts the emulators, then `cargo bench --bench drain`).
 //! `SAUNA_BENCH_RECORDS` changes the number of commands.
@@ -16,6 +18,10 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType};
+#[path = "../tests/common/proxy.rs"]
+#[allow(dead_code)]
+mod proxy;
+
 use sauna::command::Command;
 use sauna::iglu::SchemaCriterion;
 use sauna::responders::{Attempt, AttemptFuture, Responder, ResponderContext};
@@ -180,6 +186,73 @@ async fn plain_drain(client: &aws_sdk_kinesis::Client, stream: &str, total: usiz
     start.elapsed()
 }
 
+/// What one drain by the observer measured.
+struct Drained {
+    rate: f64,
+    cpu_per_100k: f64,
+    rss: f64,
+    writes_per_command: f64,
+}
+
+/// DynamoDB's write operations, as the proxy counts them.
+fn writes(counting: &proxy::FaultProxy) -> u64 {
+    ["PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"].iter().map(|op| counting.forwarded(op)).sum()
+}
+
+/// The observer, in this process, with a no-op responder: drains the stream from TRIM_HORIZON
+/// with a lease table (and claim table) of its own.
+async fn observe(stream: &str, total: usize, dedup: bool, counting: &proxy::FaultProxy) -> Drained {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let write = |name: &str, v: serde_json::Value| std::fs::write(dir.path().join(name), v.to_string()).expect("write");
+    let id = format!("{stream}-{}", if dedup { "dedup" } else { "plain" });
+    write(
+        "kinesis.json",
+        json!({
+            "schema": "iglu:com.snowplowanalytics.sauna.observers/AmazonKinesisConfig/avro/1-0-0",
+            "data": { "enabled": true, "id": id, "parameters": {
+                "aws": { "accessKeyId": "default", "secretAccessKey": "default" },
+                "kinesis": { "region": "us-east-1", "streamName": stream, "maxRecords": 10000,
+                             "initialPosition": "TRIM_HORIZON", "initialPositionModifiers": null } } }
+        }),
+    );
+    write(
+        "runtime.json",
+        json!({
+            "schema": "iglu:rs.sauna.config/RuntimeConfig/avro/1-0-0",
+            "data": { "retrieval": { "maxInFlightPerShard": 10000 }, "responderConcurrency": 1000,
+                      "mailboxes": { "responder": 4096 }, "dedup": { "enabled": dedup } }
+        }),
+    );
+    let mut configuration = sauna::config_dir::load_dir(dir.path()).expect("config");
+    let noop = Arc::new(NoOp::default());
+    configuration.responders = vec![noop.clone()];
+
+    reset_peak_rss();
+    let writes0 = writes(counting);
+    let cpu0 = cpu_seconds();
+    let start = Instant::now();
+    let observers = sauna::Observers::start(configuration).await;
+    while (noop.done.load(Ordering::Relaxed) as usize) < total {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let elapsed = start.elapsed();
+    let cpu = cpu_seconds() - cpu0;
+    let rss = peak_rss_mib();
+    let written = writes(counting) - writes0;
+    observers.shutdown().await;
+    let rate = total as f64 / elapsed.as_secs_f64();
+    eprintln!(
+        "sauna observer, dedup {}: {total} commands in {elapsed:.2?} = {rate:.0} commands/s, {written} DynamoDB writes",
+        if dedup { "on" } else { "off" }
+    );
+    Drained {
+        rate,
+        cpu_per_100k: cpu * 100_000.0 / total as f64,
+        rss,
+        writes_per_command: written as f64 / total as f64,
+    }
+}
+
 fn main() {
     let Ok(kinesalite) = std::env::var("SAUNA_BENCH_KINESIS_ENDPOINT") else {
         eprintln!("SAUNA_BENCH_KINESIS_ENDPOINT is not set: run scripts/bench.sh");
@@ -187,8 +260,15 @@ fn main() {
     };
     // Point the SDK's Kinesis client at kinesalite; DynamoDB and CloudWatch stay on the
     // emulators of AWS_ENDPOINT_URL_DYNAMODB / _CLOUDWATCH.
-    // SAFETY: single-threaded here, before any runtime or client exists.
-    unsafe { std::env::set_var("AWS_ENDPOINT_URL_KINESIS", &kinesalite) };
+    // DynamoDB through a proxy that counts its requests (it answers on a thread of its own).
+    let dynalite = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").expect("scripts/bench.sh sets AWS_ENDPOINT_URL_DYNAMODB");
+    let counting = proxy::FaultProxy::start(&dynalite);
+    // SAFETY: single-threaded here (the proxy's thread reads no environment), before any
+    // runtime or client exists.
+    unsafe {
+        std::env::set_var("AWS_ENDPOINT_URL_KINESIS", &kinesalite);
+        std::env::set_var("AWS_ENDPOINT_URL_DYNAMODB", counting.url());
+    }
     let total: usize = std::env::var("SAUNA_BENCH_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
 
     let system = actix::System::new();
@@ -211,55 +291,20 @@ fn main() {
         let plain_rate = total as f64 / plain.as_secs_f64();
         eprintln!("plain GetRecords loop: {total} records in {plain:.2?} = {plain_rate:.0} records/s");
 
-        // The observer, in this process, with a no-op responder.
-        let dir = tempfile::tempdir().expect("tempdir");
-        let write =
-            |name: &str, v: serde_json::Value| std::fs::write(dir.path().join(name), v.to_string()).expect("write");
-        write(
-            "kinesis.json",
-            json!({
-                "schema": "iglu:com.snowplowanalytics.sauna.observers/AmazonKinesisConfig/avro/1-0-0",
-                "data": { "enabled": true, "id": format!("{stream}-app"), "parameters": {
-                    "aws": { "accessKeyId": "default", "secretAccessKey": "default" },
-                    "kinesis": { "region": "us-east-1", "streamName": stream, "maxRecords": 10000,
-                                 "initialPosition": "TRIM_HORIZON", "initialPositionModifiers": null } } }
-            }),
-        );
-        write(
-            "runtime.json",
-            json!({
-                "schema": "iglu:rs.sauna.config/RuntimeConfig/avro/1-0-0",
-                "data": { "retrieval": { "maxInFlightPerShard": 2000 }, "responderConcurrency": 1000,
-                          "mailboxes": { "responder": 4096 } }
-            }),
-        );
-        let mut configuration = sauna::config_dir::load_dir(dir.path()).expect("config");
-        let noop = Arc::new(NoOp::default());
-        configuration.responders = vec![noop.clone()];
-
-        reset_peak_rss();
-        let cpu0 = cpu_seconds();
-        let start = Instant::now();
-        let observers = sauna::Observers::start(configuration).await;
-        while (noop.done.load(Ordering::Relaxed) as usize) < total {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        let elapsed = start.elapsed();
-        let cpu = cpu_seconds() - cpu0;
-        let rss = peak_rss_mib();
-        observers.shutdown().await;
-
-        let rate = total as f64 / elapsed.as_secs_f64();
-        let cpu_per_100k = cpu * 100_000.0 / total as f64;
-        eprintln!("sauna observer:        {total} commands in {elapsed:.2?} = {rate:.0} commands/s");
+        let off = observe(&stream, total, false, &counting).await;
+        let on = observe(&stream, total, true, &counting).await;
         println!();
-        println!("| measure | value |");
-        println!("|---|---|");
-        println!("| commands | {total} on {SHARDS} kinesalite shards |");
-        println!("| plain GetRecords loop | {plain_rate:.0} records/s |");
-        println!("| sauna (parse + validate + dispatch + checkpoint) | {rate:.0} commands/s |");
-        println!("| ratio to the plain loop | {:.2} |", rate / plain_rate);
-        println!("| sauna CPU time per 100k commands | {cpu_per_100k:.2} s (user + system) |");
-        println!("| sauna peak RSS | {rss:.0} MiB |");
+        println!("| measure | dedup off | dedup on |");
+        println!("|---|---|---|");
+        println!("| commands | {total} on {SHARDS} kinesalite shards | |");
+        println!("| plain GetRecords loop | {plain_rate:.0} records/s | |");
+        println!(
+            "| sauna (parse + validate + dispatch + checkpoint) | {:.0} commands/s | {:.0} commands/s |",
+            off.rate, on.rate
+        );
+        println!("| ratio to the plain loop | {:.2} | {:.2} |", off.rate / plain_rate, on.rate / plain_rate);
+        println!("| sauna CPU time per 100k commands | {:.2} s | {:.2} s |", off.cpu_per_100k, on.cpu_per_100k);
+        println!("| sauna peak RSS | {:.0} MiB | {:.0} MiB |", off.rss, on.rss);
+        println!("| DynamoDB writes per command | {:.3} | {:.3} |", off.writes_per_command, on.writes_per_command);
     });
 }

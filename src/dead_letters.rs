@@ -33,6 +33,10 @@ pub struct DeadLetter {
     pub reason: String,
     pub attempts: u32,
     pub command_id: Option<String>,
+    /// Actioned after taking over the claim of a claimer that stopped mid-attempt: its side
+    /// effect may have happened twice.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub possible_duplicate: bool,
     /// The record's bytes, base64 (they may not be UTF-8).
     #[serde(serialize_with = "base64_bytes")]
     pub data: Bytes,

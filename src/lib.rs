@@ -37,6 +37,7 @@ pub mod responders;
 mod app;
 mod aws;
 mod checkpointer;
+pub mod claims;
 mod dead_letters;
 mod metrics;
 mod observe;

@@ -32,6 +32,8 @@ pub struct OutcomeRow {
     pub shard: String,
     pub sequence_number: String,
     pub attempts: u32,
+    /// Actioned after taking over the claim of a claimer that stopped mid-attempt.
+    pub possible_duplicate: bool,
     pub time: chrono::DateTime<chrono::Utc>,
 }
 
@@ -85,6 +87,9 @@ impl OutcomeLog {
         }
         if let Some(resp) = &r.responder {
             item.insert("responder".to_owned(), s(resp));
+        }
+        if r.possible_duplicate {
+            item.insert("possibleDuplicate".to_owned(), AttributeValue::Bool(true));
         }
         if let Some(range) = &keys.range {
             item.insert(range.clone(), s(&name));

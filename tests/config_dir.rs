@@ -371,6 +371,20 @@ fn bad_directories_fail_with_one_line_naming_file_field_and_expectation() {
         "data.mailboxes.shardConsumer",
         "expected a capacity from 1 to 1000000, found 0",
     );
+    for (dedup, field, expected) in [
+        (json!({"retentionMillis": 5}), "data.dedup.retentionMillis", "expected milliseconds from 60000"),
+        (json!({"maxConcurrentRequests": 0}), "data.dedup.maxConcurrentRequests", "expected 1 to 10000, found 0"),
+        (json!({"table": "a b"}), "data.dedup.table", "expected null or a DynamoDB table name"),
+    ] {
+        let runtime = json!({"schema": "iglu:rs.sauna.config/RuntimeConfig/avro/1-0-0", "data": {"dedup": dedup}});
+        assert_fails(
+            field,
+            &[("a.json", ok.clone()), ("runtime.json", runtime.to_string().into_bytes())],
+            "runtime.json",
+            field,
+            expected,
+        );
+    }
     let mut truncated = binary_example(false);
     truncated.truncate(truncated.len() - 8);
     assert_fails("truncated binary Avro", &[("bad.avro", truncated)], "bad.avro", "data", "expected a record of");

@@ -106,6 +106,26 @@ pub struct Endpoints {
     pub sendgrid_api_url: String,
 }
 
+/// Effectively once: the claims of commands (see `claims`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DedupSettings {
+    pub enabled: bool,
+    /// The claim table; `None`: `<observer id>-claims`.
+    pub table: Option<String>,
+    /// How long the claim of a command without a time to live is kept.
+    pub retention: Duration,
+    /// How many claim requests this worker has at DynamoDB at once (a shard with thousands of
+    /// commands in flight would otherwise crowd out the lease renewals).
+    pub max_concurrent_requests: usize,
+}
+
+impl DedupSettings {
+    /// The claim table of observer `id`.
+    pub fn table_of(&self, id: &str) -> String {
+        self.table.clone().unwrap_or_else(|| format!("{id}-claims"))
+    }
+}
+
 /// Where records that end without being actioned are written.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DeadLetterSettings {
@@ -134,6 +154,7 @@ pub struct RuntimeConfig {
     pub leases: LeaseSettings,
     pub retrieval: RetrievalSettings,
     pub checkpoint_interval: Duration,
+    pub dedup: DedupSettings,
     pub metrics: MetricsSettings,
     pub retry: RetryPolicy,
     /// Commands each responder actions at once.
@@ -153,6 +174,7 @@ struct Raw {
     leases: RawLeases,
     retrieval: RawRetrieval,
     checkpoint: RawCheckpoint,
+    dedup: RawDedup,
     metrics: RawMetrics,
     retry: RawRetry,
     responder_concurrency: i32,
@@ -195,6 +217,15 @@ struct RawDeadLetters {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
+struct RawDedup {
+    enabled: bool,
+    table: Option<String>,
+    retention_millis: i64,
+    max_concurrent_requests: i32,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct RawCheckpoint {
     interval_millis: i64,
 }
@@ -215,6 +246,9 @@ struct RawRetry {
     max_backoff_millis: i64,
     request_timeout_millis: i64,
 }
+
+/// The outcomes a record can be dead-lettered for (a `duplicate` never is: it was actioned).
+const DEAD_LETTER_OUTCOMES: [Outcome; 4] = [Outcome::Failed, Outcome::Invalid, Outcome::Unroutable, Outcome::Expired];
 
 /// KCL's ε: renewals are scheduled slightly inside the failover window.
 const EPSILON: Duration = Duration::from_millis(25);
@@ -253,6 +287,7 @@ impl RuntimeConfig {
             leases: lease_settings(&raw.leases)?,
             retrieval: retrieval_settings(&raw.retrieval)?,
             checkpoint_interval: millis(raw.checkpoint.interval_millis, "data.checkpoint.intervalMillis", 1)?,
+            dedup: dedup_settings(&raw.dedup)?,
             metrics: MetricsSettings {
                 enabled: raw.metrics.enabled,
                 flush_interval: millis(raw.metrics.flush_interval_millis, "data.metrics.flushIntervalMillis", 100)?,
@@ -360,6 +395,40 @@ fn lease_settings(l: &RawLeases) -> Result<LeaseSettings, FieldError> {
     })
 }
 
+fn dedup_settings(d: &RawDedup) -> Result<DedupSettings, FieldError> {
+    const YEAR: i64 = 366 * 86_400_000;
+    if !(60_000..=YEAR).contains(&d.retention_millis) {
+        return Err(FieldError::new(
+            "data.dedup.retentionMillis",
+            format!("expected milliseconds from 60000 (a minute) to {YEAR} (a year), found {}", d.retention_millis),
+        ));
+    }
+    if let Some(t) = &d.table {
+        let ok = (3..=255).contains(&t.len())
+            && t.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if !ok {
+            return Err(FieldError::new(
+                "data.dedup.table",
+                format!(
+                    "expected null or a DynamoDB table name (3 to 255 characters of a-z, A-Z, 0-9, '_', '-', '.'), found {t:?}"
+                ),
+            ));
+        }
+    }
+    if !(1..=10_000).contains(&d.max_concurrent_requests) {
+        return Err(FieldError::new(
+            "data.dedup.maxConcurrentRequests",
+            format!("expected 1 to 10000, found {}", d.max_concurrent_requests),
+        ));
+    }
+    Ok(DedupSettings {
+        enabled: d.enabled,
+        table: d.table.clone(),
+        retention: Duration::from_millis(d.retention_millis as u64),
+        max_concurrent_requests: d.max_concurrent_requests as usize,
+    })
+}
+
 fn retrieval_settings(r: &RawRetrieval) -> Result<RetrievalSettings, FieldError> {
     Ok(RetrievalSettings {
         // 0 is allowed: a test or a latency-critical user may poll without pause (the 5
@@ -409,7 +478,19 @@ fn dead_letter_settings(raw: RawDeadLetters, base_dir: &std::path::Path) -> Resu
             }
             other => other,
         },
-        outcomes: raw.outcomes.iter().filter_map(|o| Outcome::ALL.into_iter().find(|x| x.as_str() == o)).collect(),
+        outcomes: raw
+            .outcomes
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                DEAD_LETTER_OUTCOMES.into_iter().find(|x| x.as_str() == o).ok_or_else(|| {
+                    FieldError::new(
+                        format!("data.deadLetters.outcomes[{i}]"),
+                        format!("expected one of \"failed\", \"invalid\", \"unroutable\", \"expired\", found {o:?}"),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?,
     })
 }
 

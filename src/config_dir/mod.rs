@@ -174,14 +174,14 @@ pub fn inspect_dir_with(dir: &Path, catalog: &Catalog) -> DirReport {
             format!("expected at least one enabled observer ({}), found none", crate::config::observer::KEY),
         ));
     }
-    let (runtime_path, runtime) = match assembly.runtime.take() {
+    let (runtime_path, runtime): (Option<PathBuf>, RuntimeConfig) = match assembly.runtime.take() {
         Some((p, r)) => (Some(p), r),
         None => (None, RuntimeConfig::default()),
     };
     let command_schemas = match SchemaRegistry::with_repositories(&runtime.iglu_repositories) {
         Ok(r) => Some(Arc::new(r)),
         Err(e) => {
-            let location = runtime_path.unwrap_or_else(|| dir.to_path_buf());
+            let location = runtime_path.clone().unwrap_or_else(|| dir.to_path_buf());
             report.errors.push(ConfigError::at(
                 &location,
                 "data.igluRepositories",
@@ -190,6 +190,18 @@ pub fn inspect_dir_with(dir: &Path, catalog: &Catalog) -> DirReport {
             None
         }
     };
+    if runtime.dedup.enabled && runtime.dedup.table.is_none() {
+        for o in &assembly.observers {
+            let table = runtime.dedup.table_of(&o.id);
+            if table.len() > 255 {
+                report.errors.push(ConfigError::at(
+                    runtime_path.as_deref().unwrap_or(dir),
+                    "data.dedup.table",
+                    format!("expected a claim table name for observer {:?}: {table:?} is longer than DynamoDB's 255 characters; set dedup.table", o.id),
+                ));
+            }
+        }
+    }
     let failed = report.files.iter().any(|f| matches!(f.status, FileStatus::Failed(_)));
     if let (false, true, Some(command_schemas)) = (failed, report.errors.is_empty(), command_schemas) {
         report.configuration = Some(Configuration {

@@ -15,7 +15,7 @@ use super::taker::{Observations, TakePlan, TakerSettings};
 use super::writes::{HeldLease, LeaseWrite};
 use super::{
     EndShard, HeldLeaseSnapshot, LatestStart, LeaseChange, LeaseCounters, LeaseError, LeaseEvent, LeaseManagerSettings,
-    LeaseManagerSnapshot, ParentsFinished, PinLatestStart, Release, ReleaseAll, WriteCheckpoint,
+    LeaseManagerSnapshot, LeaseOwner, ParentsFinished, PinLatestStart, Release, ReleaseAll, WriteCheckpoint,
 };
 use crate::metrics::MetricsHandle;
 use crate::model::{ShardInfo, Tenure, self_fence_margin};
@@ -266,6 +266,20 @@ impl Handler<PinLatestStart> for LeaseManager {
 // Stopped when the observer's core is replaced: no release, no more writes; the new
 // LeaseManager adopts the leases.
 stops_on_request!(LeaseManager);
+
+impl Handler<LeaseOwner> for LeaseManager {
+    type Result = ResponseFuture<Result<Option<String>, LeaseError>>;
+
+    fn handle(&mut self, msg: LeaseOwner, _: &mut Self::Context) -> Self::Result {
+        let table = self.table.clone();
+        Box::pin(async move {
+            match table.get(&msg.0).await {
+                Ok(lease) => Ok(lease.and_then(|l| l.owner)),
+                Err(e) => Err(LeaseError::Transient(e.to_string())),
+            }
+        })
+    }
+}
 
 impl Handler<ParentsFinished> for LeaseManager {
     type Result = ResponseFuture<Result<bool, LeaseError>>;

@@ -130,6 +130,11 @@ pub enum LatestStart {
     Since(i64),
 }
 
+/// Who owns the lease of this shard now (`None`: nobody, or no lease)?
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<Option<String>, LeaseError>")]
+pub struct LeaseOwner(pub String);
+
 /// Are all these parent shards finished (lease at SHARD_END, or gone)?
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<bool, LeaseError>")]

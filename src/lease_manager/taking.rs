@@ -97,7 +97,7 @@ impl LeaseManager {
             .state
             .held
             .iter()
-            .filter(|(_, h)| !h.deadline.is_valid())
+            .filter(|(_, h)| !h.deadline.is_valid() && !h.releasing)
             .map(|(k, h)| (k.clone(), h.renewed_at.elapsed().as_millis()))
             .collect();
         let failover = self.settings.leases.failover_time.as_millis();
@@ -394,6 +394,7 @@ impl LeaseManager {
             queue: VecDeque::new(),
             handoff_to: None,
             handoff_accepted: false,
+            releasing: false,
         };
         self.state.held.insert(key, held);
         self.tell(LeaseChange::Acquired(info));

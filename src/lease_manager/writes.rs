@@ -58,6 +58,9 @@ pub(super) struct HeldLease {
     pub handoff_to: Option<String>,
     /// The asker has been told the handoff is under way (`handoffAccepted` written).
     pub handoff_accepted: bool,
+    /// Being given up (its release, or SHARD_END and release, is out): its deadline is revoked
+    /// on purpose, so self-fencing has nothing to do with it.
+    pub releasing: bool,
 }
 
 /// The write about to go out: which lease, in which tenure, at which counter, sent when.
@@ -250,7 +253,11 @@ impl LeaseManager {
     ) {
         let (table, shards, worker_id, a) =
             (self.table.clone(), self.shards.clone(), self.worker_id().to_owned(), at.clone());
-        let deadline = self.state.held.get(&at.key).map(|h| h.deadline.clone());
+        let deadline = self.state.held.get_mut(&at.key).map(|h| {
+            // Self-fencing leaves it alone while SHARD_END and the release are out.
+            h.releasing = true;
+            h.deadline.clone()
+        });
         let fut = async move {
             let (created, ids) = super::syncing::create_child_leases(&*table, &*shards, &a.key, children).await?;
             let r = table.checkpoint(&a.key, &worker_id, a.counter, &Checkpoint::ShardEnd, &ids).await;
@@ -286,6 +293,7 @@ impl LeaseManager {
                 Err(other) => {
                     if let Some(h) = act.state.held.get_mut(&at.key) {
                         h.write_in_flight = false;
+                        h.releasing = false;
                     }
                     Err(other.into())
                 }
@@ -301,7 +309,8 @@ impl LeaseManager {
         let to = self.state.held.get(&at.key).and_then(|h| h.handoff_to.clone()).filter(|by| !by.starts_with(OPERATOR));
         // From the moment the release is sent, another worker may hold the lease: nothing here
         // acts on it any more (its consumer is drained and frozen already).
-        if let Some(h) = self.state.held.get(&at.key) {
+        if let Some(h) = self.state.held.get_mut(&at.key) {
+            h.releasing = true;
             h.deadline.revoke();
         }
         let (table, worker_id, a) = (self.table.clone(), self.worker_id().to_owned(), at.clone());

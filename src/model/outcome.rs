@@ -17,11 +17,14 @@ pub enum Outcome {
     Unroutable,
     /// The responder gave up (a permanent error, or transient errors past the retry limit).
     Failed,
+    /// Its commandId was actioned (or given up on) already: a producer wrote it twice, or it
+    /// is read again after a crash. Not actioned again, not dead-lettered.
+    Duplicate,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 5] =
-        [Outcome::Done, Outcome::Expired, Outcome::Invalid, Outcome::Unroutable, Outcome::Failed];
+    pub const ALL: [Outcome; 6] =
+        [Outcome::Done, Outcome::Expired, Outcome::Invalid, Outcome::Unroutable, Outcome::Failed, Outcome::Duplicate];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -30,6 +33,7 @@ impl Outcome {
             Outcome::Invalid => "invalid",
             Outcome::Unroutable => "unroutable",
             Outcome::Failed => "failed",
+            Outcome::Duplicate => "duplicate",
         }
     }
 
@@ -41,6 +45,7 @@ impl Outcome {
             Outcome::Invalid => "CommandsInvalid",
             Outcome::Unroutable => "CommandsUnroutable",
             Outcome::Failed => "CommandsFailed",
+            Outcome::Duplicate => "CommandsDuplicate",
         }
     }
 }

@@ -24,6 +24,10 @@ pub(super) struct ConsumerSlot {
 
 impl Supervisor {
     pub(super) fn lease_acquired(&mut self, lease: AcquiredLease, ctx: &mut Context<Self>) {
+        if self.core.as_ref().is_some_and(|c| !c.claims_ready) {
+            self.waiting_for_claims.push(lease);
+            return;
+        }
         if let Some(old) = self.consumers.remove(&lease.shard) {
             old.addr.do_send(Stop);
         }
@@ -69,9 +73,11 @@ impl Supervisor {
             shard_ended: core.checkpointer.clone().recipient(),
             parents: core.lease_manager.clone().recipient(),
             latest_start: core.lease_manager.clone().recipient(),
+            lease_owner: core.lease_manager.clone().recipient(),
             metrics: core.metrics_handle.clone(),
             dead_letters: core.dead_letters.clone().map(Addr::recipient),
             outcome_log: core.outcome_log.clone().map(Addr::recipient),
+            claims: core.claims.clone().map(|c| c as Arc<dyn crate::claims::ClaimStore>),
         };
         let incarnation = self.next_incarnation();
         let settings = self.consumer_settings.clone();

@@ -9,6 +9,7 @@ use actix_rt::ArbiterHandle;
 
 use super::Supervisor;
 use crate::checkpointer::{CheckpointWriter, Checkpointer};
+use crate::claims::{ClaimStore, ClaimTable};
 use crate::command::CommandParser;
 use crate::config::InitialPosition;
 use crate::dead_letters::DeadLetters;
@@ -40,6 +41,9 @@ pub(super) struct Core {
     pub responders: Vec<ResponderSlot>,
     pub dead_letters: Option<Addr<DeadLetters>>,
     pub outcome_log: Option<Addr<OutcomeLog>>,
+    /// The claim table (dedup on), and whether it is known to exist.
+    pub claims: Option<Arc<ClaimTable>>,
+    pub claims_ready: bool,
 }
 
 impl Core {
@@ -100,15 +104,10 @@ impl Supervisor {
             routes.len(),
             if routes.len() == 1 { "" } else { "s" }
         );
-        let dl = &r.dead_letters;
-        let dead_letters = dl.enabled().then(|| {
-            let stream = dl.stream.clone().map(|s| (spec.clients.kinesis.clone(), s));
-            DeadLetters::new(dl.file.clone(), stream, r.mailboxes.dead_letters).start()
-        });
-        let outcome_log = spec
-            .outcome_log
-            .clone()
-            .map(|(client, table)| OutcomeLog::new(client, table, r.mailboxes.outcome_log).start());
+        let RecordKeepers { dead_letters, outcome_log, claims } = start_records_keepers(&spec);
+        if let Some(table) = claims.clone() {
+            self.prepare_claims(table, generation, ctx);
+        }
         self.core = Some(Core {
             generation,
             metrics,
@@ -120,8 +119,38 @@ impl Supervisor {
             responders,
             dead_letters,
             outcome_log,
+            claims_ready: claims.is_none(),
+            claims,
         });
         self.core_backoff.started();
+    }
+
+    /// Creates the claim table unless it exists; consumers of leases acquired meanwhile start
+    /// once it is there. A table that cannot be used fails the core (restarted with backoff).
+    fn prepare_claims(&mut self, table: Arc<ClaimTable>, generation: u64, ctx: &mut Context<Self>) {
+        let fut = async move { (table.ensure_exists().await, table) };
+        ctx.spawn(fut.into_actor(self).map(move |(result, table), act, ctx| {
+            if act.core.as_ref().map(|c| c.generation) != Some(generation) {
+                return;
+            }
+            match result {
+                Ok(created) => {
+                    if created {
+                        log::info!("claim table {} created (on-demand, hash key commandId)", table.name());
+                    }
+                    if let Some(core) = act.core.as_mut() {
+                        core.claims_ready = true;
+                    }
+                    for lease in std::mem::take(&mut act.waiting_for_claims) {
+                        act.lease_acquired(lease, ctx);
+                    }
+                }
+                Err(e) => {
+                    let why = format!("the claim table {} is not usable: {e}", table.name());
+                    act.core_exited("Claims", generation, ExitReason::Failed(why), ctx);
+                }
+            }
+        }));
     }
 
     fn start_lease_manager(
@@ -216,6 +245,7 @@ impl Supervisor {
         for (_, slot) in self.consumers.drain() {
             slot.addr.do_send(Stop);
         }
+        self.waiting_for_claims.clear();
         let Some(core) = self.core.take() else { return };
         core.lease_manager.do_send(Stop);
         core.checkpointer.do_send(Stop);
@@ -260,4 +290,33 @@ fn start_responder(
     let exit = ExitGuard::new(ChildId::Responder { route, incarnation }, exited, live);
     let spec = spec.clone();
     ResponderActor::start_in_arbiter(arbiter, move |_| ResponderActor::new(spec, restarts, delay, exit))
+}
+
+/// The keepers of what became of records: dead letters, the outcome log, the claim table
+/// (each when configured).
+struct RecordKeepers {
+    dead_letters: Option<Addr<DeadLetters>>,
+    outcome_log: Option<Addr<OutcomeLog>>,
+    claims: Option<Arc<ClaimTable>>,
+}
+
+fn start_records_keepers(spec: &super::SupervisorSpec) -> RecordKeepers {
+    let r = &spec.runtime;
+    let dl = &r.dead_letters;
+    let dead_letters = dl.enabled().then(|| {
+        let stream = dl.stream.clone().map(|s| (spec.clients.kinesis.clone(), s));
+        DeadLetters::new(dl.file.clone(), stream, r.mailboxes.dead_letters).start()
+    });
+    let outcome_log =
+        spec.outcome_log.clone().map(|(client, table)| OutcomeLog::new(client, table, r.mailboxes.outcome_log).start());
+    let claims = r.dedup.enabled.then(|| {
+        let name = r.dedup.table_of(&spec.observer.id);
+        Arc::new(ClaimTable::new(
+            &spec.clients.dynamodb,
+            name,
+            r.retry.request_timeout,
+            r.dedup.max_concurrent_requests,
+        ))
+    });
+    RecordKeepers { dead_letters, outcome_log, claims }
 }

@@ -19,6 +19,7 @@ mod shutdown;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::dev::AsyncContextParts;
 use actix::prelude::*;
@@ -34,7 +35,7 @@ use crate::metrics::{MetricsSnapshot, Operation, Scope};
 use crate::model::Backoff;
 use crate::observe::{Observe, observe};
 use crate::responders::{Responder, ResponderSnapshot};
-use crate::shard_consumer::{ConsumerSettings, InjectFailure, ShardConsumer, ShardConsumerSnapshot};
+use crate::shard_consumer::{ClaimTimings, ConsumerSettings, InjectFailure, ShardConsumer, ShardConsumerSnapshot};
 use crate::supervision::{ChildExited, ChildId, ExitReason, LiveChildren};
 use consumers::ConsumerSlot;
 use core::Core;
@@ -103,6 +104,8 @@ pub struct Supervisor {
     next_incarnation: u64,
     restarts: BTreeMap<String, u32>,
     live: LiveChildren,
+    /// Leases acquired before the claim table was ready: their consumers start once it is.
+    waiting_for_claims: Vec<crate::lease_manager::AcquiredLease>,
     shutting_down: bool,
 }
 
@@ -126,6 +129,19 @@ impl Supervisor {
             mailbox: r.mailboxes.shard_consumer,
             observer_id: spec.observer.id.clone(),
             dead_letter_outcomes: if r.dead_letters.enabled() { r.dead_letters.outcomes.clone() } else { vec![] },
+            worker_id: spec.worker_id.clone(),
+            claims: r.dedup.enabled.then(|| {
+                // The longest an attempt in flight can last (the attempt timeout, the longest of
+                // a responder's own), and a second: a claimer gone that long is done with it.
+                let longest =
+                    spec.responders.iter().filter_map(|x| x.timeout()).fold(r.retry.request_timeout, Duration::max);
+                let stale_after = longest + Duration::from_secs(1);
+                ClaimTimings {
+                    stale_after,
+                    recheck_every: (stale_after / 10).clamp(Duration::from_millis(100), Duration::from_secs(2)),
+                    retention: r.dedup.retention,
+                }
+            }),
         });
         Supervisor {
             spec: Arc::new(spec),
@@ -138,6 +154,7 @@ impl Supervisor {
             next_incarnation: 0,
             restarts: BTreeMap::new(),
             live: LiveChildren::default(),
+            waiting_for_claims: vec![],
             shutting_down: false,
         }
     }

@@ -4,24 +4,33 @@
 //! resume).
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use actix::prelude::*;
 
 use super::Phase;
 use super::actor::{Reader, ShardConsumer};
+use super::claiming::{Arrived, Journey};
 use super::outcomes::RecordOutcome;
 use super::read_loop::Unparsed;
+use crate::claims::{Claimer, Held};
 use crate::command::{Classified, Command};
 use crate::config::runtime::Ordering;
 use crate::model::Outcome;
-use crate::responders::{CommandResult, Execute, RouteIndex};
+use crate::responders::{Execute, RouteIndex};
 
 /// A command read and waiting for, or at, its responder.
 pub(super) struct Pending {
     pub command: Arc<Command>,
     pub route: RouteIndex,
     pub record: Record,
+    /// Times sent to its responder (sent again when a responder's actor stopped unanswered).
     pub attempts: u32,
+    /// Someone else's claim it waits for, as last seen, and since when its claimer is gone.
+    pub claim_wait: Option<(Held, Option<Instant>)>,
+    /// That claim, once its claimer is gone for `staleAfter`: taken over at the next try.
+    pub stale: Option<Held>,
+    pub claim_failures: u32,
 }
 
 /// What is kept of a record until it has its outcome (cheap to clone).
@@ -44,7 +53,9 @@ impl ShardConsumer {
                     Ordering::PartitionKey => record.partition_key.clone(),
                     Ordering::Shard => Arc::from(""),
                 };
-                self.state.tracker.admit(seq, key, Pending { command, route, record, attempts: 0 });
+                let pending =
+                    Pending { command, route, record, attempts: 0, claim_wait: None, stale: None, claim_failures: 0 };
+                self.state.tracker.admit(seq, key, pending);
                 return;
             }
             Classified::Invalid { ref reason, .. } => (Outcome::Invalid, reason.clone()),
@@ -52,8 +63,15 @@ impl ShardConsumer {
             Classified::Expired { ref reason, .. } => (Outcome::Expired, reason.clone()),
         };
         let idx = self.state.tracker.admit_waiting(seq);
-        let end =
-            RecordOutcome { outcome, command_id: class.command_id(), responder: None, attempts: 0, detail: reason };
+        let command_id = class.command_id();
+        let end = RecordOutcome {
+            outcome,
+            command_id,
+            responder: None,
+            attempts: 0,
+            detail: reason,
+            possible_duplicate: false,
+        };
         self.finish(idx, record, end, ctx);
     }
 
@@ -78,52 +96,85 @@ impl ShardConsumer {
         }
     }
 
-    fn send(&mut self, idx: u64, mut pending: Pending, ctx: &mut Context<Self>) {
+    /// Sends a command on its journey (claim, responder, claim finished), as a task of its own.
+    pub(super) fn send(&mut self, idx: u64, mut pending: Pending, ctx: &mut Context<Self>) {
         let command_id = Some(pending.command.envelope.command_id);
         let Some((responder_id, recipient)) = self.links.routes.get(pending.route) else {
             let detail = "the responder of this route is not running".to_owned();
-            let end = RecordOutcome { outcome: Outcome::Unroutable, command_id, responder: None, attempts: 0, detail };
+            let end = RecordOutcome {
+                outcome: Outcome::Unroutable,
+                command_id,
+                responder: None,
+                attempts: 0,
+                detail,
+                possible_duplicate: false,
+            };
             self.finish(idx, pending.record, end, ctx);
             return;
         };
-        pending.attempts += 1;
-        let request = recipient.send(Execute {
-            command: pending.command.clone(),
-            shard_id: self.shard().clone(),
-            sequence_number: pending.record.seq.clone(),
-            fence: self.fence.clone(),
+        if pending.claim_wait.is_none() {
+            pending.attempts += 1;
+        }
+        let journey = Journey {
+            claims: self.links.claims.clone().zip(self.settings.claims.clone()),
+            claimer: Claimer {
+                owner: self.settings.worker_id.clone(),
+                tenure: self.lease.tenure.0,
+                shard: self.shard().to_string(),
+                sequence_number: pending.record.seq.to_string(),
+            },
+            stale: pending.stale.take(),
+            recipient,
+            execute: Execute {
+                command: pending.command.clone(),
+                shard_id: self.shard().clone(),
+                sequence_number: pending.record.seq.clone(),
+                fence: self.fence.clone(),
+            },
+        };
+        let me = ctx.address();
+        actix::spawn(async move {
+            let arrival = journey.run().await;
+            me.do_send(Arrived { idx, pending, responder_id, arrival });
         });
-        ctx.spawn(request.into_actor(self).map(move |result, act, ctx| match result {
-            Ok(CommandResult::Ended { outcome, attempts, detail }) => {
-                let responder = Some(responder_id);
-                let end = RecordOutcome { outcome, command_id, responder, attempts, detail };
-                act.finish(idx, pending.record, end, ctx);
-            }
-            Ok(CommandResult::Abandoned { attempts, reason }) => act.abandoned(idx, &pending, attempts, &reason),
-            // The responder's actor stopped without an answer (it is being restarted): send
-            // again, behind the same route.
-            Err(e) if pending.attempts < act.settings.retry.max_attempts && act.fence.is_valid() => {
-                let delay = act.settings.retry.backoff().delay(pending.attempts);
-                log::warn!(
-                    "shard {}: command {} got no answer from responder {responder_id} ({e}); sending again in {} ms",
-                    act.shard(),
-                    pending.command.envelope.command_id,
-                    delay.as_millis()
-                );
-                ctx.run_later(delay, move |act, ctx| act.send(idx, pending, ctx));
-            }
-            Err(e) => {
-                let detail = format!("responder {responder_id} gave no answer: {e}");
-                let (responder, attempts) = (Some(responder_id), pending.attempts);
-                let end = RecordOutcome { outcome: Outcome::Failed, command_id, responder, attempts, detail };
-                act.finish(idx, pending.record, end, ctx);
-            }
-        }));
+    }
+
+    /// The responder's actor stopped without an answer (it is being restarted): send again,
+    /// behind the same route (and under the same claim).
+    pub(super) fn no_answer(
+        &mut self,
+        idx: u64,
+        pending: Pending,
+        responder_id: &str,
+        e: MailboxError,
+        ctx: &mut Context<Self>,
+    ) {
+        if pending.attempts < self.settings.retry.max_attempts && self.fence.is_valid() {
+            let delay = self.settings.retry.backoff().delay(pending.attempts);
+            log::warn!(
+                "shard {}: command {} got no answer from responder {responder_id} ({e}); sending again in {} ms",
+                self.shard(),
+                pending.command.envelope.command_id,
+                delay.as_millis()
+            );
+            ctx.run_later(delay, move |act, ctx| act.send(idx, pending, ctx));
+            return;
+        }
+        let detail = format!("responder {responder_id} gave no answer: {e}");
+        let end = RecordOutcome {
+            outcome: Outcome::Failed,
+            command_id: Some(pending.command.envelope.command_id),
+            responder: Some(Arc::from(responder_id)),
+            attempts: pending.attempts,
+            detail,
+            possible_duplicate: false,
+        };
+        self.finish(idx, pending.record, end, ctx);
     }
 
     /// A command came back without an outcome: it stays uncovered by the checkpoint (its key
     /// stays held), and the shard's next reader actions it.
-    fn abandoned(&mut self, idx: u64, pending: &Pending, attempts: u32, reason: &str) {
+    pub(super) fn abandoned(&mut self, idx: u64, pending: &Pending, attempts: u32, reason: &str) {
         self.state.tracker.abandon(idx);
         self.state.counters.abandoned += 1;
         log::info!(

@@ -15,6 +15,7 @@
 //! bookkeeping of order, bounds and the watermark), and [`reading`] (the Kinesis calls).
 
 mod actor;
+mod claiming;
 mod dispatch;
 mod outcomes;
 mod read_loop;
@@ -28,15 +29,17 @@ use actix::prelude::*;
 use chrono::{DateTime, Utc};
 
 use crate::checkpointer::{Progress, ShardEnded};
+use crate::claims::ClaimStore;
 use crate::config::runtime::{Ordering, RetryPolicy};
 use crate::dead_letters::DeadLetter;
-use crate::lease_manager::{ParentsFinished, PinLatestStart};
+use crate::lease_manager::{LeaseOwner, ParentsFinished, PinLatestStart};
 use crate::metrics::MetricsHandle;
 use crate::model::{Outcome, Tenure};
 use crate::outcome_log::OutcomeRow;
 use crate::parser_pool::ParseBatch;
 use crate::responders::Routes;
 pub use actor::ShardConsumer;
+pub use claiming::ClaimTimings;
 pub use reading::{KinesisReader, ShardReader};
 
 /// The fixed settings of every consumer of an observer.
@@ -61,6 +64,10 @@ pub struct ConsumerSettings {
     pub observer_id: String,
     /// Which outcomes are dead-lettered (empty: none).
     pub dead_letter_outcomes: Vec<Outcome>,
+    /// This worker's identity (in its claims).
+    pub worker_id: String,
+    /// How claims are kept (`None`: dedup is off).
+    pub claims: Option<ClaimTimings>,
 }
 
 /// Who a consumer talks to: each a recipient (or a trait), so a test can stand in for any.
@@ -76,9 +83,13 @@ pub struct ConsumerLinks {
     /// started.
     pub parents: Recipient<ParentsFinished>,
     pub latest_start: Recipient<PinLatestStart>,
+    /// Who holds a shard's lease (whether a claimer is still live).
+    pub lease_owner: Recipient<LeaseOwner>,
     pub metrics: MetricsHandle,
     pub dead_letters: Option<Recipient<DeadLetter>>,
     pub outcome_log: Option<Recipient<OutcomeRow>>,
+    /// The claim table (`None`: dedup is off).
+    pub claims: Option<Arc<dyn ClaimStore>>,
 }
 
 /// Where a consumer is in its life.
@@ -131,7 +142,7 @@ pub struct ConsumerCounters {
     pub bytes_read: u64,
     pub batches: u64,
     /// Outcomes in the order of [`Outcome::ALL`].
-    pub outcomes: [u64; 5],
+    pub outcomes: [u64; 6],
     pub iterator_restarts: u64,
     pub throttles: u64,
     pub errors: u64,

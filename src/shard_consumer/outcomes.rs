@@ -24,6 +24,9 @@ pub(super) struct RecordOutcome {
     pub attempts: u32,
     /// "HTTP 200", or why it ended as it did.
     pub detail: String,
+    /// Actioned after taking over the claim of a claimer that stopped mid-attempt: its side
+    /// effect may have happened twice.
+    pub possible_duplicate: bool,
 }
 
 impl ShardConsumer {
@@ -48,6 +51,7 @@ impl ShardConsumer {
             reason: end.detail,
             attempts: end.attempts,
             command_id: end.command_id.map(|u| u.to_string()),
+            possible_duplicate: end.possible_duplicate,
             data: record.data,
         };
         ctx.spawn(dead_letters.send(letter).into_actor(self).map(move |_, act, ctx| act.complete(idx, ctx)));
@@ -64,6 +68,7 @@ impl ShardConsumer {
             shard: self.shard().to_string(),
             sequence_number: record.seq.to_string(),
             attempts: end.attempts,
+            possible_duplicate: end.possible_duplicate,
             time: Utc::now(),
         };
         if log.try_send(row).is_err() {
@@ -82,8 +87,12 @@ impl ShardConsumer {
         self.state.counters.outcomes[index] += 1;
         self.links.metrics.count(outcome.metric_name(), Operation::ProcessTask, self.scope(), 1);
         let id = end.command_id.map_or_else(|| "-".to_owned(), |u| u.to_string());
-        let responder =
+        let mut responder =
             end.responder.as_ref().map(|r| format!(" responder={r} attempts={}", end.attempts)).unwrap_or_default();
+        if end.possible_duplicate {
+            responder.push_str(" possibleDuplicate=true");
+            self.links.metrics.count("CommandsPossiblyDuplicated", Operation::ProcessTask, self.scope(), 1);
+        }
         let (shard, seq, detail) = (self.shard(), &record.seq, &end.detail);
         match outcome {
             Outcome::Done => log::info!(

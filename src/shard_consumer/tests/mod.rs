@@ -2,6 +2,7 @@
 //! LeaseManager of the test's own making stand in for Kinesis, the parse pool and the actors.
 //! `edges`: bounds, freezing, fences, abandoned commands, shards past retention, LATEST.
 
+mod claims;
 mod edges;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -17,7 +18,7 @@ use super::*;
 use crate::checkpointer::{Progress, ShardEnded};
 use crate::command::{Classified, Command, CommandParser, SchemaRegistry};
 use crate::config::runtime::RetryPolicy;
-use crate::lease_manager::{AcquiredLease, LatestStart, LeaseError, ParentsFinished, PinLatestStart};
+use crate::lease_manager::{AcquiredLease, LatestStart, LeaseError, LeaseOwner, ParentsFinished, PinLatestStart};
 use crate::model::{Checkpoint, Fence, LeaseDeadline, Tenure};
 use crate::parser_pool::ParseBatch;
 use crate::responders::{CommandResult, Execute, Routes};
@@ -82,14 +83,22 @@ struct Seen {
     ended: u32,
     /// What PinLatestStart answers.
     latest: Option<LatestStart>,
+    /// Who holds every other shard's lease (what LeaseOwner answers).
+    lease_owner: Option<String>,
 }
 
 type Shared = Arc<Mutex<Seen>>;
 
-/// Parser, responder, Checkpointer and LeaseManager in one stand-in actor.
+/// Parser, responder, Checkpointer and LeaseManager in one stand-in actor. Record `n` (its
+/// data is `n`) is a command with the commandId `ids(n)`.
 struct StandIn {
-    command: Arc<Command>,
+    ids: fn(u64) -> uuid::Uuid,
     seen: Shared,
+}
+
+/// Every record its own commandId.
+fn distinct(n: u64) -> uuid::Uuid {
+    uuid::Uuid::from_u128(u128::from(n))
 }
 
 impl Actor for StandIn {
@@ -101,7 +110,14 @@ impl Handler<ParseBatch> for StandIn {
 
     fn handle(&mut self, batch: ParseBatch, _: &mut Self::Context) -> Self::Result {
         MessageResult(
-            batch.0.iter().map(|_| Classified::Routable { command: self.command.clone(), route: 0 }).collect(),
+            batch
+                .0
+                .iter()
+                .map(|data| {
+                    let n = std::str::from_utf8(data).ok().and_then(|t| t.parse().ok()).unwrap_or(0);
+                    Classified::Routable { command: command((self.ids)(n)), route: 0 }
+                })
+                .collect(),
         )
     }
 }
@@ -145,6 +161,14 @@ impl Handler<PinLatestStart> for StandIn {
     }
 }
 
+impl Handler<LeaseOwner> for StandIn {
+    type Result = Result<Option<String>, LeaseError>;
+
+    fn handle(&mut self, _: LeaseOwner, _: &mut Self::Context) -> Self::Result {
+        Ok(self.seen.lock().expect("lock").lease_owner.clone())
+    }
+}
+
 impl Handler<ParentsFinished> for StandIn {
     type Result = Result<bool, LeaseError>;
 
@@ -153,12 +177,12 @@ impl Handler<ParentsFinished> for StandIn {
     }
 }
 
-fn command() -> Arc<Command> {
+fn command(id: uuid::Uuid) -> Arc<Command> {
     let text = serde_json::json!({
         "schema": "iglu:com.snowplowanalytics.sauna.commands/command/jsonschema/1-0-0",
         "data": {
             "envelope": {"schema": "iglu:com.snowplowanalytics.sauna.commands/envelope/jsonschema/1-0-0",
-                "data": {"commandId": "9dadfc92-9311-43c7-9cee-61ab590a6e81", "whenCreated": "2017-01-02T19:14:42Z",
+                "data": {"commandId": id.to_string(), "whenCreated": "2017-01-02T19:14:42Z",
                     "execution": {"semantics": "AT_LEAST_ONCE", "timeToLive": null}, "tags": {}}},
             "command": {"schema": "iglu:com.slack.sauna.commands/send_message/jsonschema/1-0-0", "data": {"text": "hi"}}}
     });
@@ -190,13 +214,26 @@ fn settings(max_in_flight: usize) -> ConsumerSettings {
         mailbox: 64,
         observer_id: "test".into(),
         dead_letter_outcomes: vec![],
+        worker_id: "me".into(),
+        claims: None,
     }
 }
 
 /// A consumer of `shard` (a lease at `checkpoint`) with stand-ins for everything else.
 fn start_with(shard: Arc<Shard>, checkpoint: Checkpoint, max_in_flight: usize) -> (Addr<ShardConsumer>, Shared) {
+    start_claiming(shard, checkpoint, max_in_flight, None, distinct)
+}
+
+/// The same, with dedup on (claims in `claims`) and the commandIds `ids` gives.
+fn start_claiming(
+    shard: Arc<Shard>,
+    checkpoint: Checkpoint,
+    max_in_flight: usize,
+    claims: Option<&crate::claims::MemoryClaimTable>,
+    ids: fn(u64) -> uuid::Uuid,
+) -> (Addr<ShardConsumer>, Shared) {
     let seen = Arc::new(Mutex::new(Seen::default()));
-    let stand_in = StandIn { command: command(), seen: seen.clone() }.start();
+    let stand_in = StandIn { ids, seen: seen.clone() }.start();
     let mut routes = Routes::default();
     routes.push("stand-in", stand_in.clone().recipient());
     let links = ConsumerLinks {
@@ -206,10 +243,12 @@ fn start_with(shard: Arc<Shard>, checkpoint: Checkpoint, max_in_flight: usize) -
         progress: stand_in.clone().recipient(),
         shard_ended: stand_in.clone().recipient(),
         parents: stand_in.clone().recipient(),
-        latest_start: stand_in.recipient(),
+        latest_start: stand_in.clone().recipient(),
+        lease_owner: stand_in.recipient(),
         metrics: crate::metrics::MetricsHandle::disabled(),
         dead_letters: None,
         outcome_log: None,
+        claims: claims.map(|c| Arc::new(c.clone()) as Arc<dyn crate::claims::ClaimStore>),
     };
     let lease = AcquiredLease {
         shard: Arc::from("shardId-000000000000"),
@@ -219,7 +258,15 @@ fn start_with(shard: Arc<Shard>, checkpoint: Checkpoint, max_in_flight: usize) -
         deadline: LeaseDeadline::unbounded(),
     };
     let exit = ExitGuard::detached(ChildId::ShardConsumer { shard: lease.shard.clone(), incarnation: 1 });
-    (ShardConsumer::new(Arc::new(settings(max_in_flight)), links, lease, exit).start(), seen)
+    let mut settings = settings(max_in_flight);
+    if claims.is_some() {
+        settings.claims = Some(ClaimTimings {
+            stale_after: Duration::from_millis(400),
+            recheck_every: Duration::from_millis(20),
+            retention: Duration::from_secs(3600),
+        });
+    }
+    (ShardConsumer::new(Arc::new(settings), links, lease, exit).start(), seen)
 }
 
 /// Five records, each its own partition key.
