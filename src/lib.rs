@@ -39,6 +39,7 @@ mod aws;
 mod checkpointer;
 pub mod claims;
 mod dead_letters;
+pub mod fan_out;
 mod metrics;
 mod observe;
 mod observer;

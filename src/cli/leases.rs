@@ -58,12 +58,26 @@ pub struct LeaseReport {
     pub stream: String,
     pub table: String,
     pub leases: Vec<LeaseLine>,
+    /// With `retrieval.mode: FAN_OUT`: the observer's stream consumer as the stream lists it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream_consumer: Option<StreamConsumerLine>,
     /// Rows that should be leases but cannot be read (another program wrote them): their
     /// shards are not processed, and their children wait, until they are fixed.
     pub malformed: Vec<MalformedRow>,
     /// Rows that are not leases (KCL 3.5 worker metrics, coordinator state, sauna's change
     /// signal…), left alone.
     pub other_rows: usize,
+}
+
+/// The stream consumer of a fan-out observer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamConsumerLine {
+    pub name: String,
+    /// `ACTIVE`, `CREATING`, `DELETING`, `NOT REGISTERED` (no worker has run yet), or why the
+    /// stream's consumers could not be listed.
+    pub status: String,
+    pub arn: Option<String>,
 }
 
 /// A row that should be a lease and cannot be read.
@@ -107,6 +121,17 @@ pub fn lines(leases: &[Lease]) -> Vec<LeaseLine> {
         .collect()
 }
 
+/// The stream consumer `name` of `stream`, as the stream lists it.
+pub async fn stream_consumer(client: &aws_sdk_kinesis::Client, stream: &str, name: &str) -> StreamConsumerLine {
+    match crate::fan_out::list_stream_consumers(client, stream).await {
+        Ok(all) => match all.into_iter().find(|c| c.name == name) {
+            Some(c) => StreamConsumerLine { name: c.name, status: c.status, arn: Some(c.arn) },
+            None => StreamConsumerLine { name: name.to_owned(), status: "NOT REGISTERED".into(), arn: None },
+        },
+        Err(e) => StreamConsumerLine { name: name.to_owned(), status: format!("UNKNOWN ({e})"), arn: None },
+    }
+}
+
 /// Reads the lease table of an observer.
 pub async fn read(observer: &str, stream: &str, table: &LeaseTable) -> Result<LeaseReport, LeaseTableError> {
     let (leases, skipped) = table.scan().await?;
@@ -120,6 +145,7 @@ pub async fn read(observer: &str, stream: &str, table: &LeaseTable) -> Result<Le
         stream: stream.to_owned(),
         table: table.name().to_owned(),
         leases: lines(&leases),
+        stream_consumer: None,
         other_rows: skipped.len() - malformed.len(),
         malformed,
     })
@@ -139,6 +165,10 @@ pub fn to_text(reports: &[LeaseReport]) -> String {
             if r.leases.len() == 1 { "" } else { "s" },
             if r.other_rows > 0 { format!(", {} other rows", r.other_rows) } else { String::new() }
         );
+        if let Some(c) = &r.stream_consumer {
+            let arn = c.arn.as_deref().map(|a| format!(" {a}")).unwrap_or_default();
+            let _ = writeln!(out, "enhanced fan-out: stream consumer {} {}{arn}", c.name, c.status);
+        }
         let rows: Vec<[String; 6]> = r
             .leases
             .iter()

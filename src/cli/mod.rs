@@ -117,29 +117,21 @@ fn leases_command(args: &LeasesArgs, catalog: &Catalog) -> ExitCode {
             let clients = crate::aws::AwsClients::for_observer(&o.region, &o.credentials).await;
             let table = LeaseTable::new(clients.dynamodb.clone(), o.id.clone());
             if let Some(shard) = &args.give_up {
-                let requester = format!(
-                    "{} ({})",
-                    crate::lease_manager::OPERATOR,
-                    std::env::var("USER").unwrap_or_else(|_| "sauna leases".into())
-                );
-                match table.request_handoff(shard, None, &requester).await {
-                    Ok(true) => println!("observer {}: asked the owner of {shard} to hand it over", o.id),
-                    Ok(false) => {
-                        eprintln!(
-                            "error: observer {}: {shard} has no lease, no owner, has ended, or a handoff is already pending",
-                            o.id
-                        );
-                        return ExitCode::FAILURE;
-                    }
-                    Err(e) => {
-                        eprintln!("error: observer {}: lease table {}: {e}", o.id, o.id);
-                        return ExitCode::FAILURE;
-                    }
+                if !ask_handoff(&table, shard, &o.id).await {
+                    return ExitCode::FAILURE;
                 }
                 continue;
             }
             match leases::read(&o.id, &o.stream_name, &table).await {
-                Ok(r) => reports.push(r),
+                Ok(mut r) => {
+                    let retrieval = &configuration.runtime.retrieval;
+                    if retrieval.mode == crate::config::runtime::RetrievalMode::FanOut {
+                        let name = retrieval.consumer_name_of(&o.id);
+                        r.stream_consumer =
+                            Some(leases::stream_consumer(&clients.kinesis, &o.stream_name, &name).await);
+                    }
+                    reports.push(r)
+                }
                 Err(e) => {
                     eprintln!("error: observer {}: cannot read lease table {}: {e}", o.id, o.id);
                     return ExitCode::FAILURE;
@@ -161,6 +153,31 @@ fn leases_command(args: &LeasesArgs, catalog: &Catalog) -> ExitCode {
         }
         ExitCode::SUCCESS
     })
+}
+
+/// `sauna leases --give-up SHARD`: asks the owner of `shard` to hand it over.
+async fn ask_handoff(table: &LeaseTable, shard: &str, observer: &str) -> bool {
+    let requester = format!(
+        "{} ({})",
+        crate::lease_manager::OPERATOR,
+        std::env::var("USER").unwrap_or_else(|_| "sauna leases".into())
+    );
+    match table.request_handoff(shard, None, &requester).await {
+        Ok(true) => {
+            println!("observer {observer}: asked the owner of {shard} to hand it over");
+            true
+        }
+        Ok(false) => {
+            eprintln!(
+                "error: observer {observer}: {shard} has no lease, no owner, has ended, or a handoff is already pending"
+            );
+            false
+        }
+        Err(e) => {
+            eprintln!("error: observer {observer}: lease table {observer}: {e}");
+            false
+        }
+    }
 }
 
 fn validate(dir: &Path, catalog: &Catalog) -> ExitCode {

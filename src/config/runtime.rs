@@ -61,11 +61,34 @@ pub enum Ordering {
     Shard,
 }
 
+/// How shards are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RetrievalMode {
+    /// GetRecords, every `idleTimeBetweenReadsMillis` while a shard is caught up.
+    Polling,
+    /// Enhanced fan-out: SubscribeToShard through a registered stream consumer; the service
+    /// pushes records as they arrive, with a read throughput of its own per consumer.
+    FanOut,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetrievalSettings {
     pub idle_time_between_reads: Duration,
     pub max_in_flight_per_shard: usize,
     pub ordering: Ordering,
+    pub mode: RetrievalMode,
+    /// The stream consumer of `FAN_OUT`; `None`: the observer id.
+    pub consumer_name: Option<String>,
+    /// A subscription is renewed after this long (the service ends each after 5 minutes).
+    pub max_subscription: Duration,
+}
+
+impl RetrievalSettings {
+    /// The stream consumer name of observer `id`.
+    pub fn consumer_name_of(&self, id: &str) -> String {
+        self.consumer_name.clone().unwrap_or_else(|| id.to_owned())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -206,6 +229,9 @@ struct RawRetrieval {
     idle_time_between_reads_millis: i64,
     max_in_flight_per_shard: i32,
     ordering: Ordering,
+    mode: RetrievalMode,
+    consumer_name: Option<String>,
+    max_subscription_millis: i64,
 }
 
 #[derive(Deserialize)]
@@ -448,7 +474,35 @@ fn retrieval_settings(r: &RawRetrieval) -> Result<RetrievalSettings, FieldError>
             }
         },
         ordering: r.ordering,
+        mode: r.mode,
+        consumer_name: consumer_name(r.consumer_name.as_deref())?,
+        max_subscription: match r.max_subscription_millis {
+            n @ 1000..=300_000 => Duration::from_millis(n as u64),
+            n => {
+                return Err(FieldError::new(
+                    "data.retrieval.maxSubscriptionMillis",
+                    format!("expected milliseconds from 1000 to 300000 (the service's 5 minutes), found {n}"),
+                ));
+            }
+        },
     })
+}
+
+/// A Kinesis stream consumer name: 1 to 128 of `a-zA-Z0-9_.-`.
+fn consumer_name(name: Option<&str>) -> Result<Option<String>, FieldError> {
+    let Some(name) = name else { return Ok(None) };
+    let ok = (1..=128).contains(&name.len())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if ok {
+        Ok(Some(name.to_owned()))
+    } else {
+        Err(FieldError::new(
+            "data.retrieval.consumerName",
+            format!(
+                "expected null or a stream consumer name (1 to 128 characters of a-z, A-Z, 0-9, '_', '-', '.'), found {name:?}"
+            ),
+        ))
+    }
 }
 
 fn retry_policy(rt: &RawRetry) -> Result<RetryPolicy, FieldError> {

@@ -11,7 +11,7 @@ use super::Supervisor;
 use crate::checkpointer::{FlushShard, Forget, LatestCheckpoint};
 use crate::lease_manager::{AcquiredLease, Release};
 use crate::model::{Backoff, Tenure};
-use crate::shard_consumer::{ConsumerLinks, Drain, Freeze, KinesisReader, ParentFinished, ShardConsumer};
+use crate::shard_consumer::{ConsumerLinks, Drain, Freeze, ParentFinished, ShardConsumer};
 use crate::supervision::{ChildExited, ChildId, ExitGuard, ExitReason, Stop};
 
 /// The running consumer of one lease.
@@ -24,8 +24,8 @@ pub(super) struct ConsumerSlot {
 
 impl Supervisor {
     pub(super) fn lease_acquired(&mut self, lease: AcquiredLease, ctx: &mut Context<Self>) {
-        if self.core.as_ref().is_some_and(|c| !c.claims_ready) {
-            self.waiting_for_claims.push(lease);
+        if self.core.as_ref().is_some_and(|c| !c.ready_for_consumers()) {
+            self.waiting_for_core.push(lease);
             return;
         }
         if let Some(old) = self.consumers.remove(&lease.shard) {
@@ -63,10 +63,7 @@ impl Supervisor {
         }
         let Some(core) = &self.core else { return };
         let links = ConsumerLinks {
-            reader: Arc::new(KinesisReader::new(
-                self.spec.clients.kinesis.clone(),
-                self.spec.observer.stream_name.clone(),
-            )),
+            reader: self.shard_reader(&core.stream_consumer),
             parser: core.parser.clone().recipient(),
             routes: core.routes.clone(),
             progress: core.checkpointer.clone().recipient(),

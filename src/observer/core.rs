@@ -9,7 +9,7 @@ use actix_rt::ArbiterHandle;
 
 use super::Supervisor;
 use crate::checkpointer::{CheckpointWriter, Checkpointer};
-use crate::claims::{ClaimStore, ClaimTable};
+use crate::claims::ClaimTable;
 use crate::command::CommandParser;
 use crate::config::InitialPosition;
 use crate::dead_letters::DeadLetters;
@@ -44,6 +44,17 @@ pub(super) struct Core {
     /// The claim table (dedup on), and whether it is known to exist.
     pub claims: Option<Arc<ClaimTable>>,
     pub claims_ready: bool,
+    /// The stream consumer of enhanced fan-out, once registered and ACTIVE.
+    pub stream_consumer: StreamConsumerState,
+}
+
+/// Enhanced fan-out's stream consumer, as far as this core knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum StreamConsumerState {
+    /// Polling: none is needed.
+    NotUsed,
+    Registering,
+    Active(String),
 }
 
 impl Core {
@@ -108,6 +119,10 @@ impl Supervisor {
         if let Some(table) = claims.clone() {
             self.prepare_claims(table, generation, ctx);
         }
+        let fan_out = spec.runtime.retrieval.mode == crate::config::runtime::RetrievalMode::FanOut;
+        if fan_out {
+            self.prepare_stream_consumer(generation, ctx);
+        }
         self.core = Some(Core {
             generation,
             metrics,
@@ -121,36 +136,9 @@ impl Supervisor {
             outcome_log,
             claims_ready: claims.is_none(),
             claims,
+            stream_consumer: if fan_out { StreamConsumerState::Registering } else { StreamConsumerState::NotUsed },
         });
         self.core_backoff.started();
-    }
-
-    /// Creates the claim table unless it exists; consumers of leases acquired meanwhile start
-    /// once it is there. A table that cannot be used fails the core (restarted with backoff).
-    fn prepare_claims(&mut self, table: Arc<ClaimTable>, generation: u64, ctx: &mut Context<Self>) {
-        let fut = async move { (table.ensure_exists().await, table) };
-        ctx.spawn(fut.into_actor(self).map(move |(result, table), act, ctx| {
-            if act.core.as_ref().map(|c| c.generation) != Some(generation) {
-                return;
-            }
-            match result {
-                Ok(created) => {
-                    if created {
-                        log::info!("claim table {} created (on-demand, hash key commandId)", table.name());
-                    }
-                    if let Some(core) = act.core.as_mut() {
-                        core.claims_ready = true;
-                    }
-                    for lease in std::mem::take(&mut act.waiting_for_claims) {
-                        act.lease_acquired(lease, ctx);
-                    }
-                }
-                Err(e) => {
-                    let why = format!("the claim table {} is not usable: {e}", table.name());
-                    act.core_exited("Claims", generation, ExitReason::Failed(why), ctx);
-                }
-            }
-        }));
     }
 
     fn start_lease_manager(
@@ -245,7 +233,7 @@ impl Supervisor {
         for (_, slot) in self.consumers.drain() {
             slot.addr.do_send(Stop);
         }
-        self.waiting_for_claims.clear();
+        self.waiting_for_core.clear();
         let Some(core) = self.core.take() else { return };
         core.lease_manager.do_send(Stop);
         core.checkpointer.do_send(Stop);

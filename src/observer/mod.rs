@@ -15,6 +15,7 @@
 
 mod consumers;
 mod core;
+mod prerequisites;
 mod shutdown;
 
 use std::collections::{BTreeMap, HashMap};
@@ -104,8 +105,9 @@ pub struct Supervisor {
     next_incarnation: u64,
     restarts: BTreeMap<String, u32>,
     live: LiveChildren,
-    /// Leases acquired before the claim table was ready: their consumers start once it is.
-    waiting_for_claims: Vec<crate::lease_manager::AcquiredLease>,
+    /// Leases acquired before the core's prerequisites (the claim table, the stream consumer)
+    /// were ready: their consumers start once they are.
+    waiting_for_core: Vec<crate::lease_manager::AcquiredLease>,
     shutting_down: bool,
 }
 
@@ -154,7 +156,7 @@ impl Supervisor {
             next_incarnation: 0,
             restarts: BTreeMap::new(),
             live: LiveChildren::default(),
-            waiting_for_claims: vec![],
+            waiting_for_core: vec![],
             shutting_down: false,
         }
     }

@@ -21,8 +21,10 @@ use crate::model::{Backoff, Checkpoint, Fence, SequenceNumber, ShardInfo, Waiter
 use crate::observe::{Observable, answers_observe};
 use crate::supervision::{ExitGuard, ExitReason, stops_on_request};
 
-/// Read errors back off from 200 ms to 10 s: a throttled shard recovers within a second or
-/// two, and an outage is retried often enough to resume promptly once it ends.
+/// Read errors back off from 200 ms to 10 s, with jitter: a throttled shard recovers within a
+/// second or two, an outage is retried often enough to resume promptly once it ends, and the
+/// shards of many workers hit by one fault do not retry in step (a subscription in use or over
+/// the subscribe rate of once a second per shard likewise).
 const READ_BACKOFF: (Duration, Duration) = (Duration::from_millis(200), Duration::from_secs(10));
 
 /// Progress is sent again after this long even if the watermark did not move, so a restarted
@@ -95,7 +97,7 @@ impl ShardConsumer {
                 drain_waiters: Waiters::default(),
                 progress_sent: None,
                 progress_sent_at: Instant::now(),
-                read_backoff: Backoff::new(READ_BACKOFF.0, READ_BACKOFF.1),
+                read_backoff: Backoff::new(READ_BACKOFF.0, READ_BACKOFF.1).jittered(),
                 dispatch_recheck: false,
                 parents_warned_at: None,
                 millis_behind_latest: None,

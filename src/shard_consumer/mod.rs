@@ -40,7 +40,9 @@ use crate::parser_pool::ParseBatch;
 use crate::responders::Routes;
 pub use actor::ShardConsumer;
 pub use claiming::ClaimTimings;
-pub use reading::{KinesisReader, ShardReader};
+pub use reading::{
+    KinesisReader, ReadError, ReadRecord, RecordBatch, ShardReader, StartPosition, child_shard, read_record,
+};
 
 /// The fixed settings of every consumer of an observer.
 #[derive(Debug, Clone)]

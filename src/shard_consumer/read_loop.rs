@@ -208,6 +208,17 @@ impl ShardConsumer {
                 log::warn!("shard {}: GetRecords throttled; backing off {} ms", self.shard(), delay.as_millis());
                 ctx.run_later(delay, |act, ctx| act.fetch(ctx));
             }
+            ReadError::InUse(why) => {
+                let delay = self.state.read_backoff.next_delay();
+                self.state.counters.throttles += 1;
+                m.count("SubscribeToShard.ResourceInUse", Operation::ProcessTask, self.scope(), 1);
+                log::info!(
+                    "shard {}: the subscription is in use ({why}); subscribing again in {} ms",
+                    self.shard(),
+                    delay.as_millis()
+                );
+                ctx.run_later(delay, |act, ctx| act.fetch(ctx));
+            }
             ReadError::NotFound(why) => self.not_found(why, ctx),
             ReadError::InvalidArgument(ref why) | ReadError::Other(ref why) => {
                 let invalid = matches!(e, ReadError::InvalidArgument(_));
@@ -296,7 +307,7 @@ impl ShardConsumer {
         match batch.next_iterator {
             Some(it) => {
                 self.state.iterator = Some(it);
-                if full {
+                if full || self.links.reader.waits_for_records() {
                     self.fetch(ctx);
                 } else {
                     ctx.run_later(self.settings.idle_time, |act, ctx| act.fetch(ctx));

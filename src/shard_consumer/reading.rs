@@ -52,6 +52,10 @@ pub enum ReadError {
     /// The iterator is not usable (e.g. a bad sequence number): get a new one after a pause.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// `ResourceInUseException` on SubscribeToShard: another subscription holds the shard (a
+    /// previous owner's, for up to 5 seconds): back off and subscribe again.
+    #[error("the shard's subscription is in use: {0}")]
+    InUse(String),
     /// `ResourceNotFoundException`: the shard (or the whole stream) is not there — a parent
     /// shard past the stream's retention, or a deleted stream.
     #[error("not found: {0}")]
@@ -70,6 +74,13 @@ pub trait ShardReader: Send + Sync + 'static {
 
     /// Whether the stream still lists `shard` (an error if the stream itself cannot be listed).
     async fn shard_is_listed(&self, shard: &str) -> Result<bool, ReadError>;
+
+    /// Whether `records` itself waits for new records (a subscription that the service pushes
+    /// to): the consumer then reads again at once after a batch that was not full, instead of
+    /// pausing `idleTimeBetweenReadsMillis`.
+    fn waits_for_records(&self) -> bool {
+        false
+    }
 }
 
 /// Reads a Kinesis stream by polling (GetShardIterator, GetRecords).
@@ -118,27 +129,8 @@ impl ShardReader for KinesisReader {
 
     async fn records(&self, iterator: &str, limit: i32) -> Result<RecordBatch, ReadError> {
         let out = self.client.get_records().shard_iterator(iterator).limit(limit).send().await.map_err(read_error)?;
-        let child_shards = out
-            .child_shards
-            .unwrap_or_default()
-            .into_iter()
-            .map(|c| ShardInfo {
-                starting_hash_key: c.hash_key_range().map(|r| r.starting_hash_key().to_owned()).unwrap_or_default(),
-                ending_hash_key: c.hash_key_range().map(|r| r.ending_hash_key().to_owned()).unwrap_or_default(),
-                id: c.shard_id,
-                parents: c.parent_shards,
-                closed: false,
-            })
-            .collect();
-        let records = out
-            .records
-            .into_iter()
-            .map(|r| ReadRecord {
-                sequence_number: r.sequence_number,
-                partition_key: r.partition_key.unwrap_or_default(),
-                data: Bytes::from(r.data.into_inner()),
-            })
-            .collect();
+        let child_shards = out.child_shards.unwrap_or_default().into_iter().map(child_shard).collect();
+        let records = out.records.into_iter().map(read_record).collect();
         Ok(RecordBatch {
             records,
             next_iterator: out.next_shard_iterator,
@@ -153,6 +145,26 @@ impl ShardReader for KinesisReader {
             Ok(shards) => Ok(shards.iter().any(|s| s.id == shard)),
             Err(e) => Err(ReadError::Other(e.to_string())),
         }
+    }
+}
+
+/// A record as the service returned it (by GetRecords or in a SubscribeToShard event).
+pub fn read_record(r: aws_sdk_kinesis::types::Record) -> ReadRecord {
+    ReadRecord {
+        sequence_number: r.sequence_number,
+        partition_key: r.partition_key.unwrap_or_default(),
+        data: Bytes::from(r.data.into_inner()),
+    }
+}
+
+/// A child shard named at the end of a closed shard.
+pub fn child_shard(c: aws_sdk_kinesis::types::ChildShard) -> ShardInfo {
+    ShardInfo {
+        starting_hash_key: c.hash_key_range().map(|r| r.starting_hash_key().to_owned()).unwrap_or_default(),
+        ending_hash_key: c.hash_key_range().map(|r| r.ending_hash_key().to_owned()).unwrap_or_default(),
+        id: c.shard_id,
+        parents: c.parent_shards,
+        closed: false,
     }
 }
 

@@ -18,7 +18,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use http_body_util::{BodyExt, Full};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{self, HeaderMap, HeaderName};
 use hyper::server::conn::http1;
@@ -39,6 +40,9 @@ pub enum Fault {
     Reset,
     /// Held this long, then forwarded.
     Stall(Duration),
+    /// Forwarded, and the answer's body ended cleanly after this long, as a service ends a
+    /// long answer (an event stream's subscription) of its own accord.
+    EndAfter(Duration),
     /// The service is unreachable: matching requests have their connection closed with no
     /// answer, and while the rule covers every operation, new connections are closed at once.
     Outage,
@@ -51,6 +55,7 @@ pub enum Kind {
     Throttle,
     Reset,
     Stall,
+    EndAfter,
     Outage,
 }
 
@@ -61,6 +66,7 @@ impl Fault {
             Fault::Throttle => Kind::Throttle,
             Fault::Reset => Kind::Reset,
             Fault::Stall(_) => Kind::Stall,
+            Fault::EndAfter(_) => Kind::EndAfter,
             Fault::Outage => Kind::Outage,
         }
     }
@@ -169,7 +175,15 @@ impl Shared {
         out
     }
 
-    async fn forward(&self, op: &str, req: hyper::http::request::Parts, body: Bytes) -> Answer {
+    /// Forwards the request; the answer's body is streamed back as it comes (an event stream
+    /// lasts minutes), ended after `end_after` if set.
+    async fn forward(
+        &self,
+        op: &str,
+        req: hyper::http::request::Parts,
+        body: Bytes,
+        end_after: Option<Duration>,
+    ) -> Answer {
         let request_body = body.clone();
         let path = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
         let mut headers = req.headers;
@@ -183,10 +197,6 @@ impl Shared {
         };
         let status = resp.status();
         let mut headers = resp.headers().clone();
-        let body = match resp.bytes().await {
-            Ok(b) => b,
-            Err(e) => return Answer::Broken(format!("upstream body: {e}")),
-        };
         {
             let mut s = self.lock();
             *s.forwarded.entry(op.to_owned()).or_default() += 1;
@@ -194,11 +204,34 @@ impl Shared {
             s.requests.push(seen);
         }
         strip(&mut headers);
-        let mut out = Response::new(Full::new(body));
+        let until = end_after.map(|d| tokio::time::Instant::now() + d);
+        let chunks = futures::stream::unfold(Some(resp), move |resp| async move {
+            let mut resp = resp?;
+            let next = match until {
+                Some(until) => match tokio::time::timeout_at(until, resp.chunk()).await {
+                    Ok(next) => next,
+                    Err(_) => return None,
+                },
+                None => resp.chunk().await,
+            };
+            match next {
+                Ok(Some(chunk)) => Some((Ok(hyper::body::Frame::data(chunk)), Some(resp))),
+                Ok(None) => None,
+                Err(e) => Some((Err(BoxError::from(e)), None)),
+            }
+        });
+        let mut out = Response::new(BoxBody::new(StreamBody::new(chunks)));
         *out.status_mut() = status;
         *out.headers_mut() = headers;
         Answer::Reply(out)
     }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type ProxyBody = BoxBody<Bytes, BoxError>;
+
+fn full(body: Bytes) -> ProxyBody {
+    Full::new(body).map_err(|never| match never {}).boxed()
 }
 
 fn strip(headers: &mut HeaderMap) {
@@ -212,7 +245,7 @@ fn strip(headers: &mut HeaderMap) {
 
 /// How the proxy answers one request.
 enum Answer {
-    Reply(Response<Full<Bytes>>),
+    Reply(Response<ProxyBody>),
     /// Close the connection with no answer.
     Drop,
     /// Forwarding failed: the client sees what it would see of a dead upstream.
@@ -354,7 +387,7 @@ async fn handle(
     req: Request<Incoming>,
     shared: Arc<Shared>,
     kill: Arc<Notify>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<ProxyBody>, Infallible> {
     let (parts, body) = req.into_parts();
     let target = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     let op = target.split_once('.').map(|(_, op)| op).unwrap_or(&target).to_owned();
@@ -368,9 +401,10 @@ async fn handle(
             Some(Fault::Reset | Fault::Outage) => Answer::Drop,
             Some(Fault::Stall(d)) => {
                 tokio::time::sleep(d).await;
-                shared.forward(&op, parts, body.to_bytes()).await
+                shared.forward(&op, parts, body.to_bytes(), None).await
             }
-            None => shared.forward(&op, parts, body.to_bytes()).await,
+            Some(Fault::EndAfter(d)) => shared.forward(&op, parts, body.to_bytes(), Some(d)).await,
+            None => shared.forward(&op, parts, body.to_bytes(), None).await,
         },
     };
     match answer {
@@ -388,18 +422,18 @@ async fn handle(
     }
 }
 
-fn reply(status: u16, content_type: &str, body: String) -> Response<Full<Bytes>> {
+fn reply(status: u16, content_type: &str, body: String) -> Response<ProxyBody> {
     Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, content_type)
         .header("x-amzn-requestid", uuid::Uuid::new_v4().to_string())
-        .body(Full::new(Bytes::from(body)))
+        .body(full(Bytes::from(body)))
         .expect("a valid response")
 }
 
 /// The throttling answer as each service shapes it (the SDK reads the error code from
 /// `__type`, dropping any namespace before a `#`).
-fn throttle(target: &str) -> Response<Full<Bytes>> {
+fn throttle(target: &str) -> Response<ProxyBody> {
     let (content_type, body) = if target.starts_with("DynamoDB") {
         (
             "application/x-amz-json-1.0",
