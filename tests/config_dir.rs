@@ -385,6 +385,18 @@ fn bad_directories_fail_with_one_line_naming_file_field_and_expectation() {
             expected,
         );
     }
+    // A misspelled `enabled` is an error, not a silently disabled file.
+    let mut misspelled = guide_example();
+    let data = misspelled["data"].as_object_mut().expect("data");
+    data.remove("enabled");
+    data.insert("enable".into(), json!(true));
+    assert_fails(
+        "misspelled enabled",
+        &[("a.json", ok.clone()), ("b.json", misspelled.to_string().into_bytes())],
+        "b.json",
+        "data.enable",
+        "unknown field; expected one of: enabled, id, parameters",
+    );
     let mut truncated = binary_example(false);
     truncated.truncate(truncated.len() - 8);
     assert_fails("truncated binary Avro", &[("bad.avro", truncated)], "bad.avro", "data", "expected a record of");
@@ -414,4 +426,46 @@ fn example_configs_of_the_repository_are_valid() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config");
     let (code, out) = validate(&dir);
     assert_eq!(code, 0, "{out}");
+}
+
+/// What a new user tripped over: each problem said once, on the file it belongs to, and nothing
+/// misleading beside it.
+#[test]
+fn validate_says_each_problem_once_where_it_belongs() {
+    let runtime = |data: Value| json!({"schema": "iglu:rs.sauna.config/RuntimeConfig/avro/1-0-0", "data": data});
+    let ok = guide_example_text().into_bytes();
+
+    // An observer file in error: its error, and no "no enabled observer" line beside it.
+    let bad_observer = kinesis_field("maxRecords", json!("x"));
+    let dir = dir_with(&[("kinesis.json", &bad_observer)]);
+    let (code, out) = validate(dir.path());
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(out.matches("ERROR").count(), 1, "one error:\n{out}");
+    assert!(!out.contains("at least one enabled observer"), "nothing misleading:\n{out}");
+
+    // A missing Iglu folder: the runtime file is in ERROR, and not also OK.
+    let iglu = runtime(json!({"igluRepositories": ["no-such-folder"]})).to_string().into_bytes();
+    let dir = dir_with(&[("kinesis.json", &ok), ("runtime.json", &iglu)]);
+    let (code, out) = validate(dir.path());
+    assert_eq!(code, 1, "{out}");
+    let runtime_lines: Vec<&str> = out.lines().filter(|l| l.contains("runtime.json")).collect();
+    assert_eq!(runtime_lines.len(), 1, "{out}");
+    assert!(runtime_lines[0].starts_with("ERROR") && runtime_lines[0].contains("data.igluRepositories"), "{out}");
+
+    // A dead-letter file in a folder that does not exist fails validate, not the run.
+    let dl = runtime(json!({"deadLetters": {"file": "missing/dead.jsonl"}})).to_string().into_bytes();
+    let dir = dir_with(&[("kinesis.json", &ok), ("runtime.json", &dl)]);
+    let (code, out) = validate(dir.path());
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("data.deadLetters.file") && out.contains("is not a folder"), "{out}");
+
+    // A misspelled region: valid, with a warning that suggests the spelling.
+    let region = kinesis_field("region", json!("us-eats-1"));
+    let dir = dir_with(&[("kinesis.json", &region)]);
+    let (code, out) = validate(dir.path());
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("WARNING") && out.contains("\"us-eats-1\"") && out.contains("did you mean us-east-1"),
+        "{out}"
+    );
 }

@@ -199,3 +199,68 @@ fn check_stream_name(name: &str) -> Result<(), String> {
         ))
     }
 }
+
+/// The AWS regions this version knows (commercial, GovCloud, China, European Sovereign Cloud).
+/// A region outside the list is only warned about: AWS opens new ones.
+const KNOWN_REGIONS: &[&str] = &[
+    "af-south-1",
+    "ap-east-1",
+    "ap-east-2",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-south-1",
+    "ap-south-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ap-southeast-5",
+    "ap-southeast-6",
+    "ap-southeast-7",
+    "ca-central-1",
+    "ca-west-1",
+    "cn-north-1",
+    "cn-northwest-1",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-north-1",
+    "eu-south-1",
+    "eu-south-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "eusc-de-east-1",
+    "il-central-1",
+    "me-central-1",
+    "me-south-1",
+    "mx-central-1",
+    "sa-east-1",
+    "us-east-1",
+    "us-east-2",
+    "us-gov-east-1",
+    "us-gov-west-1",
+    "us-west-1",
+    "us-west-2",
+];
+
+/// A warning when `region` is not a region this version knows (a misspelling, most likely).
+pub fn region_warning(region: &str) -> Option<String> {
+    if KNOWN_REGIONS.contains(&region) {
+        return None;
+    }
+    let close: Vec<&str> = KNOWN_REGIONS.iter().copied().filter(|r| similar(r, region)).collect();
+    let hint = if close.is_empty() { String::new() } else { format!(" (did you mean {}?)", close.join(" or ")) };
+    Some(format!(
+        "data.parameters.kinesis.region: {region:?} is not an AWS region this version knows{hint}; the observer will fail to connect if it is misspelled"
+    ))
+}
+
+/// Same length and at most two characters apart, or the same letters in another order.
+fn similar(a: &str, b: &str) -> bool {
+    let differ = a.len() == b.len() && a.bytes().zip(b.bytes()).filter(|(x, y)| x != y).count() <= 2;
+    let (mut x, mut y): (Vec<u8>, Vec<u8>) = (a.bytes().collect(), b.bytes().collect());
+    x.sort_unstable();
+    y.sort_unstable();
+    differ || x == y
+}

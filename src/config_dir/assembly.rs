@@ -37,7 +37,11 @@ impl Assembly {
         let field = |e| ConfigError::from_field(path, e);
         match d.kind {
             ConfigKind::KinesisObserver => {
-                self.observers.push(KinesisObserverConfig::from_avro(&d.value).map_err(field)?)
+                let observer = KinesisObserverConfig::from_avro(&d.value).map_err(field)?;
+                if let Some(w) = crate::config::observer::region_warning(&observer.region) {
+                    self.warnings.push(format!("{}: {w}", path.display()));
+                }
+                self.observers.push(observer)
             }
             ConfigKind::DynamodbLogger => {
                 let c = DynamodbLoggerConfig::from_avro(&d.value).map_err(field)?;

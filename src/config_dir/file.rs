@@ -110,6 +110,19 @@ pub(super) fn decode_file(path: &Path, catalog: &Catalog) -> Result<Option<Decod
     let key: SchemaKey =
         schema.parse().map_err(|e: crate::iglu::IgluParseError| ConfigError::at(path, "schema", e.to_string()))?;
     let known = catalog.lookup(&key);
+    // Checked before `enabled` is read: a misspelled `enabled` (`"enable": true`) would
+    // otherwise disable the file in silence.
+    if let Some(apache_avro::Schema::Record(record)) = known.and_then(|k| k.avro.as_ref()) {
+        if let Some(unknown) = data.as_object().and_then(|d| d.keys().find(|k| !record.lookup.contains_key(*k))) {
+            let mut fields: Vec<&str> = record.fields.iter().map(|f| f.name.as_str()).collect();
+            fields.sort();
+            return Err(ConfigError::at(
+                path,
+                format!("data.{unknown}"),
+                format!("unknown field; expected one of: {}", fields.join(", ")),
+            ));
+        }
+    }
 
     let enabled = match data.get("enabled") {
         Some(JsonValue::Bool(b)) => *b,

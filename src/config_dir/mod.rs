@@ -167,7 +167,10 @@ pub fn inspect_dir_with(dir: &Path, catalog: &Catalog) -> DirReport {
         report.files.push(FileReport { path, status });
     }
     report.warnings = std::mem::take(&mut assembly.warnings);
-    if assembly.observers.is_empty() {
+    let failed = report.files.iter().any(|f| matches!(f.status, FileStatus::Failed(_)));
+    // With a file in error (maybe the observer's), "no observer" would mislead: the errors say
+    // what to fix, and once they are fixed this check runs again.
+    if assembly.observers.is_empty() && !failed {
         report.errors.push(ConfigError::at(
             dir,
             "(directory)",
@@ -182,11 +185,16 @@ pub fn inspect_dir_with(dir: &Path, catalog: &Catalog) -> DirReport {
         Ok(r) => Some(Arc::new(r)),
         Err(e) => {
             let location = runtime_path.clone().unwrap_or_else(|| dir.to_path_buf());
-            report.errors.push(ConfigError::at(
+            let error = ConfigError::at(
                 &location,
                 "data.igluRepositories",
                 format!("expected readable static Iglu repositories: {e}"),
-            ));
+            );
+            // The runtime file is then not OK: its verdict says so, once.
+            match report.files.iter_mut().find(|f| Some(&f.path) == runtime_path.as_ref()) {
+                Some(f) => f.status = FileStatus::Failed(error),
+                None => report.errors.push(error),
+            }
             None
         }
     };
