@@ -147,6 +147,13 @@ impl DeadLetterSettings {
     }
 }
 
+/// The optional HTTP endpoint of the process: Prometheus `/metrics`, `/healthz`, `/readyz`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HttpSettings {
+    /// The one address it listens on (`None`, the default: no endpoint, no port opened).
+    pub listen: Option<std::net::SocketAddr>,
+}
+
 /// The runtime tuning of the whole process.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuntimeConfig {
@@ -165,6 +172,7 @@ pub struct RuntimeConfig {
     /// Folders of local static Iglu repositories, already resolved against the config dir.
     pub iglu_repositories: Vec<PathBuf>,
     pub endpoints: Endpoints,
+    pub http: HttpSettings,
 }
 
 #[derive(Deserialize)]
@@ -182,6 +190,12 @@ struct Raw {
     dead_letters: RawDeadLetters,
     iglu_repositories: Vec<String>,
     endpoints: Endpoints,
+    http: RawHttp,
+}
+
+#[derive(Deserialize)]
+struct RawHttp {
+    listen: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -308,6 +322,7 @@ impl RuntimeConfig {
             iglu_repositories: raw.iglu_repositories.iter().map(|p| base_dir.join(p)).collect(),
             mailboxes: raw.mailboxes,
             endpoints: raw.endpoints,
+            http: HttpSettings { listen: listen_address(raw.http.listen.as_deref())? },
         })
     }
 }
@@ -502,6 +517,20 @@ fn millis(ms: i64, path: &str, min: i64) -> Result<Duration, FieldError> {
     } else {
         Err(FieldError::new(path, format!("expected milliseconds from {min} to {DAY}, found {ms}")))
     }
+}
+
+/// `http.listen`: an IP address and a port (no host name: the endpoint binds exactly this
+/// address, never whatever a name resolves to).
+fn listen_address(listen: Option<&str>) -> Result<Option<std::net::SocketAddr>, FieldError> {
+    let Some(text) = listen else { return Ok(None) };
+    text.trim().parse().map(Some).map_err(|_| {
+        FieldError::new(
+            "data.http.listen",
+            format!(
+                "expected null or an IP address and port to listen on, e.g. \"127.0.0.1:9404\" or \"0.0.0.0:9404\", found {text:?}"
+            ),
+        )
+    })
 }
 
 /// An absolute http(s) URL.
