@@ -179,6 +179,11 @@ async fn metrics_count_the_records_and_commands_of_every_shard_with_cloudwatch_o
     assert!(open.content_type.starts_with("application/openmetrics-text"), "{}", open.content_type);
     assert!(open.body.ends_with("# EOF\n") && open.body.contains("sauna_records_processed_total"), "{}", open.body);
     assert_eq!(endpoint.get("/nope").await.status, 404);
+    let head = endpoint.client.head(format!("{}/healthz", endpoint.base)).send().await.expect("HEAD");
+    assert_eq!(head.status().as_u16(), 200);
+    assert!(head.text().await.expect("a body").is_empty(), "HEAD has no body");
+    let post = endpoint.client.post(format!("{}/metrics", endpoint.base)).send().await.expect("POST");
+    assert_eq!(post.status().as_u16(), 405);
     sauna.sigterm();
     assert!(sauna.wait_exit(Duration::from_secs(20)).success());
 }
