@@ -105,10 +105,12 @@ impl Supervisor {
         self.restart_if_failed(shard.clone(), incarnation, reason, ctx);
         // No consumer of this shard runs here now (stopped, finished, or waiting out a restart
         // backoff): its Prometheus gauges go. Its last samples were sent before it ended, so
-        // they reach the Metrics mailbox before this.
-        if self.spec.prometheus.is_some() && !self.consumers.contains_key(&shard) {
-            if let Some(core) = &self.core {
-                core.metrics.do_send(ForgetShard(shard));
+        // they reach the Metrics mailbox before this; with no core (restarting), straight away.
+        let Some(sink) = &self.spec.prometheus else { return };
+        if !self.consumers.contains_key(&shard) {
+            match &self.core {
+                Some(core) => core.metrics.do_send(ForgetShard(shard)),
+                None => sink.forget_shard(&shard),
             }
         }
     }
