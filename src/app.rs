@@ -1,5 +1,7 @@
-//! The process: one actix System, one Supervisor per enabled observer, SIGTERM/SIGINT handling.
+//! The process: one actix System, one Supervisor per enabled observer, SIGTERM/SIGINT handling,
+//! and the optional HTTP endpoint (`http.listen`).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,6 +10,8 @@ use actix_rt::Arbiter;
 
 use crate::aws::AwsClients;
 use crate::config_dir::Configuration;
+use crate::http_endpoint::{self, EndpointState};
+use crate::metrics::Exporter;
 use crate::observe::Observe;
 use crate::observer::{
     InjectConsumerFailure, InjectCoreFailure, ObserverSnapshot, Shutdown, Supervisor, SupervisorSpec,
@@ -20,6 +24,8 @@ pub enum RunError {
     Signals(std::io::Error),
     #[error("the actor system failed: {0}")]
     System(std::io::Error),
+    #[error("cannot listen on {addr} (http.listen): {source}")]
+    HttpListen { addr: SocketAddr, source: std::io::Error },
 }
 
 /// The running observers of a process.
@@ -27,6 +33,8 @@ pub struct Observers {
     supervisors: Vec<(String, Addr<Supervisor>)>,
     /// Kept alive for as long as the observers run; stopped on drop.
     arbiters: Vec<Arbiter>,
+    /// The Prometheus registry every observer records into (with `http.listen`).
+    exporter: Option<Arc<Exporter>>,
 }
 
 impl Observers {
@@ -41,6 +49,7 @@ impl Observers {
             Some(l) => Some((AwsClients::for_observer(&l.region, &l.credentials).await.dynamodb, l.table_name.clone())),
             None => None,
         };
+        let exporter = configuration.runtime.http.listen.map(|_| Arc::new(Exporter::new()));
         let mut supervisors = vec![];
         for observer in &configuration.observers {
             let clients = AwsClients::for_observer(&observer.region, &observer.credentials).await;
@@ -54,12 +63,21 @@ impl Observers {
                 arbiters: handles.clone(),
                 responder_arbiter: responders.handle(),
                 outcome_log: outcome_log.clone(),
+                prometheus: exporter.as_ref().map(|e| e.observer(&observer.id)),
             };
             supervisors.push((observer.id.clone(), Supervisor::new(spec).start()));
         }
         let mut arbiters = arbiters;
         arbiters.push(responders);
-        Observers { supervisors, arbiters }
+        Observers { supervisors, arbiters, exporter }
+    }
+
+    /// Serves `/metrics`, `/healthz` and `/readyz` on `listener`, on a thread of its own (stopped
+    /// with the returned arbiter).
+    pub fn serve_http(&self, listener: std::net::TcpListener) -> Arbiter {
+        let state =
+            EndpointState { exporter: self.exporter.clone().unwrap_or_default(), observers: self.supervisors.clone() };
+        http_endpoint::serve(listener, state)
     }
 
     pub fn ids(&self) -> Vec<&str> {
@@ -132,12 +150,23 @@ fn worker_id(prefix: Option<&str>) -> String {
 /// Runs the observers until SIGTERM or SIGINT, then stops them gracefully. A second signal
 /// during the graceful stop exits at once.
 pub fn run(configuration: Configuration) -> Result<(), RunError> {
+    // Bound before anything starts: an address in use stops the start, naming it.
+    let listener = match configuration.runtime.http.listen {
+        Some(addr) => {
+            let l = http_endpoint::bind(addr).map_err(|source| RunError::HttpListen { addr, source })?;
+            let at = l.local_addr().map_or_else(|_| addr.to_string(), |a| a.to_string());
+            log::info!("http endpoint listening on {at}: /metrics (Prometheus), /healthz, /readyz");
+            Some(l)
+        }
+        None => None,
+    };
     let system = actix::System::new();
     system.block_on(async move {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate()).map_err(RunError::Signals)?;
         let mut int = signal(SignalKind::interrupt()).map_err(RunError::Signals)?;
         let observers = Observers::start(configuration).await;
+        let endpoint = listener.map(|l| observers.serve_http(l));
         log::info!("sauna running: observers [{}]; stop with SIGTERM or SIGINT", observers.ids().join(", "));
         let which = tokio::select! {
             _ = term.recv() => "SIGTERM",
@@ -152,6 +181,9 @@ pub fn run(configuration: Configuration) -> Result<(), RunError> {
         }
         // Let the last log lines and releases leave before the runtime goes.
         tokio::time::sleep(Duration::from_millis(50)).await;
+        if let Some(endpoint) = endpoint {
+            endpoint.stop();
+        }
         Ok::<(), RunError>(())
     })?;
     Ok(())

@@ -12,7 +12,7 @@
 //! iglu         schema keys and criteria
 //! command      a record's bytes → a command or the reason it is not one
 //! observe      the one way to look inside an actor; supervision: how a child reports its end
-//! metrics      Metrics actor (CloudWatch)
+//! metrics      Metrics actor (CloudWatch, and the Prometheus registry)
 //! responders   the responder contract, the built-ins, the shared responder actor
 //! parser_pool dead_letters outcome_log     small actors around the consumers
 //! lease_manager   LeaseManager: the lease table, taking, renewing, fencing, shard sync
@@ -20,6 +20,7 @@
 //! shard_consumer  ShardConsumer: GetRecords → parse → dispatch → watermark
 //! observer     the Supervisor: wires one observer's actors, restarts what fails
 //! config_dir   the config directory loader (builds the responders it configures)
+//! http_endpoint   the optional HTTP endpoint: /metrics, /healthz, /readyz
 //! aws app cli  AWS clients, the process and its signals, the command line
 //! ```
 
@@ -40,6 +41,7 @@ mod checkpointer;
 pub mod claims;
 mod dead_letters;
 pub mod fan_out;
+mod http_endpoint;
 mod metrics;
 mod observe;
 mod observer;

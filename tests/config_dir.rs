@@ -175,7 +175,7 @@ fn several_observers_and_responders_load_together() {
     let slack = json!({"schema": "iglu:com.snowplowanalytics.sauna.responders/SlackConfig/avro/1-0-0",
         "data": {"enabled": true, "id": "slack", "parameters": {"sendMessageEnabled": true, "webhookUrl": "https://hooks.slack.com/services/T0/B0/SECRET"}}});
     let runtime = json!({"schema": "iglu:rs.sauna.config/RuntimeConfig/avro/1-0-0",
-        "data": {"mailboxes": {"shardConsumer": 7}, "leases": {"failoverTimeMillis": 2000}}});
+        "data": {"mailboxes": {"shardConsumer": 7}, "leases": {"failoverTimeMillis": 2000}, "http": {"listen": "127.0.0.1:9404"}}});
     let dir = dir_with(&[
         ("a.json", guide_example_text().as_bytes()),
         ("b.json", second.to_string().as_bytes()),
@@ -193,6 +193,8 @@ fn several_observers_and_responders_load_together() {
     assert_eq!(c.runtime.mailboxes.checkpointer, 1024, "unset fields keep their default");
     assert_eq!(c.runtime.leases.failover_time.as_millis(), 2000);
     assert_eq!(c.runtime.leases.renew_interval.as_millis(), 641, "failover / 3 - 25 ms");
+    assert_eq!(c.runtime.http.listen, Some("127.0.0.1:9404".parse().expect("an address")));
+    assert_eq!(sauna::config::runtime::RuntimeConfig::default().http.listen, None, "no endpoint by default");
     let debug = format!("{c:?}");
     assert!(!debug.contains("SECRET"), "the webhook URL is a secret: {debug}");
 }
@@ -397,6 +399,18 @@ fn bad_directories_fail_with_one_line_naming_file_field_and_expectation() {
         "data.enable",
         "unknown field; expected one of: enabled, id, parameters",
     );
+    for listen in ["localhost:9404", "127.0.0.1", "9404", ""] {
+        let runtime =
+            json!({"schema": "iglu:rs.sauna.config/RuntimeConfig/avro/1-0-0", "data": {"http": {"listen": listen}}});
+        let (field, expected) = ("data.http.listen", "expected null or an IP address and port to listen on");
+        assert_fails(
+            field,
+            &[("a.json", ok.clone()), ("runtime.json", runtime.to_string().into_bytes())],
+            "runtime.json",
+            field,
+            expected,
+        );
+    }
     let mut truncated = binary_example(false);
     truncated.truncate(truncated.len() - 8);
     assert_fails("truncated binary Avro", &[("bad.avro", truncated)], "bad.avro", "data", "expected a record of");

@@ -8,7 +8,7 @@ use serde_json::Value as JsonValue;
 
 use super::ConfigError;
 use super::binary;
-use super::catalog::{Catalog, ConfigKind};
+use super::catalog::{Catalog, ConfigKind, KnownSchema};
 use crate::config::avro_json;
 use crate::iglu::SchemaKey;
 
@@ -112,17 +112,7 @@ pub(super) fn decode_file(path: &Path, catalog: &Catalog) -> Result<Option<Decod
     let known = catalog.lookup(&key);
     // Checked before `enabled` is read: a misspelled `enabled` (`"enable": true`) would
     // otherwise disable the file in silence.
-    if let Some(apache_avro::Schema::Record(record)) = known.and_then(|k| k.avro.as_ref()) {
-        if let Some(unknown) = data.as_object().and_then(|d| d.keys().find(|k| !record.lookup.contains_key(*k))) {
-            let mut fields: Vec<&str> = record.fields.iter().map(|f| f.name.as_str()).collect();
-            fields.sort();
-            return Err(ConfigError::at(
-                path,
-                format!("data.{unknown}"),
-                format!("unknown field; expected one of: {}", fields.join(", ")),
-            ));
-        }
-    }
+    check_top_level_fields(path, data, known)?;
 
     let enabled = match data.get("enabled") {
         Some(JsonValue::Bool(b)) => *b,
@@ -151,4 +141,19 @@ pub(super) fn decode_file(path: &Path, catalog: &Catalog) -> Result<Option<Decod
     };
     let value = avro_json::json_to_avro(data, avro, "data").map_err(|e| ConfigError::from_field(path, e))?;
     Ok(Some(Decoded { key, kind: known.kind, value }))
+}
+
+/// Every top-level field of `data` is one the schema knows.
+fn check_top_level_fields(path: &Path, data: &JsonValue, known: Option<&KnownSchema>) -> Result<(), ConfigError> {
+    let Some(apache_avro::Schema::Record(record)) = known.and_then(|k| k.avro.as_ref()) else { return Ok(()) };
+    let Some(unknown) = data.as_object().and_then(|d| d.keys().find(|k| !record.lookup.contains_key(*k))) else {
+        return Ok(());
+    };
+    let mut fields: Vec<&str> = record.fields.iter().map(|f| f.name.as_str()).collect();
+    fields.sort();
+    Err(ConfigError::at(
+        path,
+        format!("data.{unknown}"),
+        format!("unknown field; expected one of: {}", fields.join(", ")),
+    ))
 }

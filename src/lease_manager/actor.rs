@@ -30,6 +30,8 @@ pub(super) struct State {
     pub last_plan: TakePlan,
     /// The first shard sync is done: scans may begin.
     pub started: bool,
+    /// The first take cycle ran (and the Supervisor was told).
+    pub ready: bool,
     /// Taking leases (false once a graceful shutdown began).
     pub taking: bool,
     pub scan_in_flight: bool,

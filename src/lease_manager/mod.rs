@@ -74,6 +74,9 @@ pub enum LeaseChange {
     /// Another worker (balancing) or an operator asked for this lease: drain its consumer,
     /// flush its checkpoint, then [`Release`] it.
     HandoffRequested { shard: Arc<str>, tenure: Tenure, by: String },
+    /// The lease table was reached and the first take cycle ran (once per LeaseManager): the
+    /// observer is ready.
+    Ready,
 }
 
 /// Why a lease write was refused.

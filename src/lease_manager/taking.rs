@@ -46,6 +46,7 @@ impl Handler<TakeCycleDone> for LeaseManager {
     type Result = ();
 
     fn handle(&mut self, _: TakeCycleDone, ctx: &mut Self::Context) {
+        self.cycle_ran();
         self.scan_done(ctx);
     }
 }
@@ -307,6 +308,7 @@ impl LeaseManager {
         let candidates = plan.take.clone();
         self.state.last_plan = plan;
         if candidates.is_empty() {
+            self.cycle_ran();
             self.scan_done(ctx);
             return;
         }
@@ -328,6 +330,15 @@ impl LeaseManager {
             }
             me.do_send(TakeCycleDone);
         }));
+    }
+
+    /// A take cycle ran to its end (the table was scanned, every take answered): the first one
+    /// makes this worker ready (`/readyz`). Its takes' events went out before this one.
+    fn cycle_ran(&mut self) {
+        if !self.state.ready {
+            self.state.ready = true;
+            self.tell(LeaseChange::Ready);
+        }
     }
 
     fn take_answered(&mut self, a: TakeAnswered, ctx: &mut Context<Self>) {

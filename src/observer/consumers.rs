@@ -10,6 +10,7 @@ use actix::prelude::*;
 use super::Supervisor;
 use crate::checkpointer::{FlushShard, Forget, LatestCheckpoint};
 use crate::lease_manager::{AcquiredLease, Release};
+use crate::metrics::ForgetShard;
 use crate::model::{Backoff, Tenure};
 use crate::shard_consumer::{ConsumerLinks, Drain, Freeze, ParentFinished, ShardConsumer};
 use crate::supervision::{ChildExited, ChildId, ExitGuard, ExitReason, Stop};
@@ -98,6 +99,20 @@ impl Supervisor {
         reason: ExitReason,
         ctx: &mut Context<Self>,
     ) {
+        self.restart_if_failed(shard.clone(), incarnation, reason, ctx);
+        // No consumer of this shard runs here now (stopped, finished, or waiting out a restart
+        // backoff): its Prometheus gauges go. Its last samples were sent before it ended, so
+        // they reach the Metrics mailbox before this; with no core (restarting), straight away.
+        let Some(sink) = &self.spec.prometheus else { return };
+        if !self.consumers.contains_key(&shard) {
+            match &self.core {
+                Some(core) => core.metrics.do_send(ForgetShard(shard)),
+                None => sink.forget_shard(&shard),
+            }
+        }
+    }
+
+    fn restart_if_failed(&mut self, shard: Arc<str>, incarnation: u64, reason: ExitReason, ctx: &mut Context<Self>) {
         // Only the running incarnation counts: a consumer we stopped was removed already.
         if self.consumers.get(&shard).is_none_or(|s| s.incarnation != incarnation) {
             return;

@@ -83,10 +83,12 @@ impl Supervisor {
             spec.clients.cloudwatch.clone(),
             r.metrics.clone(),
             r.mailboxes.metrics,
+            spec.prometheus.clone(),
             guard("Metrics"),
         )
         .start();
-        let metrics_handle = MetricsHandle::new(metrics.clone().recipient(), r.metrics.level);
+        let metrics_handle =
+            MetricsHandle::new(metrics.clone().recipient(), r.metrics.level).exporting(spec.prometheus.is_some());
         let lease_manager = self.start_lease_manager(metrics_handle.clone(), guard("LeaseManager"), ctx);
         let writer = CheckpointWriter {
             checkpoint: lease_manager.clone().recipient(),

@@ -11,10 +11,11 @@
 //!
 //! One failing shard or responder never stops the others, and one observer never affects
 //! another. The files: `core` (the actors of one generation), `consumers` (one per lease,
-//! handoffs), `shutdown` (the graceful stop).
+//! handoffs), `shutdown` (the graceful stop), `health` (what the probes of `http.listen` ask).
 
 mod consumers;
 mod core;
+mod health;
 mod prerequisites;
 mod shutdown;
 
@@ -32,7 +33,7 @@ use crate::command::SchemaRegistry;
 use crate::config::runtime::RuntimeConfig;
 use crate::config::{InitialPosition, KinesisObserverConfig};
 use crate::lease_manager::{LeaseChange, LeaseEvent, LeaseManagerSnapshot};
-use crate::metrics::{MetricsSnapshot, Operation, Scope};
+use crate::metrics::{MetricsSnapshot, Operation, PromSink, Scope};
 use crate::model::Backoff;
 use crate::observe::{Observe, observe};
 use crate::responders::{Responder, ResponderSnapshot};
@@ -40,6 +41,7 @@ use crate::shard_consumer::{ClaimTimings, ConsumerSettings, InjectFailure, Shard
 use crate::supervision::{ChildExited, ChildId, ExitReason, LiveChildren};
 use consumers::ConsumerSlot;
 use core::Core;
+pub use health::{Probe, ProbeAnswer};
 pub use shutdown::Shutdown;
 
 /// Everything a Supervisor is built from.
@@ -58,6 +60,8 @@ pub struct SupervisorSpec {
     /// The outcome log's DynamoDB client (with the logger's own region and credentials) and
     /// table, when a DynamoDB logger is enabled.
     pub outcome_log: Option<(aws_sdk_dynamodb::Client, String)>,
+    /// This observer's side of the Prometheus registry (`http.listen` set).
+    pub prometheus: Option<PromSink>,
 }
 
 /// Fails the consumer of a shard on purpose (tests of supervision).
@@ -109,6 +113,10 @@ pub struct Supervisor {
     /// were ready: their consumers start once they are.
     waiting_for_core: Vec<crate::lease_manager::AcquiredLease>,
     shutting_down: bool,
+    /// The core generation whose LeaseManager ran its first take cycle (readiness).
+    ready_generation: Option<u64>,
+    /// Why the core last failed (what `/readyz` says while it restarts).
+    core_failure: Option<String>,
 }
 
 impl Supervisor {
@@ -158,6 +166,8 @@ impl Supervisor {
             live: LiveChildren::default(),
             waiting_for_core: vec![],
             shutting_down: false,
+            ready_generation: None,
+            core_failure: None,
         }
     }
 
@@ -196,6 +206,7 @@ impl Supervisor {
             self.id(),
             delay.as_millis()
         );
+        self.core_failure = Some(format!("{kind} {why}"));
         self.stop_core();
         ctx.run_later(delay, |act, ctx| act.start_core(ctx));
     }
@@ -223,6 +234,10 @@ impl Handler<LeaseEvent> for Supervisor {
             LeaseChange::Lost { shard, tenure, reason } => self.lease_lost(shard, tenure, reason),
             LeaseChange::HandoffRequested { shard, tenure, by } => self.hand_over(shard, tenure, by, ctx),
             LeaseChange::Ended { shard, tenure } => self.shard_ended(shard, tenure),
+            LeaseChange::Ready => {
+                log::info!("observer {}: ready (lease table reached, first take cycle ran)", self.id());
+                self.ready_generation = Some(event.generation);
+            }
         }
     }
 }

@@ -16,7 +16,7 @@ use super::{
 };
 use crate::checkpointer::{Progress, ShardEnded};
 use crate::lease_manager::{AcquiredLease, LeaseError, ParentsFinished};
-use crate::metrics::Scope;
+use crate::metrics::{Operation, Scope};
 use crate::model::{Backoff, Checkpoint, Fence, SequenceNumber, ShardInfo, Waiters};
 use crate::observe::{Observable, answers_observe};
 use crate::supervision::{ExitGuard, ExitReason, stops_on_request};
@@ -64,6 +64,8 @@ pub(super) struct State {
     /// When the last warning about unreadable parents was logged.
     pub parents_warned_at: Option<Instant>,
     pub millis_behind_latest: Option<i64>,
+    /// The in-flight and pending counts last sampled, and when.
+    pub levels_sampled: Option<(usize, usize, Instant)>,
     pub counters: ConsumerCounters,
 }
 
@@ -101,6 +103,7 @@ impl ShardConsumer {
                 dispatch_recheck: false,
                 parents_warned_at: None,
                 millis_behind_latest: None,
+                levels_sampled: None,
                 counters: ConsumerCounters::default(),
             },
             exit,
@@ -165,6 +168,23 @@ impl ShardConsumer {
         });
         self.state.progress_sent = Some(w);
         self.state.progress_sent_at = Instant::now();
+    }
+
+    /// The commands at responders and the records without an outcome, for Prometheus's gauges:
+    /// when they changed, and every few seconds regardless (so a restarted Metrics learns them).
+    fn sample_levels(&mut self) {
+        let (in_flight, pending) = (self.state.tracker.in_flight(), self.state.tracker.not_done());
+        let fresh = self
+            .state
+            .levels_sampled
+            .is_some_and(|(f, p, at)| (f, p) == (in_flight, pending) && at.elapsed() < PROGRESS_REFRESH);
+        if fresh {
+            return;
+        }
+        let m = &self.links.metrics;
+        m.gauge("CommandsInFlight", Operation::ProcessTask, self.scope(), in_flight as f64);
+        m.gauge("RecordsPending", Operation::ProcessTask, self.scope(), pending as f64);
+        self.state.levels_sampled = Some((in_flight, pending, Instant::now()));
     }
 
     /// At the end of a closed shard with every record done: SHARD_END, then stop.
@@ -236,7 +256,10 @@ impl Actor for ShardConsumer {
         // Progress goes to the Checkpointer a few times per checkpoint interval; the
         // Checkpointer decides when to write.
         let tick = (self.settings.checkpoint_interval / 4).clamp(Duration::from_millis(10), Duration::from_millis(250));
-        ctx.run_interval(tick, |act, _| act.send_progress(false));
+        ctx.run_interval(tick, |act, _| {
+            act.send_progress(false);
+            act.sample_levels();
+        });
         if self.lease.parents.is_empty() {
             self.initialize(ctx);
         } else {

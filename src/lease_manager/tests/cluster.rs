@@ -62,6 +62,7 @@ impl Handler<LeaseEvent> for Worker {
                     lm.do_send(Release { shard, tenure });
                 }
             }
+            LeaseChange::Ready => {}
         }
     }
 }

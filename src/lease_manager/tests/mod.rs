@@ -215,3 +215,24 @@ async fn a_lease_not_renewed_within_the_failover_time_is_dropped_before_anyone_m
     .await;
     assert!(crate::observe::observe(&lm).await.expect("snapshot").held.is_empty());
 }
+
+#[actix_rt::test]
+async fn ready_is_told_once_after_the_first_take_cycle_ran_and_not_while_the_table_cannot_be_scanned() {
+    let table = MemoryLeaseTable::new("t");
+    table.inject_faults(Arc::new(|call, _| {
+        (call == TableCall::Scan).then(|| LeaseTableError::Other("injected: unreachable".into()))
+    }));
+    let (_lm, seen) = start(&table);
+    let is_ready = |e: &LeaseChange| matches!(e, LeaseChange::Ready);
+    // Several discovery intervals (100 ms) of failing scans: not ready.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(!seen.lock().expect("lock").iter().any(is_ready), "not ready while no scan succeeded");
+    table.clear_faults();
+    until("ready", Duration::from_secs(3), || seen.lock().expect("lock").iter().any(is_ready)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let events = seen.lock().expect("lock").clone();
+    assert_eq!(events.iter().filter(|e| is_ready(e)).count(), 1, "told once: {events:?}");
+    let ready_at = events.iter().position(is_ready).expect("ready");
+    let acquired_at = events.iter().position(|e| matches!(e, LeaseChange::Acquired(_))).expect("the lease is taken");
+    assert!(acquired_at < ready_at, "the first cycle's takes are told before it is ready: {events:?}");
+}

@@ -2,6 +2,12 @@
 //! statistic sets, and flushes them to CloudWatch in batches (namespace = the observer id; the
 //! KCL's metric and dimension names). A CloudWatch outage only logs: samples of a failed flush
 //! are dropped, never queued without bound, and no sender ever waits.
+//!
+//! With `http.listen` set, every sample also goes to the process's Prometheus registry
+//! ([`prometheus`]), whatever CloudWatch's settings: `metrics.enabled` and `metrics.level` then
+//! shape only what this actor sends to CloudWatch, as they did before.
+
+pub mod prometheus;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,6 +21,7 @@ use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit, StatisticS
 use crate::config::runtime::{MetricsLevel, MetricsSettings};
 use crate::observe::{Observable, answers_observe};
 use crate::supervision::{ExitGuard, stops_on_request};
+pub use prometheus::{Exporter, PromSink};
 
 /// What a sample measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -78,6 +85,9 @@ pub struct Sample {
     pub scope: Scope,
     pub unit: Unit,
     pub value: f64,
+    /// `false`: a Prometheus gauge only (a level CloudWatch has no metric for, so no custom
+    /// metric is added to anyone's CloudWatch bill).
+    pub cloudwatch: bool,
 }
 
 /// The aggregate of one series between two flushes.
@@ -110,6 +120,9 @@ type SeriesKey = (&'static str, Operation, Scope, Unit);
 pub struct MetricsHandle {
     to: Option<Recipient<Sample>>,
     level: MetricsLevel,
+    /// Prometheus is on: every sample goes to the Metrics actor at full detail (it applies the
+    /// level to CloudWatch's share), and so do the Prometheus-only gauges.
+    prometheus: bool,
     dropped: Arc<AtomicU64>,
 }
 
@@ -122,23 +135,35 @@ impl std::fmt::Debug for MetricsHandle {
 impl MetricsHandle {
     /// A handle that records nothing (metrics disabled, unit tests).
     pub fn disabled() -> Self {
-        MetricsHandle { to: None, level: MetricsLevel::None, dropped: Arc::new(AtomicU64::new(0)) }
+        MetricsHandle { to: None, level: MetricsLevel::None, prometheus: false, dropped: Arc::new(AtomicU64::new(0)) }
     }
 
     /// A handle sending to `to` (the Metrics actor, or a stand-in in a test).
     pub fn new(to: Recipient<Sample>, level: MetricsLevel) -> Self {
-        MetricsHandle { to: Some(to), level, dropped: Arc::new(AtomicU64::new(0)) }
+        MetricsHandle { to: Some(to), level, prometheus: false, dropped: Arc::new(AtomicU64::new(0)) }
+    }
+
+    /// With `prometheus`, samples reach the Metrics actor whatever CloudWatch's level.
+    pub fn exporting(mut self, prometheus: bool) -> Self {
+        self.prometheus = prometheus;
+        self
     }
 
     pub fn record(&self, name: &'static str, operation: Operation, scope: Scope, unit: Unit, value: f64) {
+        let level = if self.prometheus { MetricsLevel::Detailed } else { self.level };
+        let Some(scope) = level.scope(scope) else { return };
+        self.send(Sample { name, operation, scope, unit, value, cloudwatch: true });
+    }
+
+    /// A level for Prometheus only (nothing when Prometheus is off).
+    pub fn gauge(&self, name: &'static str, operation: Operation, scope: Scope, value: f64) {
+        if self.prometheus {
+            self.send(Sample { name, operation, scope, unit: Unit::Count, value, cloudwatch: false });
+        }
+    }
+
+    fn send(&self, sample: Sample) {
         let Some(to) = &self.to else { return };
-        let scope = match (self.level, scope) {
-            (MetricsLevel::None, _) => return,
-            // SUMMARY drops the per-shard dimension.
-            (MetricsLevel::Summary, Scope::Shard(_)) => Scope::Application,
-            (_, s) => s,
-        };
-        let sample = Sample { name, operation, scope, unit, value };
         if to.try_send(sample).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
@@ -154,6 +179,18 @@ impl MetricsHandle {
 
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+impl MetricsLevel {
+    /// The scope a sample keeps at this level (`None`: not sent to CloudWatch).
+    fn scope(self, scope: Scope) -> Option<Scope> {
+        match (self, scope) {
+            (MetricsLevel::None, _) => None,
+            // SUMMARY drops the per-shard dimension.
+            (MetricsLevel::Summary, Scope::Shard(_)) => Some(Scope::Application),
+            (_, s) => Some(s),
+        }
     }
 }
 
@@ -180,6 +217,11 @@ impl MetricsSnapshot {
 #[rtype(result = "()")]
 pub struct Flush;
 
+/// The consumer of this shard is gone from this worker: its Prometheus gauges go.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ForgetShard(pub Arc<str>);
+
 pub struct Metrics {
     namespace: String,
     worker_id: String,
@@ -193,6 +235,7 @@ pub struct Metrics {
     datums_sent: u64,
     flush_in_flight: bool,
     last_failure_log: Option<Instant>,
+    prometheus: Option<PromSink>,
     _exit: ExitGuard,
 }
 
@@ -207,6 +250,7 @@ impl Metrics {
         client: aws_sdk_cloudwatch::Client,
         settings: MetricsSettings,
         mailbox: usize,
+        prometheus: Option<PromSink>,
         exit: ExitGuard,
     ) -> Self {
         Metrics {
@@ -222,6 +266,7 @@ impl Metrics {
             datums_sent: 0,
             flush_in_flight: false,
             last_failure_log: None,
+            prometheus,
             _exit: exit,
         }
     }
@@ -320,6 +365,16 @@ impl Handler<Sample> for Metrics {
     type Result = ();
 
     fn handle(&mut self, s: Sample, _: &mut Self::Context) {
+        if let Some(p) = &self.prometheus {
+            p.record(&s, &self.worker_id);
+        }
+        if !s.cloudwatch {
+            return;
+        }
+        // The handle applies the level already unless Prometheus is on; either way CloudWatch
+        // gets what the level says.
+        let Some(scope) = self.settings.level.scope(s.scope) else { return };
+        let s = Sample { scope, ..s };
         let shard = match &s.scope {
             Scope::Shard(id) => id.to_string(),
             _ => String::new(),
@@ -332,6 +387,16 @@ impl Handler<Sample> for Metrics {
             .entry((s.name, s.operation, s.scope, s.unit))
             .and_modify(|st| st.add(s.value))
             .or_insert_with(|| Stat::of(s.value));
+    }
+}
+
+impl Handler<ForgetShard> for Metrics {
+    type Result = ();
+
+    fn handle(&mut self, msg: ForgetShard, _: &mut Self::Context) {
+        if let Some(p) = &self.prometheus {
+            p.forget_shard(&msg.0);
+        }
     }
 }
 
@@ -359,3 +424,68 @@ impl Observable for Metrics {
 
 answers_observe!(Metrics);
 stops_on_request!(Metrics);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::supervision::ChildId;
+
+    /// A Metrics actor whose CloudWatch is never called (publishing disabled, or a flush that
+    /// fails without a network: only logged).
+    fn start(settings: MetricsSettings, prometheus: Option<PromSink>) -> Addr<Metrics> {
+        let conf = aws_sdk_cloudwatch::Config::builder()
+            .behavior_version(aws_sdk_cloudwatch::config::BehaviorVersion::latest())
+            .region(aws_sdk_cloudwatch::config::Region::new("us-east-1"))
+            .build();
+        let exit = ExitGuard::detached(ChildId::Core { kind: "Metrics", generation: 1 });
+        let client = aws_sdk_cloudwatch::Client::from_conf(conf);
+        Metrics::new("obs".into(), "w:1".into(), client, settings, 64, prometheus, exit).start()
+    }
+
+    fn settings(enabled: bool, level: MetricsLevel) -> MetricsSettings {
+        MetricsSettings { enabled, flush_interval: Duration::from_secs(3600), level }
+    }
+
+    async fn snapshot(m: &Addr<Metrics>) -> MetricsSnapshot {
+        crate::observe::observe(m).await.expect("snapshot")
+    }
+
+    #[actix_rt::test]
+    async fn prometheus_gets_every_sample_at_full_detail_whatever_cloudwatch_is_set_to() {
+        for (enabled, level) in [(false, MetricsLevel::None), (true, MetricsLevel::Summary)] {
+            let exporter = Arc::new(Exporter::new());
+            let m = start(settings(enabled, level), Some(exporter.observer("obs")));
+            let handle = MetricsHandle::new(m.clone().recipient(), level).exporting(true);
+            let shard = Scope::Shard(Arc::from("shardId-7"));
+            handle.count("RecordsProcessed", Operation::ProcessTask, shard.clone(), 5);
+            handle.gauge("CommandsInFlight", Operation::ProcessTask, shard, 2.0);
+            let snap = snapshot(&m).await;
+            let text = exporter.encode_text().expect("encodes");
+            let labels = r#"{observer="obs",operation="ProcessTask",shard_id="shardId-7"}"#;
+            assert!(text.contains(&format!("sauna_records_processed_total{labels} 5\n")), "{level:?}: {text}");
+            assert!(text.contains(&format!("sauna_commands_in_flight{labels} 2.0\n")), "{level:?}: {text}");
+            // CloudWatch's side is what the level says, and never holds the Prometheus-only gauge.
+            let totals: Vec<_> = snap.totals.keys().cloned().collect();
+            match level {
+                MetricsLevel::None => assert!(totals.is_empty(), "{totals:?}"),
+                _ => assert_eq!(totals, [("RecordsProcessed".into(), "ProcessTask".into(), String::new())]),
+            }
+        }
+    }
+
+    #[actix_rt::test]
+    async fn without_prometheus_the_handle_applies_the_level_and_sends_no_gauge() {
+        let m = start(settings(true, MetricsLevel::Detailed), None);
+        let handle = MetricsHandle::new(m.clone().recipient(), MetricsLevel::Detailed);
+        let shard = Scope::Shard(Arc::from("shardId-7"));
+        handle.count("RecordsProcessed", Operation::ProcessTask, shard.clone(), 5);
+        handle.gauge("CommandsInFlight", Operation::ProcessTask, shard.clone(), 2.0);
+        m.do_send(ForgetShard(Arc::from("shardId-7")));
+        let totals = snapshot(&m).await.totals;
+        assert_eq!(totals.len(), 1, "{totals:?}");
+        assert_eq!(totals.get(&("RecordsProcessed".into(), "ProcessTask".into(), "shardId-7".into())), Some(&5.0));
+        let none = MetricsHandle::new(m.clone().recipient(), MetricsLevel::None);
+        none.count("RecordsProcessed", Operation::ProcessTask, shard, 5);
+        assert_eq!(snapshot(&m).await.total("RecordsProcessed"), 5.0, "NONE sends nothing");
+    }
+}
