@@ -336,3 +336,64 @@ async fn the_stdout_responder_prints_one_json_line_per_command() {
         assert_eq!(line["whenCreated"], "2026-01-01T00:00:00+02:00");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rate_limited_slack_responder_keeps_to_its_pace_and_holds_up_no_other_responder() {
+    let stream = TestStream::create("rate", 1).await;
+    let server = FakeHttp::start();
+    // Slack's side: after a burst of two (and the one the burst's refill allows), a message
+    // within 400 ms of the one before gets a 429.
+    let seen: Arc<Mutex<Vec<Instant>>> = Default::default();
+    let s = seen.clone();
+    server.behave(move |r, _| {
+        if r.path != "/slack" {
+            return Reply::ok();
+        }
+        let mut seen = s.lock().expect("lock");
+        seen.push(r.at);
+        let n = seen.len();
+        let too_fast = n > 3 && r.at.duration_since(seen[n - 2]) < Duration::from_millis(400);
+        if too_fast { Reply::status(429) } else { Reply::ok() }
+    });
+    let mut runtime = fast_runtime();
+    merge(&mut runtime, &json!({ "rateLimits": { "slack": { "perSecond": 2, "burst": 2 } } }));
+    let config = ConfigDir::new(&stream.name, "TRIM_HORIZON", None, &server.url("/slack"), &runtime);
+    config.write(
+        "webhook.json",
+        &json!({"schema": "iglu:rs.sauna.responders/WebhookConfig/avro/1-0-0",
+            "data": {"enabled": true, "id": "hook", "parameters": {"url": server.url("/hook"),
+                     "commands": ["iglu:com.pagerduty.sauna.commands/create_event/jsonschema/1-0-*"]}}}),
+    );
+    let mut records = vec![];
+    for i in 0..20 {
+        records.push((format!("slack-{i}"), slack_command(&Uuid::new_v4(), &format!("paced {i}"))));
+        records.push((
+            format!("pd-{i}"),
+            command(
+                &Uuid::new_v4(),
+                "iglu:com.pagerduty.sauna.commands/create_event/jsonschema/1-0-0",
+                json!({"service_key": "k", "event_type": "trigger", "description": format!("event {i}")}),
+                None,
+                "2026-01-01T00:00:00Z",
+            ),
+        ));
+    }
+    stream.put(records).await;
+    let mut sauna = Sauna::start(&config, "rate");
+    let requests = server.wait_for(40, Duration::from_secs(40));
+    let slack: Vec<_> = requests.iter().filter(|r| r.path == "/slack").map(|r| r.at).collect();
+    let hooks: Vec<_> = requests.iter().filter(|r| r.path == "/hook").map(|r| r.at).collect();
+    // After the burst (two at once, then the third half a second after the first).
+    let gaps: Vec<Duration> = slack.windows(2).skip(2).map(|w| w[1] - w[0]).collect();
+    let slack_span = slack[slack.len() - 1] - slack[0];
+    let hook_span = hooks.iter().max().copied().expect("hooks") - slack[0];
+    println!(
+        "rateLimit 2/s burst 2: 20 Slack commands over {slack_span:?} (smallest gap after the burst {:?}); the 20 webhook commands on the same shard all delivered {hook_span:?} after the first Slack one",
+        gaps.iter().min()
+    );
+    assert_eq!(slack.len(), 20, "one request per Slack command: no 429, nothing retried");
+    assert!(gaps.iter().all(|g| *g >= Duration::from_millis(450)), "at most 2 a second after the burst: {gaps:?}");
+    assert!(hook_span < Duration::from_secs(3), "the webhook responder is not slowed: {hook_span:?}");
+    sauna.sigterm();
+    assert!(sauna.wait_exit(Duration::from_secs(20)).success());
+}

@@ -198,18 +198,7 @@ pub fn inspect_dir_with(dir: &Path, catalog: &Catalog) -> DirReport {
             None
         }
     };
-    if runtime.dedup.enabled && runtime.dedup.table.is_none() {
-        for o in &assembly.observers {
-            let table = runtime.dedup.table_of(&o.id);
-            if table.len() > 255 {
-                report.errors.push(ConfigError::at(
-                    runtime_path.as_deref().unwrap_or(dir),
-                    "data.dedup.table",
-                    format!("expected a claim table name for observer {:?}: {table:?} is longer than DynamoDB's 255 characters; set dedup.table", o.id),
-                ));
-            }
-        }
-    }
+    report.errors.extend(cross_checks(&assembly, &runtime, runtime_path.as_deref().unwrap_or(dir)));
     let failed = report.files.iter().any(|f| matches!(f.status, FileStatus::Failed(_)));
     if let (false, true, Some(command_schemas)) = (failed, report.errors.is_empty(), command_schemas) {
         report.configuration = Some(Configuration {
@@ -223,4 +212,31 @@ pub fn inspect_dir_with(dir: &Path, catalog: &Catalog) -> DirReport {
         });
     }
     report
+}
+
+/// The checks of the runtime config against the other files: claim table names, the
+/// responder ids `rateLimits` names.
+fn cross_checks(assembly: &Assembly, runtime: &RuntimeConfig, runtime_path: &Path) -> Vec<ConfigError> {
+    let mut errors = vec![];
+    if runtime.dedup.enabled && runtime.dedup.table.is_none() {
+        for o in &assembly.observers {
+            let table = runtime.dedup.table_of(&o.id);
+            if table.len() > 255 {
+                errors.push(ConfigError::at(
+                    runtime_path,
+                    "data.dedup.table",
+                    format!("expected a claim table name for observer {:?}: {table:?} is longer than DynamoDB's 255 characters; set dedup.table", o.id),
+                ));
+            }
+        }
+    }
+    let ids: Vec<&str> = assembly.responders.iter().map(|(_, r)| r.id()).collect();
+    if let Some(unknown) = runtime.rate_limits.keys().find(|id| !ids.contains(&id.as_str())) {
+        errors.push(ConfigError::at(
+            runtime_path,
+            format!("data.rateLimits.{unknown}"),
+            format!("expected the id of an enabled responder (one of: {})", ids.join(", ")),
+        ));
+    }
+    errors
 }

@@ -181,14 +181,19 @@ impl Supervisor {
         let mut routes = Routes::default();
         let mut slots = vec![];
         for (route, responder) in spec.responders.iter().enumerate() {
-            let spec = Arc::new(ResponderSpec::new(
-                responder.clone(),
-                context.clone(),
-                r.retry.clone(),
-                r.responder_concurrency,
-                r.mailboxes.responder,
-                metrics.clone(),
-            ));
+            let spec = Arc::new(
+                ResponderSpec::new(
+                    responder.clone(),
+                    context.clone(),
+                    r.retry.clone(),
+                    r.responder_concurrency,
+                    r.mailboxes.responder,
+                    metrics.clone(),
+                )
+                .with_rate_limit(
+                    r.rate_limits.get(responder.id()).copied().unwrap_or_else(|| responder.default_rate_limit()),
+                ),
+            );
             let incarnation = self.next_incarnation();
             let addr = self.start_responder(&spec, route, incarnation, 0, std::time::Duration::ZERO, ctx);
             routes.push(responder.id(), addr.clone().recipient());

@@ -18,7 +18,7 @@ use tokio::sync::Semaphore;
 
 use super::{Attempt, Responder, ResponderContext};
 use crate::command::Command;
-use crate::config::runtime::RetryPolicy;
+use crate::config::runtime::{RateLimit, RetryPolicy};
 use crate::metrics::{MetricsHandle, Operation, Scope};
 use crate::model::{Fence, Outcome};
 use crate::observe::{Observable, answers_observe};
@@ -88,6 +88,9 @@ pub struct ResponderSpec {
     pub mailbox: usize,
     pub metrics: MetricsHandle,
     permits: Arc<Semaphore>,
+    /// The responder's pace, if it has one: taken before the permit, so a command waiting for
+    /// its turn holds no permit and holds up no other responder.
+    pace: Option<governor::DefaultDirectRateLimiter>,
 }
 
 impl ResponderSpec {
@@ -100,7 +103,16 @@ impl ResponderSpec {
         metrics: MetricsHandle,
     ) -> Self {
         let permits = Arc::new(Semaphore::new(concurrency));
-        ResponderSpec { responder, context, retry, concurrency, mailbox, metrics, permits }
+        ResponderSpec { responder, context, retry, concurrency, mailbox, metrics, permits, pace: None }
+    }
+
+    /// At most one attempt every `limit.every`, `limit.burst` at once (`None`: no limit).
+    pub fn with_rate_limit(mut self, limit: Option<RateLimit>) -> Self {
+        self.pace = limit.and_then(|l| {
+            let burst = std::num::NonZeroU32::new(l.burst.max(1))?;
+            governor::Quota::with_period(l.every).map(|q| governor::RateLimiter::direct(q.allow_burst(burst)))
+        });
+        self
     }
 }
 
@@ -206,6 +218,9 @@ async fn run_with_retries(spec: &ResponderSpec, msg: &Execute, me: &Recipient<Pa
     let mut attempts = 0u32;
     loop {
         let attempt = {
+            if let Some(pace) = &spec.pace {
+                pace.until_ready().await;
+            }
             // Closed only if the spec is gone, which cannot happen while we hold it.
             let _permit = spec.permits.clone().acquire_owned().await;
             // Checked before every attempt, the first included: a command that waited for a

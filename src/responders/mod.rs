@@ -17,7 +17,7 @@ use apache_avro::types::Value as AvroValue;
 
 use crate::command::Command;
 use crate::config::FieldError;
-use crate::config::runtime::Endpoints;
+use crate::config::runtime::{Endpoints, RateLimit};
 use crate::iglu::{SchemaCriterion, SchemaKey};
 
 mod actor;
@@ -115,6 +115,11 @@ pub trait Responder: Send + Sync + fmt::Debug {
     fn execute<'a>(&'a self, command: &'a Command, ctx: &'a ResponderContext) -> AttemptFuture<'a>;
     /// Its own per-attempt timeout, if it has one (otherwise `retry.requestTimeoutMillis`).
     fn timeout(&self) -> Option<Duration> {
+        None
+    }
+    /// Its pace when the runtime config's `rateLimits` does not name it (the service's own
+    /// limit, so that a burst of commands does not meet a storm of 429s); `None`: no limit.
+    fn default_rate_limit(&self) -> Option<RateLimit> {
         None
     }
 }

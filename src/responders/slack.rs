@@ -11,6 +11,7 @@ use super::{
 use crate::command::Command;
 use crate::config::FieldError;
 use crate::config::Secret;
+use crate::config::runtime::RateLimit;
 use crate::iglu::SchemaCriterion;
 
 pub static MODULE: ResponderModule = ResponderModule {
@@ -41,6 +42,11 @@ impl Responder for SlackResponder {
 
     fn criteria(&self) -> Vec<SchemaCriterion> {
         vec![super::criterion(SEND_MESSAGE)]
+    }
+
+    /// Slack accepts about one message a second per incoming webhook, and short bursts.
+    fn default_rate_limit(&self) -> Option<RateLimit> {
+        Some(RateLimit { every: std::time::Duration::from_secs(1), burst: 3 })
     }
 
     /// The command's data is an incoming-webhook message as it stands (text, channel,

@@ -20,11 +20,19 @@ struct Raw {
     metrics: RawMetrics,
     retry: RawRetry,
     responder_concurrency: i32,
+    rate_limits: std::collections::HashMap<String, RawRateLimit>,
     shutdown_timeout_millis: i64,
     dead_letters: RawDeadLetters,
     iglu_repositories: Vec<String>,
     endpoints: Endpoints,
     http: RawHttp,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawRateLimit {
+    per_second: f64,
+    burst: i32,
 }
 
 #[derive(Deserialize)]
@@ -137,6 +145,7 @@ impl RuntimeConfig {
                     ));
                 }
             },
+            rate_limits: rate_limits(&raw.rate_limits)?,
             shutdown_timeout: millis(raw.shutdown_timeout_millis, "data.shutdownTimeoutMillis", 0)?,
             dead_letters: dead_letter_settings(raw.dead_letters, base_dir)?,
             iglu_repositories: raw.iglu_repositories.iter().map(|p| base_dir.join(p)).collect(),
@@ -396,4 +405,28 @@ pub(crate) fn check_http_url(url: &str) -> Result<(), String> {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => Ok(()),
         _ => Err("expected an absolute http:// or https:// URL".to_owned()),
     }
+}
+
+fn rate_limits(
+    raw: &std::collections::HashMap<String, RawRateLimit>,
+) -> Result<std::collections::BTreeMap<String, Option<RateLimit>>, FieldError> {
+    let mut out = std::collections::BTreeMap::new();
+    for (id, r) in raw {
+        let field = |f: &str| format!("data.rateLimits.{id}.{f}");
+        if !(r.per_second.is_finite() && (0.0..=100_000.0).contains(&r.per_second)) {
+            return Err(FieldError::new(
+                field("perSecond"),
+                format!("expected attempts per second from 0 (no limit) to 100000, found {}", r.per_second),
+            ));
+        }
+        if !(1..=100_000).contains(&r.burst) {
+            return Err(FieldError::new(field("burst"), format!("expected 1 to 100000, found {}", r.burst)));
+        }
+        let limit = (r.per_second > 0.0).then(|| RateLimit {
+            every: Duration::from_secs_f64(1.0 / r.per_second).max(Duration::from_micros(10)),
+            burst: r.burst as u32,
+        });
+        out.insert(id.clone(), limit);
+    }
+    Ok(out)
 }

@@ -3,6 +3,7 @@
 //! has a default, so a directory without this file runs with the defaults documented in the
 //! schema and the README.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -179,6 +180,13 @@ pub struct HttpSettings {
     pub listen: Option<std::net::SocketAddr>,
 }
 
+/// A responder's pace: one attempt every `every`, up to `burst` at once after a quiet spell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub every: Duration,
+    pub burst: u32,
+}
+
 /// The runtime tuning of the whole process.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuntimeConfig {
@@ -191,6 +199,9 @@ pub struct RuntimeConfig {
     pub retry: RetryPolicy,
     /// Commands each responder actions at once.
     pub responder_concurrency: usize,
+    /// Per responder id: its pace (`None`: set to no limit); responders not named here keep
+    /// their own default (`Responder::default_rate_limit`).
+    pub rate_limits: BTreeMap<String, Option<RateLimit>>,
     /// How long a graceful shutdown waits for in-flight commands.
     pub shutdown_timeout: Duration,
     pub dead_letters: DeadLetterSettings,
