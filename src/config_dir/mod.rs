@@ -198,7 +198,9 @@ pub fn inspect_dir_with(dir: &Path, catalog: &Catalog) -> DirReport {
             None
         }
     };
-    report.errors.extend(cross_checks(&assembly, &runtime, runtime_path.as_deref().unwrap_or(dir)));
+    let runtime_file = runtime_path.as_deref().unwrap_or(dir);
+    report.errors.extend(cross_checks(&assembly, &runtime, runtime_file));
+    report.warnings.extend(unused_rate_limits(&assembly, &runtime, runtime_file));
     let failed = report.files.iter().any(|f| matches!(f.status, FileStatus::Failed(_)));
     if let (false, true, Some(command_schemas)) = (failed, report.errors.is_empty(), command_schemas) {
         report.configuration = Some(Configuration {
@@ -214,8 +216,7 @@ pub fn inspect_dir_with(dir: &Path, catalog: &Catalog) -> DirReport {
     report
 }
 
-/// The checks of the runtime config against the other files: claim table names, the
-/// responder ids `rateLimits` names.
+/// The checks of the runtime config against the other files: claim table names.
 fn cross_checks(assembly: &Assembly, runtime: &RuntimeConfig, runtime_path: &Path) -> Vec<ConfigError> {
     let mut errors = vec![];
     if runtime.dedup.enabled && runtime.dedup.table.is_none() {
@@ -230,13 +231,23 @@ fn cross_checks(assembly: &Assembly, runtime: &RuntimeConfig, runtime_path: &Pat
             }
         }
     }
-    let ids: Vec<&str> = assembly.responders.iter().map(|(_, r)| r.id()).collect();
-    if let Some(unknown) = runtime.rate_limits.keys().find(|id| !ids.contains(&id.as_str())) {
-        errors.push(ConfigError::at(
-            runtime_path,
-            format!("data.rateLimits.{unknown}"),
-            format!("expected the id of an enabled responder (one of: {})", ids.join(", ")),
-        ));
-    }
     errors
+}
+
+/// `rateLimits` entries that name no enabled responder: warned about, not refused (a responder
+/// disabled for a while keeps its pace in the runtime config).
+fn unused_rate_limits(assembly: &Assembly, runtime: &RuntimeConfig, runtime_path: &Path) -> Vec<String> {
+    let ids: Vec<&str> = assembly.responders.iter().map(|(_, r)| r.id()).collect();
+    runtime
+        .rate_limits
+        .keys()
+        .filter(|id| !ids.contains(&id.as_str()))
+        .map(|id| {
+            format!(
+                "{}: data.rateLimits.{id}: no enabled responder has this id (enabled: {}); the limit applies to none",
+                runtime_path.display(),
+                ids.join(", ")
+            )
+        })
+        .collect()
 }
