@@ -30,15 +30,16 @@ pub(super) struct Unparsed {
 
 impl ShardConsumer {
     /// Where a new iterator starts: after the last record read, else at the lease's checkpoint;
-    /// `None` for a shard already at SHARD_END. A LATEST checkpoint resumes where the shard was
+    /// `None` for a shard already at SHARD_END. A checkpoint `(S, N)` resumes *at* S, as the
+    /// KCL does: what of S it covers (the plain record, or the user records 0..=N of an
+    /// aggregate) is skipped when admitted. A LATEST checkpoint resumes where the shard was
     /// first read (see [`ShardConsumer::pin_latest_start`]).
     fn start_position(&self) -> Option<StartPosition> {
-        let start = match &self.state.last_read {
-            Some(seq) => Checkpoint::Sequence(seq.clone()),
-            None => self.lease.checkpoint.clone(),
-        };
-        Some(match start {
-            Checkpoint::Sequence(seq) => StartPosition::After(seq),
+        if let Some(seq) = &self.state.last_read {
+            return Some(StartPosition::After(seq.clone()));
+        }
+        Some(match self.lease.checkpoint.clone() {
+            Checkpoint::Sequence(at) => StartPosition::At(at.seq),
             Checkpoint::TrimHorizon => StartPosition::TrimHorizon,
             Checkpoint::Latest => StartPosition::Latest,
             Checkpoint::AtTimestamp => {
@@ -101,7 +102,11 @@ impl ShardConsumer {
                 act.state.read_backoff.reset();
                 act.state.iterator = iterator;
                 if act.state.phase == Phase::Starting {
-                    log::info!("shard {}: reading from {}", act.shard(), describe(&from));
+                    let inside = match (&from, act.lease.checkpoint.sub_sequence_number()) {
+                        (StartPosition::At(_), n) if n > 0 => format!(" (after user record {n} of its KPL aggregate)"),
+                        _ => String::new(),
+                    };
+                    log::info!("shard {}: reading from {}{inside}", act.shard(), describe(&from));
                     act.state.phase = Phase::Reading;
                 }
                 if act.state.iterator.is_none() {
@@ -266,15 +271,18 @@ impl ShardConsumer {
         if records.is_empty() {
             return self.batch_done(batch, full, ctx);
         }
-        let parse = self.links.parser.send(ParseBatch(records.iter().map(|r| r.data.clone()).collect()));
+        let parse = self.links.parser.send(ParseBatch {
+            records: records.iter().map(|r| r.data.clone()).collect(),
+            hash_range: self.lease.hash_range,
+        });
         ctx.spawn(parse.into_actor(self).map(move |result, act, ctx| {
             if act.drop_batch_if_draining() {
                 return;
             }
             match result {
-                Ok(classified) => {
-                    for (record, class) in records.into_iter().zip(classified) {
-                        act.admit(record, class, ctx);
+                Ok(parsed) => {
+                    for (record, parsed) in records.into_iter().zip(parsed) {
+                        act.admit(record, parsed, ctx);
                     }
                 }
                 Err(e) => {
@@ -334,7 +342,8 @@ impl ShardConsumer {
 
 fn describe(from: &StartPosition) -> String {
     match from {
-        StartPosition::After(seq) => seq.to_string(),
+        StartPosition::After(seq) => format!("after {seq}"),
+        StartPosition::At(seq) => seq.to_string(),
         StartPosition::TrimHorizon => "TRIM_HORIZON".into(),
         StartPosition::Latest => "LATEST".into(),
         StartPosition::AtTimestamp(_) => "AT_TIMESTAMP".into(),

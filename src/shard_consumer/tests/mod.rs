@@ -20,7 +20,7 @@ use crate::command::{Classified, Command, CommandParser, SchemaRegistry};
 use crate::config::runtime::RetryPolicy;
 use crate::lease_manager::{AcquiredLease, LatestStart, LeaseError, LeaseOwner, ParentsFinished, PinLatestStart};
 use crate::model::{Checkpoint, Fence, LeaseDeadline, Tenure};
-use crate::parser_pool::ParseBatch;
+use crate::parser_pool::{ParseBatch, parse_record};
 use crate::responders::{CommandResult, Execute, Routes};
 use crate::supervision::{ChildId, ExitGuard};
 
@@ -108,17 +108,15 @@ impl Actor for StandIn {
 impl Handler<ParseBatch> for StandIn {
     type Result = MessageResult<ParseBatch>;
 
+    /// The parse workers' own deaggregation, with a classification of the test's making.
     fn handle(&mut self, batch: ParseBatch, _: &mut Self::Context) -> Self::Result {
-        MessageResult(
-            batch
-                .0
-                .iter()
-                .map(|data| {
-                    let n = std::str::from_utf8(data).ok().and_then(|t| t.parse().ok()).unwrap_or(0);
-                    Classified::Routable { command: command((self.ids)(n)), route: 0 }
-                })
-                .collect(),
-        )
+        let ids = self.ids;
+        let classify = |data: &[u8]| {
+            let n = std::str::from_utf8(data).ok().and_then(|t| t.parse().ok()).unwrap_or(0);
+            Classified::Routable { command: command(ids(n)), route: 0 }
+        };
+        let range = batch.hash_range.as_ref();
+        MessageResult(batch.records.iter().map(|data| parse_record(data, range, classify)).collect())
     }
 }
 
@@ -256,6 +254,7 @@ fn start_claiming(
         checkpoint,
         parents: vec![],
         deadline: LeaseDeadline::unbounded(),
+        hash_range: None,
     };
     let exit = ExitGuard::detached(ChildId::ShardConsumer { shard: lease.shard.clone(), incarnation: 1 });
     let mut settings = settings(max_in_flight);
