@@ -166,6 +166,8 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let plain = Bytes::from_static(b"\xf3 not the whole magic");
-        assert!(matches!(parse_record(&plain, None, invalid), Parsed::Record(Classified::Invalid { reason, .. }) if reason.contains("not the whole magic")));
+        assert!(
+            matches!(parse_record(&plain, None, invalid), Parsed::Record(Classified::Invalid { reason, .. }) if reason.contains("not the whole magic"))
+        );
     }
 }

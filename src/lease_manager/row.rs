@@ -237,14 +237,21 @@ mod tests {
 
     #[test]
     fn a_checkpoint_inside_an_aggregate_round_trips() {
-        let at = Checkpoint::Sequence(ExtendedSequenceNumber::new(seq("49590338271490256608559692538361571095921575989136588898"), 41));
+        let at = Checkpoint::Sequence(ExtendedSequenceNumber::new(
+            seq("49590338271490256608559692538361571095921575989136588898"),
+            41,
+        ));
         let lease = Lease::new("shardId-000000000000", at.clone());
         let item = lease.to_item();
         assert_eq!(
             item.get(CHECKPOINT),
             Some(&AttributeValue::S("49590338271490256608559692538361571095921575989136588898".into()))
         );
-        assert_eq!(item.get(CHECKPOINT_SUB_SEQUENCE_NUMBER), Some(&AttributeValue::N("41".into())), "as the KCL writes it");
+        assert_eq!(
+            item.get(CHECKPOINT_SUB_SEQUENCE_NUMBER),
+            Some(&AttributeValue::N("41".into())),
+            "as the KCL writes it"
+        );
         assert_eq!(Lease::from_item(&item).map(|l| l.checkpoint), Ok(at));
     }
 
@@ -269,6 +276,9 @@ mod tests {
         assert_eq!(Lease::from_item(&sentinel).map(|l| l.checkpoint), Ok(Checkpoint::ShardEnd));
         let mut bad = item;
         bad.insert(CHECKPOINT_SUB_SEQUENCE_NUMBER.to_owned(), AttributeValue::N("-1".into()));
-        assert!(matches!(Lease::from_item(&bad), Err(RowError::Malformed { attribute: CHECKPOINT_SUB_SEQUENCE_NUMBER, .. })));
+        assert!(matches!(
+            Lease::from_item(&bad),
+            Err(RowError::Malformed { attribute: CHECKPOINT_SUB_SEQUENCE_NUMBER, .. })
+        ));
     }
 }

@@ -59,7 +59,8 @@ impl ShardConsumer {
         let label: Arc<str> = Arc::from(seq.as_str());
         match parsed {
             Parsed::Record(class) => {
-                let record = Record { seq: label.clone(), sub: None, label, partition_key: Arc::from(partition_key), data };
+                let record =
+                    Record { seq: label.clone(), sub: None, label, partition_key: Arc::from(partition_key), data };
                 self.admit_one(ExtendedSequenceNumber::plain(seq), record, class, ctx);
             }
             Parsed::Aggregate(users) => {
@@ -85,8 +86,11 @@ impl ShardConsumer {
                 let n = user_records as u64;
                 self.state.counters.user_records_dropped += n;
                 self.links.metrics.count("UserRecordsDropped", Operation::ProcessTask, self.scope(), n);
-                log::info!(
-                    "shard {}: KPL aggregate {} ({user_records} user records) dropped: {reason} (a copy routed by a stale shard map; the producer put its user records again where they belong)",
+                // As the KCL: the KPL aggregates only user records of one shard, and puts an
+                // aggregate that a stale shard map (a reshard) routed elsewhere again, where its
+                // user records belong; an aggregator that mixes shards loses them.
+                log::warn!(
+                    "shard {}: KPL aggregate {} ({user_records} user records) dropped, as the KCL drops it: {reason}; only an aggregate of one shard's user records is processed (the KPL puts a mis-routed aggregate again where it belongs)",
                     self.shard(),
                     last.seq
                 );

@@ -301,7 +301,11 @@ mod tests {
         t.complete(u[3]);
         assert_eq!(t.watermark(), Some(&sub(2, 1)), "user records 0 and 1 of 2 done, 2 is not");
         t.complete(after);
-        assert_eq!(t.watermark(), Some(&sub(2, 1)), "the record after the aggregate does not move it past user record 2");
+        assert_eq!(
+            t.watermark(),
+            Some(&sub(2, 1)),
+            "the record after the aggregate does not move it past user record 2"
+        );
         t.complete(u[2]);
         assert_eq!(t.watermark(), Some(&seq(3)));
     }

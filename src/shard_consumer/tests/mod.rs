@@ -1,9 +1,12 @@
 //! The ShardConsumer driven alone: a reader, a parser, a responder, a Checkpointer and a
 //! LeaseManager of the test's own making stand in for Kinesis, the parse pool and the actors.
-//! `edges`: bounds, freezing, fences, abandoned commands, shards past retention, LATEST.
+//! `edges`: bounds, freezing, fences, abandoned commands, shards past retention, LATEST;
+//! `claims`: dedup; `kpl`: KPL aggregates (sub-sequence checkpoints, resuming inside one,
+//! hash key ranges).
 
 mod claims;
 mod edges;
+mod kpl;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -230,6 +233,18 @@ fn start_claiming(
     claims: Option<&crate::claims::MemoryClaimTable>,
     ids: fn(u64) -> uuid::Uuid,
 ) -> (Addr<ShardConsumer>, Shared) {
+    start_full(shard, checkpoint, max_in_flight, claims, ids, None)
+}
+
+/// The same, for a lease whose hash key range is `hash_range`.
+fn start_full(
+    shard: Arc<Shard>,
+    checkpoint: Checkpoint,
+    max_in_flight: usize,
+    claims: Option<&crate::claims::MemoryClaimTable>,
+    ids: fn(u64) -> uuid::Uuid,
+    hash_range: Option<crate::model::HashKeyRange>,
+) -> (Addr<ShardConsumer>, Shared) {
     let seen = Arc::new(Mutex::new(Seen::default()));
     let stand_in = StandIn { ids, seen: seen.clone() }.start();
     let mut routes = Routes::default();
@@ -254,7 +269,7 @@ fn start_claiming(
         checkpoint,
         parents: vec![],
         deadline: LeaseDeadline::unbounded(),
-        hash_range: None,
+        hash_range,
     };
     let exit = ExitGuard::detached(ChildId::ShardConsumer { shard: lease.shard.clone(), incarnation: 1 });
     let mut settings = settings(max_in_flight);
