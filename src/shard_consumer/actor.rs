@@ -54,6 +54,9 @@ pub(super) struct State {
     /// iterator starts at its record, and what of that record it covers is skipped.
     pub resume_floor: Option<ExtendedSequenceNumber>,
     pub tracker: Tracker<Pending>,
+    /// User records per Kinesis record in the last batch (KPL aggregates hold many): how many
+    /// records a read asks for within the in-flight bound.
+    pub user_records_per_record: usize,
     /// The children of the closed shard, from its last GetRecords.
     pub children: Vec<ShardInfo>,
     pub drain_waiters: Waiters,
@@ -99,6 +102,7 @@ impl ShardConsumer {
                 last_read: None,
                 resume_floor,
                 tracker,
+                user_records_per_record: 1,
                 children: vec![],
                 drain_waiters: Waiters::default(),
                 progress_sent: None,

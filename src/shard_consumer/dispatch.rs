@@ -64,9 +64,7 @@ impl ShardConsumer {
                 self.admit_one(ExtendedSequenceNumber::plain(seq), record, class, ctx);
             }
             Parsed::Aggregate(users) => {
-                let n = users.len() as u64;
-                self.state.counters.user_records += n;
-                self.links.metrics.count("UserRecordsProcessed", Operation::ProcessTask, self.scope(), n);
+                let mut admitted = 0;
                 for (i, user) in (0u64..).zip(users) {
                     let record = Record {
                         seq: label.clone(),
@@ -75,8 +73,11 @@ impl ShardConsumer {
                         partition_key: Arc::from(user.partition_key),
                         data: user.data,
                     };
-                    self.admit_one(ExtendedSequenceNumber::new(seq.clone(), i), record, user.class, ctx);
+                    admitted +=
+                        u64::from(self.admit_one(ExtendedSequenceNumber::new(seq.clone(), i), record, user.class, ctx));
                 }
+                self.state.counters.user_records += admitted;
+                self.links.metrics.count("UserRecordsProcessed", Operation::ProcessTask, self.scope(), admitted);
             }
             Parsed::OutsideShard { user_records, reason } => {
                 let last = ExtendedSequenceNumber::new(seq, (user_records as u64).saturating_sub(1));
@@ -114,10 +115,16 @@ impl ShardConsumer {
         false
     }
 
-    /// Adds one classified (user) record at `pos`.
-    fn admit_one(&mut self, pos: ExtendedSequenceNumber, record: Record, class: Classified, ctx: &mut Context<Self>) {
+    /// Adds one classified (user) record at `pos`; false when the resume checkpoint covers it.
+    fn admit_one(
+        &mut self,
+        pos: ExtendedSequenceNumber,
+        record: Record,
+        class: Classified,
+        ctx: &mut Context<Self>,
+    ) -> bool {
         if self.covered_by_resume_checkpoint(&pos) {
-            return;
+            return false;
         }
         let (outcome, reason) = match class {
             Classified::Routable { command, route } => {
@@ -128,7 +135,7 @@ impl ShardConsumer {
                 let pending =
                     Pending { command, route, record, attempts: 0, claim_wait: None, stale: None, claim_failures: 0 };
                 self.state.tracker.admit(pos, key, pending);
-                return;
+                return true;
             }
             Classified::Invalid { ref reason, .. } => (Outcome::Invalid, reason.clone()),
             Classified::Unroutable { ref reason, .. } => (Outcome::Unroutable, reason.clone()),
@@ -145,6 +152,7 @@ impl ShardConsumer {
             possible_duplicate: false,
         };
         self.finish(idx, record, end, ctx);
+        true
     }
 
     /// Sends every command whose turn it is — unless the fence is closed (frozen, stopping, or

@@ -12,7 +12,7 @@ use super::reading::{ReadError, RecordBatch, StartPosition};
 use crate::lease_manager::{LatestStart, LeaseError, PinLatestStart};
 use crate::metrics::{Operation, Unit};
 use crate::model::{Checkpoint, SequenceNumber};
-use crate::parser_pool::ParseBatch;
+use crate::parser_pool::{ParseBatch, Parsed};
 use crate::supervision::ExitReason;
 
 /// How far before "now" the start of a LATEST shard is recorded: clocks of this host and of
@@ -182,8 +182,10 @@ impl ShardConsumer {
         }
         self.state.reader = Reader::Fetching;
         let started = std::time::Instant::now();
-        // Never more than the in-flight bound leaves room for.
-        let limit = self.settings.max_records.min(i32::try_from(room).unwrap_or(i32::MAX));
+        // Never more than the in-flight bound leaves room for: counted in user records, so a
+        // shard of KPL aggregates asks for as many Kinesis records as the last batch suggests.
+        let records = (room / self.state.user_records_per_record).max(1);
+        let limit = self.settings.max_records.min(i32::try_from(records).unwrap_or(i32::MAX));
         let reader = self.links.reader.clone();
         let request = async move { reader.records(&iterator, limit).await };
         ctx.spawn(request.into_actor(self).map(move |result, act, ctx| {
@@ -281,6 +283,7 @@ impl ShardConsumer {
             }
             match result {
                 Ok(parsed) => {
+                    act.state.user_records_per_record = user_records_per_record(&parsed);
                     for (record, parsed) in records.into_iter().zip(parsed) {
                         act.admit(record, parsed, ctx);
                     }
@@ -338,6 +341,19 @@ impl ShardConsumer {
             false
         }
     }
+}
+
+/// How many user records a Kinesis record of this batch held, on average (rounded up; 1 for
+/// plain records).
+fn user_records_per_record(parsed: &[Parsed]) -> usize {
+    let users: usize = parsed
+        .iter()
+        .map(|p| match p {
+            Parsed::Aggregate(users) => users.len(),
+            Parsed::Record(_) | Parsed::OutsideShard { .. } => 1,
+        })
+        .sum();
+    users.div_ceil(parsed.len().max(1)).max(1)
 }
 
 fn describe(from: &StartPosition) -> String {

@@ -51,7 +51,8 @@ fn at_responder(seen: &Shared) -> Vec<String> {
 
 #[actix_rt::test]
 async fn each_user_record_is_a_command_and_the_watermark_stops_inside_the_aggregate() {
-    let (consumer, seen) = start_with(shard(), Checkpoint::TrimHorizon, 10);
+    let source = shard();
+    let (consumer, seen) = start_with(source.clone(), Checkpoint::TrimHorizon, 10);
     until("seven commands at the responder", || waiting(&seen) == 7).await;
     assert_eq!(at_responder(&seen), ["1", "2/0", "2/1", "2/2", "2/3", "2/4", "3"]);
     for label in ["1", "2/0", "2/1", "2/3"] {
@@ -72,6 +73,12 @@ async fn each_user_record_is_a_command_and_the_watermark_stops_inside_the_aggreg
     assert_eq!(snapshot.counters.records_read, 3, "three Kinesis records");
     assert_eq!(snapshot.counters.user_records, 5);
     assert_eq!(snapshot.counters.outcome(Outcome::Done), 7);
+    // The in-flight bound counts user records: after a batch of 7 user records in 3 Kinesis
+    // records, a read asks for (room left) / 3 records: 3 once all are done.
+    let limits = source.limits.lock().expect("lock").clone();
+    assert_eq!(limits[0], 10);
+    assert!(limits[1..].iter().all(|l| *l <= 3), "{limits:?}");
+    until("a read with all done", || source.limits.lock().expect("lock").last() == Some(&3)).await;
 }
 
 #[actix_rt::test]
