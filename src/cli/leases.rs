@@ -207,4 +207,20 @@ mod tests {
         let l = lines(&[parent, child]);
         assert_eq!(l.iter().map(|l| l.state).collect::<Vec<_>>(), [LeaseState::Ended, LeaseState::Running]);
     }
+
+    #[test]
+    fn a_checkpoint_inside_a_kpl_aggregate_shows_its_user_record() {
+        let at = crate::model::ExtendedSequenceNumber::new(SequenceNumber::parse("4959").expect("seq"), 7);
+        let lines = lines(&[Lease::new("s", Checkpoint::Sequence(at))]);
+        assert_eq!((lines[0].checkpoint.as_str(), lines[0].checkpoint_sub_sequence_number), ("4959", 7));
+        let report = LeaseReport {
+            observer: "o".into(),
+            stream: "st".into(),
+            table: "t".into(),
+            leases: lines,
+            other_rows: 0,
+            malformed: vec![],
+        };
+        assert!(to_text(&[report]).contains(" 4959/7 "), "the table shows S/N");
+    }
 }
