@@ -14,6 +14,8 @@
 #   dynalite                         DynamoDB (lease table, outcome log)
 #   moto_server                      CloudWatch (the only local one; see Cargo.toml for the
 #                                    aws-sdk-cloudwatch pin that keeps it parseable)
+# moto's Python venv (.emulators/moto) also holds aws-kinesis-agg, the KPL aggregation format's
+# aggregator that tests/fixtures/kpl_aggregate.py runs to make the aggregated records of tests.
 #
 # Ports can be moved with SAUNA_KINESIS_PORT, SAUNA_KINESALITE_PORT, SAUNA_DYNAMODB_PORT,
 # SAUNA_CLOUDWATCH_PORT. Everything lives in .emulators/ at the project root (git-ignored).
@@ -40,7 +42,7 @@ install() {
     (cd "$DIR/node" && npm ci --no-audit --no-fund --loglevel=error)
   fi
   if ! cmp -s "$PINS/requirements.txt" "$DIR/moto/requirements.txt" || [ ! -x "$DIR/moto/bin/moto_server" ]; then
-    log "installing moto[server] from PyPI (versions in scripts/emulators/requirements.txt)"
+    log "installing moto[server] and aws-kinesis-agg from PyPI (versions in scripts/emulators/requirements.txt)"
     python3 -m venv "$DIR/moto"
     "$DIR/moto/bin/pip" install --quiet --disable-pip-version-check -r "$PINS/requirements.txt"
     cp "$PINS/requirements.txt" "$DIR/moto/requirements.txt"

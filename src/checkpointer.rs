@@ -425,7 +425,7 @@ mod tests {
     }
 
     fn at(n: u64) -> Checkpoint {
-        Checkpoint::Sequence(SequenceNumber::parse(&n.to_string()).expect("digits"))
+        Checkpoint::sequence(SequenceNumber::parse(&n.to_string()).expect("digits"))
     }
 
     fn progress(tenure: Tenure, n: u64) -> Progress {

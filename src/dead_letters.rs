@@ -28,6 +28,10 @@ pub struct DeadLetter {
     pub stream: String,
     pub shard: String,
     pub sequence_number: String,
+    /// For a user record of a KPL aggregate, its index there (its data and partition key are
+    /// the user record's; a corrupt aggregate is dead-lettered whole, without one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub_sequence_number: Option<u64>,
     pub partition_key: String,
     pub outcome: Outcome,
     pub reason: String,

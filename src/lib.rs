@@ -11,6 +11,7 @@
 //! config       settings types: observer, runtime, logger, secret (and their Avro schemas)
 //! iglu         schema keys and criteria
 //! command      a record's bytes → a command or the reason it is not one
+//! kpl          KPL-aggregated records → their user records (checksum, protobuf, hash keys)
 //! observe      the one way to look inside an actor; supervision: how a child reports its end
 //! metrics      Metrics actor (CloudWatch, and the Prometheus registry)
 //! responders   the responder contract, the built-ins, the shared responder actor
@@ -31,6 +32,7 @@ pub mod command;
 pub mod config;
 pub mod config_dir;
 pub mod iglu;
+pub mod kpl;
 pub mod lease_manager;
 pub mod model;
 pub mod responders;

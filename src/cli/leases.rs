@@ -41,7 +41,9 @@ pub struct LeaseLine {
     pub shard: String,
     pub owner: Option<String>,
     pub counter: u64,
+    /// The `checkpoint` attribute (a sequence number or a sentinel).
     pub checkpoint: String,
+    /// Inside a KPL aggregate: the index of the last user record covered.
     pub checkpoint_sub_sequence_number: u64,
     pub owner_switches_since_checkpoint: u64,
     pub parents: Vec<String>,
@@ -109,8 +111,8 @@ pub fn lines(leases: &[Lease]) -> Vec<LeaseLine> {
                 shard: l.key.clone(),
                 owner: l.owner.clone(),
                 counter: l.counter,
-                checkpoint: l.checkpoint.to_string(),
-                checkpoint_sub_sequence_number: l.checkpoint_sub_sequence_number,
+                checkpoint: l.checkpoint.as_attribute().to_owned(),
+                checkpoint_sub_sequence_number: l.checkpoint.sub_sequence_number(),
                 owner_switches_since_checkpoint: l.owner_switches_since_checkpoint,
                 parents: l.parent_shard_ids.clone(),
                 children: l.child_shard_ids.clone(),
@@ -177,7 +179,10 @@ pub fn to_text(reports: &[LeaseReport]) -> String {
                     l.shard.clone(),
                     l.owner.clone().unwrap_or_else(|| "-".into()),
                     l.counter.to_string(),
-                    l.checkpoint.clone(),
+                    match l.checkpoint_sub_sequence_number {
+                        0 => l.checkpoint.clone(),
+                        n => format!("{}/{n}", l.checkpoint),
+                    },
                     if l.parents.is_empty() { "-".into() } else { l.parents.join(",") },
                     match &l.handoff_requested {
                         Some(by) => format!("{} (handoff requested by {by})", l.state.as_str()),
@@ -217,7 +222,7 @@ mod tests {
 
     #[test]
     fn states_follow_the_lineage() {
-        let mut parent = Lease::new("p", Checkpoint::Sequence(SequenceNumber::parse("5").expect("seq")));
+        let mut parent = Lease::new("p", Checkpoint::sequence(SequenceNumber::parse("5").expect("seq")));
         parent.owner = Some("w1".into());
         let mut child = Lease::new("c", Checkpoint::TrimHorizon);
         child.parent_shard_ids = vec!["p".into(), "gone".into()];
@@ -231,5 +236,22 @@ mod tests {
         parent.checkpoint = Checkpoint::ShardEnd;
         let l = lines(&[parent, child]);
         assert_eq!(l.iter().map(|l| l.state).collect::<Vec<_>>(), [LeaseState::Ended, LeaseState::Running]);
+    }
+
+    #[test]
+    fn a_checkpoint_inside_a_kpl_aggregate_shows_its_user_record() {
+        let at = crate::model::ExtendedSequenceNumber::new(SequenceNumber::parse("4959").expect("seq"), 7);
+        let lines = lines(&[Lease::new("s", Checkpoint::Sequence(at))]);
+        assert_eq!((lines[0].checkpoint.as_str(), lines[0].checkpoint_sub_sequence_number), ("4959", 7));
+        let report = LeaseReport {
+            observer: "o".into(),
+            stream: "st".into(),
+            table: "t".into(),
+            leases: lines,
+            stream_consumer: None,
+            other_rows: 0,
+            malformed: vec![],
+        };
+        assert!(to_text(&[report]).contains(" 4959/7 "), "the table shows S/N");
     }
 }

@@ -25,6 +25,7 @@ impl Position {
     pub fn token(&self) -> String {
         let from = match &self.from {
             StartPosition::After(seq) => format!("after:{seq}"),
+            StartPosition::At(seq) => format!("at:{seq}"),
             StartPosition::TrimHorizon => "trim-horizon".into(),
             StartPosition::Latest => "latest".into(),
             StartPosition::AtTimestamp(ms) => format!("at-timestamp:{ms}"),
@@ -37,6 +38,7 @@ impl Position {
         let (shard, from) = rest.split_once(':')?;
         let from = match from.split_once(':') {
             Some(("after", seq)) => StartPosition::After(SequenceNumber::parse(seq)?),
+            Some(("at", seq)) => StartPosition::At(SequenceNumber::parse(seq)?),
             Some(("at-timestamp", ms)) => StartPosition::AtTimestamp(ms.parse().ok()?),
             None if from == "trim-horizon" => StartPosition::TrimHorizon,
             None if from == "latest" => StartPosition::Latest,
@@ -54,6 +56,7 @@ impl Position {
         let b = StartingPosition::builder();
         let b = match &self.from {
             StartPosition::After(seq) => b.r#type(ShardIteratorType::AfterSequenceNumber).sequence_number(seq.as_str()),
+            StartPosition::At(seq) => b.r#type(ShardIteratorType::AtSequenceNumber).sequence_number(seq.as_str()),
             StartPosition::TrimHorizon => b.r#type(ShardIteratorType::TrimHorizon),
             StartPosition::Latest => b.r#type(ShardIteratorType::Latest),
             StartPosition::AtTimestamp(ms) => {
@@ -209,7 +212,8 @@ mod tests {
     fn positions_round_trip_through_their_tokens() {
         let seq = SequenceNumber::parse("49680747676437077046877305537090822739309882188681445378").expect("seq");
         for from in [
-            StartPosition::After(seq),
+            StartPosition::After(seq.clone()),
+            StartPosition::At(seq),
             StartPosition::TrimHorizon,
             StartPosition::Latest,
             StartPosition::AtTimestamp(1_700_000_000_123),

@@ -271,7 +271,6 @@ impl LeaseStore for MemoryLeaseTable {
         self.call(TableCall::Checkpoint, key, |rows| {
             let l = held(rows, key, Some(owner), counter)?;
             l.checkpoint = checkpoint.clone();
-            l.checkpoint_sub_sequence_number = 0;
             l.owner_switches_since_checkpoint = 0;
             if !child_shard_ids.is_empty() {
                 l.child_shard_ids = child_shard_ids.to_vec();

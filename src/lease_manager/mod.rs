@@ -33,7 +33,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 
 use crate::config::runtime::LeaseSettings;
-use crate::model::{Checkpoint, LeaseDeadline, ShardInfo, Tenure};
+use crate::model::{Checkpoint, HashKeyRange, LeaseDeadline, ShardInfo, Tenure};
 pub use actor::LeaseManager;
 pub use memory::{FaultHook, MemoryLeaseTable, TableCall, WriteHook};
 pub use row::{Lease, RowError};
@@ -50,6 +50,9 @@ pub struct AcquiredLease {
     pub checkpoint: Checkpoint,
     pub parents: Vec<String>,
     pub deadline: LeaseDeadline,
+    /// The shard's hash key range, from the lease (`None`: the lease does not say; then no
+    /// user record of a KPL aggregate is dropped for its hash key).
+    pub hash_range: Option<HashKeyRange>,
 }
 
 /// What the LeaseManager tells its Supervisor, stamped with the generation of the observer's

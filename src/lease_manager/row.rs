@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use crate::model::Checkpoint;
+use crate::model::{Checkpoint, HashKeyRange};
 
 /// One lease (one shard).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,10 +16,9 @@ pub struct Lease {
     pub owner: Option<String>,
     /// `leaseCounter` (N): bumped by every renew, take, checkpoint and release.
     pub counter: u64,
-    /// `checkpoint` (S).
+    /// `checkpoint` (S) and `checkpointSubSequenceNumber` (N): the sequence number and, inside
+    /// a KPL aggregate, the index of the last user record covered (0 for plain records).
     pub checkpoint: Checkpoint,
-    /// `checkpointSubSequenceNumber` (N): KPL sub-record index; 0 for plain records.
-    pub checkpoint_sub_sequence_number: u64,
     /// `ownerSwitchesSinceCheckpoint` (N).
     pub owner_switches_since_checkpoint: u64,
     /// `parentShardId` (SS), written only when non-empty.
@@ -74,7 +73,6 @@ impl Lease {
             owner: None,
             counter: 0,
             checkpoint,
-            checkpoint_sub_sequence_number: 0,
             owner_switches_since_checkpoint: 0,
             parent_shard_ids: vec![],
             child_shard_ids: vec![],
@@ -91,6 +89,11 @@ impl Lease {
         self.checkpoint == Checkpoint::ShardEnd
     }
 
+    /// The shard's hash key range, if the row has a readable one.
+    pub fn hash_key_range(&self) -> Option<HashKeyRange> {
+        HashKeyRange::parse(self.starting_hash_key.as_deref()?, self.ending_hash_key.as_deref()?)
+    }
+
     /// The full item, as the KCL's `toDynamoRecord` writes it.
     pub fn to_item(&self) -> HashMap<String, AttributeValue> {
         let mut item = HashMap::new();
@@ -102,7 +105,7 @@ impl Lease {
         item.insert(CHECKPOINT.into(), AttributeValue::S(self.checkpoint.as_attribute().into()));
         item.insert(
             CHECKPOINT_SUB_SEQUENCE_NUMBER.into(),
-            AttributeValue::N(self.checkpoint_sub_sequence_number.to_string()),
+            AttributeValue::N(self.checkpoint.sub_sequence_number().to_string()),
         );
         item.insert(
             OWNER_SWITCHES_SINCE_CHECKPOINT.into(),
@@ -172,7 +175,7 @@ impl Lease {
         let key = s(LEASE_KEY)?.ok_or_else(|| malformed(LEASE_KEY, "missing"))?;
         let checkpoint = match s(CHECKPOINT)? {
             None => Checkpoint::TrimHorizon,
-            Some(c) => Checkpoint::parse(&c)
+            Some(c) => Checkpoint::from_attributes(&c, n(CHECKPOINT_SUB_SEQUENCE_NUMBER)?)
                 .ok_or_else(|| malformed(CHECKPOINT, "expected a sequence number or a sentinel"))?,
         };
         Ok(Lease {
@@ -180,7 +183,6 @@ impl Lease {
             owner: s(LEASE_OWNER)?,
             counter: n(LEASE_COUNTER)?,
             checkpoint,
-            checkpoint_sub_sequence_number: n(CHECKPOINT_SUB_SEQUENCE_NUMBER)?,
             owner_switches_since_checkpoint: n(OWNER_SWITCHES_SINCE_CHECKPOINT)?,
             parent_shard_ids: ss(PARENT_SHARD_ID)?,
             child_shard_ids: ss(CHILD_SHARD_IDS)?,
@@ -202,7 +204,7 @@ impl Lease {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::SequenceNumber;
+    use crate::model::{ExtendedSequenceNumber, SequenceNumber};
 
     fn seq(s: &str) -> SequenceNumber {
         SequenceNumber::parse(s).expect("digits")
@@ -210,7 +212,7 @@ mod tests {
 
     #[test]
     fn round_trips_kcl_items() {
-        let mut lease = Lease::new("shardId-000000000002", Checkpoint::Sequence(seq("123")));
+        let mut lease = Lease::new("shardId-000000000002", Checkpoint::sequence(seq("123")));
         lease.owner = Some("w1".into());
         lease.counter = 7;
         lease.parent_shard_ids = vec!["shardId-000000000000".into()];
@@ -231,5 +233,52 @@ mod tests {
         assert_eq!(Lease::from_item(&item), Err(RowError::NotALease("LEADER".into())));
         item.insert(ENTITY_TYPE.into(), AttributeValue::S("LEASE".into()));
         assert!(Lease::from_item(&item).is_ok());
+    }
+
+    #[test]
+    fn a_checkpoint_inside_an_aggregate_round_trips() {
+        let at = Checkpoint::Sequence(ExtendedSequenceNumber::new(
+            seq("49590338271490256608559692538361571095921575989136588898"),
+            41,
+        ));
+        let lease = Lease::new("shardId-000000000000", at.clone());
+        let item = lease.to_item();
+        assert_eq!(
+            item.get(CHECKPOINT),
+            Some(&AttributeValue::S("49590338271490256608559692538361571095921575989136588898".into()))
+        );
+        assert_eq!(
+            item.get(CHECKPOINT_SUB_SEQUENCE_NUMBER),
+            Some(&AttributeValue::N("41".into())),
+            "as the KCL writes it"
+        );
+        assert_eq!(Lease::from_item(&item).map(|l| l.checkpoint), Ok(at));
+    }
+
+    #[test]
+    fn a_kcl_written_sub_sequence_checkpoint_is_read() {
+        // As a Java KCL 2.x writes a lease checkpointed at user record 7 of an aggregate.
+        let item = HashMap::from([
+            (LEASE_KEY.to_owned(), AttributeValue::S("shardId-000000000001".into())),
+            (LEASE_OWNER.to_owned(), AttributeValue::S("kcl-worker".into())),
+            (LEASE_COUNTER.to_owned(), AttributeValue::N("12".into())),
+            (CHECKPOINT.to_owned(), AttributeValue::S("4959".into())),
+            (CHECKPOINT_SUB_SEQUENCE_NUMBER.to_owned(), AttributeValue::N("7".into())),
+            (OWNER_SWITCHES_SINCE_CHECKPOINT.to_owned(), AttributeValue::N("0".into())),
+            (STARTING_HASH_KEY.to_owned(), AttributeValue::S("0".into())),
+            (ENDING_HASH_KEY.to_owned(), AttributeValue::S("170141183460469231731687303715884105727".into())),
+        ]);
+        let lease = Lease::from_item(&item).expect("a lease");
+        assert_eq!(lease.checkpoint, Checkpoint::Sequence(ExtendedSequenceNumber::new(seq("4959"), 7)));
+        assert_eq!(lease.hash_key_range(), Some(HashKeyRange { start: 0, end: (1u128 << 127) - 1 }));
+        let mut sentinel = item.clone();
+        sentinel.insert(CHECKPOINT.to_owned(), AttributeValue::S("SHARD_END".into()));
+        assert_eq!(Lease::from_item(&sentinel).map(|l| l.checkpoint), Ok(Checkpoint::ShardEnd));
+        let mut bad = item;
+        bad.insert(CHECKPOINT_SUB_SEQUENCE_NUMBER.to_owned(), AttributeValue::N("-1".into()));
+        assert!(matches!(
+            Lease::from_item(&bad),
+            Err(RowError::Malformed { attribute: CHECKPOINT_SUB_SEQUENCE_NUMBER, .. })
+        ));
     }
 }

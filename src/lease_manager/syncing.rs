@@ -161,7 +161,7 @@ mod tests {
     }
 
     fn seq(n: u64) -> Checkpoint {
-        Checkpoint::Sequence(SequenceNumber::parse(&n.to_string()).expect("digits"))
+        Checkpoint::sequence(SequenceNumber::parse(&n.to_string()).expect("digits"))
     }
 
     #[test]

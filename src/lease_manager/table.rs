@@ -297,7 +297,8 @@ impl LeaseStore for LeaseTable {
     }
 
     /// Writes a checkpoint (and, at shard end, the child shard ids) if the lease is still ours
-    /// at `counter`. Resets `ownerSwitchesSinceCheckpoint`. Returns the new counter.
+    /// at `counter`, with its `checkpointSubSequenceNumber`. Resets
+    /// `ownerSwitchesSinceCheckpoint`. Returns the new counter.
     async fn checkpoint(
         &self,
         key: &str,
@@ -306,7 +307,7 @@ impl LeaseStore for LeaseTable {
         checkpoint: &Checkpoint,
         child_shard_ids: &[String],
     ) -> Result<u64, LeaseTableError> {
-        let mut update = "SET #c = :next, #cp = :cp, #sub = :zero, #sw = :zero".to_owned();
+        let mut update = "SET #c = :next, #cp = :cp, #sub = :sub, #sw = :zero".to_owned();
         let mut req = self
             .update_at(key, owner, counter)
             .condition_expression("#c = :seen AND #o = :me")
@@ -314,6 +315,7 @@ impl LeaseStore for LeaseTable {
             .expression_attribute_names("#sub", CHECKPOINT_SUB_SEQUENCE_NUMBER)
             .expression_attribute_names("#sw", OWNER_SWITCHES_SINCE_CHECKPOINT)
             .expression_attribute_values(":cp", s(checkpoint.as_attribute()))
+            .expression_attribute_values(":sub", n(checkpoint.sub_sequence_number()))
             .expression_attribute_values(":zero", n(0));
         if !child_shard_ids.is_empty() {
             update.push_str(", #children = :children");

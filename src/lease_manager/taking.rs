@@ -395,6 +395,7 @@ impl LeaseManager {
             checkpoint: lease.checkpoint.clone(),
             parents: lease.parent_shard_ids.clone(),
             deadline: deadline.clone(),
+            hash_range: lease.hash_key_range(),
         };
         let held = HeldLease {
             lease,

@@ -12,6 +12,6 @@ mod waiters;
 pub use backoff::Backoff;
 pub use fencing::{Fence, LeaseDeadline, Tenure, self_fence_margin};
 pub use outcome::Outcome;
-pub use sequence::{Checkpoint, SequenceNumber};
-pub use shard::ShardInfo;
+pub use sequence::{Checkpoint, ExtendedSequenceNumber, SequenceNumber};
+pub use shard::{HashKeyRange, ShardInfo};
 pub use waiters::Waiters;

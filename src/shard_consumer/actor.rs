@@ -17,7 +17,7 @@ use super::{
 use crate::checkpointer::{Progress, ShardEnded};
 use crate::lease_manager::{AcquiredLease, LeaseError, ParentsFinished};
 use crate::metrics::{Operation, Scope};
-use crate::model::{Backoff, Checkpoint, Fence, SequenceNumber, ShardInfo, Waiters};
+use crate::model::{Backoff, Checkpoint, ExtendedSequenceNumber, Fence, SequenceNumber, ShardInfo, Waiters};
 use crate::observe::{Observable, answers_observe};
 use crate::supervision::{ExitGuard, ExitReason, stops_on_request};
 
@@ -52,11 +52,17 @@ pub(super) struct State {
     pub iterator: Option<String>,
     /// The last record read (where a new iterator resumes after an expired one).
     pub last_read: Option<SequenceNumber>,
+    /// The checkpoint the shard resumed from, until the records it covers are behind: the
+    /// iterator starts at its record, and what of that record it covers is skipped.
+    pub resume_floor: Option<ExtendedSequenceNumber>,
     pub tracker: Tracker<Pending>,
+    /// User records per Kinesis record in the last batch (KPL aggregates hold many): how many
+    /// records a read asks for within the in-flight bound.
+    pub user_records_per_record: usize,
     /// The children of the closed shard, from its last GetRecords.
     pub children: Vec<ShardInfo>,
     pub drain_waiters: Waiters,
-    pub progress_sent: Option<SequenceNumber>,
+    pub progress_sent: Option<ExtendedSequenceNumber>,
     pub progress_sent_at: Instant,
     pub read_backoff: Backoff,
     /// A look at a lapsed lease is scheduled for the dispatch (one at a time).
@@ -84,6 +90,10 @@ impl ShardConsumer {
     pub fn new(settings: Arc<ConsumerSettings>, links: ConsumerLinks, lease: AcquiredLease, exit: ExitGuard) -> Self {
         let tracker = Tracker::new(settings.max_in_flight);
         let fence = Fence::new(lease.deadline.clone());
+        let resume_floor = match &lease.checkpoint {
+            Checkpoint::Sequence(at) => Some(at.clone()),
+            _ => None,
+        };
         ShardConsumer {
             settings,
             links,
@@ -94,7 +104,9 @@ impl ShardConsumer {
                 reader: Reader::Idle,
                 iterator: None,
                 last_read: None,
+                resume_floor,
                 tracker,
+                user_records_per_record: 1,
                 children: vec![],
                 drain_waiters: Waiters::default(),
                 progress_sent: None,

@@ -1,7 +1,7 @@
-//! Records on their way to responders: admitted to the tracker in sequence order, sent when
-//! their partition key is free and an in-flight place is, and completed when they have an
-//! outcome (which may let the next command of the key go, the watermark move and a paused read
-//! resume).
+//! Records on their way to responders: admitted to the tracker in sequence order (the user
+//! records of a KPL aggregate each with its sub-sequence number), sent when their partition key
+//! is free and an in-flight place is, and completed when they have an outcome (which may let
+//! the next command of the key go, the watermark move and a paused read resume).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,7 +16,9 @@ use super::read_loop::Unparsed;
 use crate::claims::{Claimer, Held};
 use crate::command::{Classified, Command};
 use crate::config::runtime::Ordering;
-use crate::model::Outcome;
+use crate::metrics::Operation;
+use crate::model::{ExtendedSequenceNumber, Outcome};
+use crate::parser_pool::Parsed;
 use crate::responders::{Execute, RouteIndex};
 
 /// A command read and waiting for, or at, its responder.
@@ -33,20 +35,97 @@ pub(super) struct Pending {
     pub claim_failures: u32,
 }
 
-/// What is kept of a record until it has its outcome (cheap to clone).
+/// What is kept of a record (a plain record, or one user record of a KPL aggregate) until it
+/// has its outcome (cheap to clone).
 #[derive(Clone)]
 pub(super) struct Record {
+    /// The Kinesis record's sequence number.
     pub seq: Arc<str>,
+    /// The user record's index in its aggregate (`None`: a plain record).
+    pub sub: Option<u64>,
+    /// `S`, or `S/N` for user record N of the aggregate S: how logs, claims and the outcome
+    /// log name it.
+    pub label: Arc<str>,
     pub partition_key: Arc<str>,
     pub data: bytes::Bytes,
 }
 
 impl ShardConsumer {
-    /// Adds a classified record: a command waits for its responder, anything else has its
-    /// outcome at once.
-    pub(super) fn admit(&mut self, unparsed: Unparsed, class: Classified, ctx: &mut Context<Self>) {
+    /// Adds a parsed Kinesis record: its command (or each user record's, for a KPL aggregate)
+    /// waits for its responder, anything else has its outcome at once. What the checkpoint the
+    /// shard was resumed from covers already is skipped.
+    pub(super) fn admit(&mut self, unparsed: Unparsed, parsed: Parsed, ctx: &mut Context<Self>) {
         let Unparsed { seq, partition_key, data } = unparsed;
-        let record = Record { seq: Arc::from(seq.as_str()), partition_key: Arc::from(partition_key), data };
+        let label: Arc<str> = Arc::from(seq.as_str());
+        match parsed {
+            Parsed::Record(class) => {
+                let record =
+                    Record { seq: label.clone(), sub: None, label, partition_key: Arc::from(partition_key), data };
+                self.admit_one(ExtendedSequenceNumber::plain(seq), record, class, ctx);
+            }
+            Parsed::Aggregate(users) => {
+                let mut admitted = 0;
+                for (i, user) in (0u64..).zip(users) {
+                    let record = Record {
+                        seq: label.clone(),
+                        sub: Some(i),
+                        label: Arc::from(format!("{seq}/{i}")),
+                        partition_key: Arc::from(user.partition_key),
+                        data: user.data,
+                    };
+                    admitted +=
+                        u64::from(self.admit_one(ExtendedSequenceNumber::new(seq.clone(), i), record, user.class, ctx));
+                }
+                self.state.counters.user_records += admitted;
+                self.links.metrics.count("UserRecordsProcessed", Operation::ProcessTask, self.scope(), admitted);
+            }
+            Parsed::OutsideShard { user_records, reason } => {
+                let last = ExtendedSequenceNumber::new(seq, (user_records as u64).saturating_sub(1));
+                if self.covered_by_resume_checkpoint(&last) {
+                    return;
+                }
+                let n = user_records as u64;
+                self.state.counters.user_records_dropped += n;
+                self.links.metrics.count("UserRecordsDropped", Operation::ProcessTask, self.scope(), n);
+                // As the KCL: the KPL aggregates only user records of one shard, and puts an
+                // aggregate that a stale shard map (a reshard) routed elsewhere again, where its
+                // user records belong; an aggregator that mixes shards loses them.
+                log::warn!(
+                    "shard {}: KPL aggregate {} ({user_records} user records) dropped, as the KCL drops it: {reason}; only an aggregate of one shard's user records is processed (the KPL puts a mis-routed aggregate again where it belongs)",
+                    self.shard(),
+                    last.seq
+                );
+                self.state.tracker.admit_done(last);
+            }
+        }
+    }
+
+    /// Whether the checkpoint the shard was resumed from covers `pos` already: it was read again
+    /// only because the shard resumes at the checkpoint's record (AT_SEQUENCE_NUMBER), for the
+    /// user records after it in its aggregate.
+    fn covered_by_resume_checkpoint(&mut self, pos: &ExtendedSequenceNumber) -> bool {
+        let Some(floor) = &self.state.resume_floor else { return false };
+        if pos <= floor {
+            log::debug!("shard {}: {pos} is covered by the checkpoint {floor}; skipped", self.shard());
+            return true;
+        }
+        if pos.seq > floor.seq {
+            self.state.resume_floor = None;
+        }
+        false
+    }
+
+    /// Adds one classified (user) record at `pos`; false when the resume checkpoint covers it.
+    fn admit_one(
+        &mut self,
+        pos: ExtendedSequenceNumber,
+        record: Record,
+        class: Classified,
+        ctx: &mut Context<Self>,
+    ) -> bool {
+        if self.covered_by_resume_checkpoint(&pos) {
+            return false;
+        }
         let (outcome, reason) = match class {
             Classified::Routable { command, route } => {
                 let key: Arc<str> = match self.settings.ordering {
@@ -55,14 +134,14 @@ impl ShardConsumer {
                 };
                 let pending =
                     Pending { command, route, record, attempts: 0, claim_wait: None, stale: None, claim_failures: 0 };
-                self.state.tracker.admit(seq, key, pending);
-                return;
+                self.state.tracker.admit(pos, key, pending);
+                return true;
             }
             Classified::Invalid { ref reason, .. } => (Outcome::Invalid, reason.clone()),
             Classified::Unroutable { ref reason, .. } => (Outcome::Unroutable, reason.clone()),
             Classified::Expired { ref reason, .. } => (Outcome::Expired, reason.clone()),
         };
-        let idx = self.state.tracker.admit_waiting(seq);
+        let idx = self.state.tracker.admit_waiting(pos);
         let command_id = class.command_id();
         let end = RecordOutcome {
             outcome,
@@ -73,6 +152,7 @@ impl ShardConsumer {
             possible_duplicate: false,
         };
         self.finish(idx, record, end, ctx);
+        true
     }
 
     /// Sends every command whose turn it is — unless the fence is closed (frozen, stopping, or
@@ -121,14 +201,14 @@ impl ShardConsumer {
                 owner: self.settings.worker_id.clone(),
                 tenure: self.lease.tenure.0,
                 shard: self.shard().to_string(),
-                sequence_number: pending.record.seq.to_string(),
+                sequence_number: pending.record.label.to_string(),
             },
             stale: pending.stale.take(),
             recipient,
             execute: Execute {
                 command: pending.command.clone(),
                 shard_id: self.shard().clone(),
-                sequence_number: pending.record.seq.clone(),
+                sequence_number: pending.record.label.clone(),
                 fence: self.fence.clone(),
             },
         };
@@ -181,7 +261,7 @@ impl ShardConsumer {
             "shard {}: command {} (seq {}) abandoned after {attempts} attempt(s): {reason}",
             self.shard(),
             pending.command.envelope.command_id,
-            pending.record.seq
+            pending.record.label
         );
         if self.state.phase == Phase::Draining && self.settled() {
             self.drained();

@@ -150,6 +150,11 @@ pub struct ConsumerCounters {
     pub errors: u64,
     /// Commands that came back without an outcome (their lease or consumer was gone).
     pub abandoned: u64,
+    /// User records taken from KPL aggregates (each one command).
+    pub user_records: u64,
+    /// User records of KPL aggregates dropped because one of them is outside the shard's hash
+    /// key range.
+    pub user_records_dropped: u64,
 }
 
 impl ConsumerCounters {

@@ -46,6 +46,7 @@ impl ShardConsumer {
             stream: self.settings.stream_name.clone(),
             shard: self.shard().to_string(),
             sequence_number: record.seq.to_string(),
+            sub_sequence_number: record.sub,
             partition_key: record.partition_key.to_string(),
             outcome: end.outcome,
             reason: end.detail,
@@ -66,7 +67,7 @@ impl ShardConsumer {
             description: end.detail.clone(),
             observer: self.settings.observer_id.clone(),
             shard: self.shard().to_string(),
-            sequence_number: record.seq.to_string(),
+            sequence_number: record.label.to_string(),
             attempts: end.attempts,
             possible_duplicate: end.possible_duplicate,
             time: Utc::now(),
@@ -75,7 +76,7 @@ impl ShardConsumer {
             log::warn!(
                 "outcome log: its mailbox is full; the row of {}/{} is only in this log",
                 self.shard(),
-                record.seq
+                record.label
             );
         }
     }
@@ -93,7 +94,7 @@ impl ShardConsumer {
             responder.push_str(" possibleDuplicate=true");
             self.links.metrics.count("CommandsPossiblyDuplicated", Operation::ProcessTask, self.scope(), 1);
         }
-        let (shard, seq, detail) = (self.shard(), &record.seq, &end.detail);
+        let (shard, seq, detail) = (self.shard(), &record.label, &end.detail);
         match outcome {
             Outcome::Done => log::info!(
                 target: "sauna::outcome",

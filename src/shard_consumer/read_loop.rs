@@ -12,7 +12,7 @@ use super::reading::{ReadError, RecordBatch, StartPosition};
 use crate::lease_manager::{LatestStart, LeaseError, PinLatestStart};
 use crate::metrics::{Operation, Unit};
 use crate::model::{Checkpoint, SequenceNumber};
-use crate::parser_pool::ParseBatch;
+use crate::parser_pool::{ParseBatch, Parsed};
 use crate::supervision::ExitReason;
 
 /// How far before "now" the start of a LATEST shard is recorded: clocks of this host and of
@@ -30,15 +30,16 @@ pub(super) struct Unparsed {
 
 impl ShardConsumer {
     /// Where a new iterator starts: after the last record read, else at the lease's checkpoint;
-    /// `None` for a shard already at SHARD_END. A LATEST checkpoint resumes where the shard was
+    /// `None` for a shard already at SHARD_END. A checkpoint `(S, N)` resumes *at* S, as the
+    /// KCL does: what of S it covers (the plain record, or the user records 0..=N of an
+    /// aggregate) is skipped when admitted. A LATEST checkpoint resumes where the shard was
     /// first read (see [`ShardConsumer::pin_latest_start`]).
     fn start_position(&self) -> Option<StartPosition> {
-        let start = match &self.state.last_read {
-            Some(seq) => Checkpoint::Sequence(seq.clone()),
-            None => self.lease.checkpoint.clone(),
-        };
-        Some(match start {
-            Checkpoint::Sequence(seq) => StartPosition::After(seq),
+        if let Some(seq) = &self.state.last_read {
+            return Some(StartPosition::After(seq.clone()));
+        }
+        Some(match self.lease.checkpoint.clone() {
+            Checkpoint::Sequence(at) => StartPosition::At(at.seq),
             Checkpoint::TrimHorizon => StartPosition::TrimHorizon,
             Checkpoint::Latest => StartPosition::Latest,
             Checkpoint::AtTimestamp => {
@@ -101,7 +102,11 @@ impl ShardConsumer {
                 act.state.read_backoff.reset();
                 act.state.iterator = iterator;
                 if act.state.phase == Phase::Starting {
-                    log::info!("shard {}: reading from {}", act.shard(), describe(&from));
+                    let inside = match (&from, act.lease.checkpoint.sub_sequence_number()) {
+                        (StartPosition::At(_), n) if n > 0 => format!(" (after user record {n} of its KPL aggregate)"),
+                        _ => String::new(),
+                    };
+                    log::info!("shard {}: reading from {}{inside}", act.shard(), describe(&from));
                     act.state.phase = Phase::Reading;
                 }
                 if act.state.iterator.is_none() {
@@ -177,8 +182,10 @@ impl ShardConsumer {
         }
         self.state.reader = Reader::Fetching;
         let started = std::time::Instant::now();
-        // Never more than the in-flight bound leaves room for.
-        let limit = self.settings.max_records.min(i32::try_from(room).unwrap_or(i32::MAX));
+        // Never more than the in-flight bound leaves room for: counted in user records, so a
+        // shard of KPL aggregates asks for as many Kinesis records as the last batch suggests.
+        let records = (room / self.state.user_records_per_record).max(1);
+        let limit = self.settings.max_records.min(i32::try_from(records).unwrap_or(i32::MAX));
         let reader = self.links.reader.clone();
         let request = async move { reader.records(&iterator, limit).await };
         ctx.spawn(request.into_actor(self).map(move |result, act, ctx| {
@@ -277,15 +284,19 @@ impl ShardConsumer {
         if records.is_empty() {
             return self.batch_done(batch, full, ctx);
         }
-        let parse = self.links.parser.send(ParseBatch(records.iter().map(|r| r.data.clone()).collect()));
+        let parse = self.links.parser.send(ParseBatch {
+            records: records.iter().map(|r| r.data.clone()).collect(),
+            hash_range: self.lease.hash_range,
+        });
         ctx.spawn(parse.into_actor(self).map(move |result, act, ctx| {
             if act.drop_batch_if_draining() {
                 return;
             }
             match result {
-                Ok(classified) => {
-                    for (record, class) in records.into_iter().zip(classified) {
-                        act.admit(record, class, ctx);
+                Ok(parsed) => {
+                    act.state.user_records_per_record = user_records_per_record(&parsed);
+                    for (record, parsed) in records.into_iter().zip(parsed) {
+                        act.admit(record, parsed, ctx);
                     }
                 }
                 Err(e) => {
@@ -343,9 +354,23 @@ impl ShardConsumer {
     }
 }
 
+/// How many user records a Kinesis record of this batch held, on average (rounded up; 1 for
+/// plain records).
+fn user_records_per_record(parsed: &[Parsed]) -> usize {
+    let users: usize = parsed
+        .iter()
+        .map(|p| match p {
+            Parsed::Aggregate(users) => users.len(),
+            Parsed::Record(_) | Parsed::OutsideShard { .. } => 1,
+        })
+        .sum();
+    users.div_ceil(parsed.len().max(1)).max(1)
+}
+
 fn describe(from: &StartPosition) -> String {
     match from {
-        StartPosition::After(seq) => seq.to_string(),
+        StartPosition::After(seq) => format!("after {seq}"),
+        StartPosition::At(seq) => seq.to_string(),
         StartPosition::TrimHorizon => "TRIM_HORIZON".into(),
         StartPosition::Latest => "LATEST".into(),
         StartPosition::AtTimestamp(_) => "AT_TIMESTAMP".into(),

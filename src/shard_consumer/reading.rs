@@ -15,6 +15,8 @@ use crate::model::{SequenceNumber, ShardInfo};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StartPosition {
     After(SequenceNumber),
+    /// At the record of a checkpoint (what of it the checkpoint covers is skipped).
+    At(SequenceNumber),
     TrimHorizon,
     Latest,
     /// Epoch milliseconds.
@@ -103,6 +105,9 @@ impl ShardReader for KinesisReader {
         let req = match from {
             StartPosition::After(seq) => {
                 req.shard_iterator_type(ShardIteratorType::AfterSequenceNumber).starting_sequence_number(seq.as_str())
+            }
+            StartPosition::At(seq) => {
+                req.shard_iterator_type(ShardIteratorType::AtSequenceNumber).starting_sequence_number(seq.as_str())
             }
             StartPosition::TrimHorizon => req.shard_iterator_type(ShardIteratorType::TrimHorizon),
             StartPosition::Latest => req.shard_iterator_type(ShardIteratorType::Latest),

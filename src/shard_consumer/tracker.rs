@@ -2,18 +2,19 @@
 //! - commands with the same partition key go out one at a time, in sequence order (a PagerDuty
 //!   `resolve` never overtakes its `trigger`); different keys overlap;
 //! - at most `max_in_flight` commands are at responders at once;
-//! - the watermark is the highest sequence number below which every record has an outcome —
-//!   the only thing a checkpoint may ever cover.
+//! - the watermark is the highest extended sequence number (sequence number, and the index of a
+//!   user record inside a KPL aggregate) up to which every record has an outcome — the only
+//!   thing a checkpoint may ever cover; it can stop inside an aggregate.
 //!
 //! Pure data structure: the ShardConsumer drives it, the tests below exercise it directly.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use crate::model::SequenceNumber;
+use crate::model::ExtendedSequenceNumber;
 
 struct Slot<T> {
-    seq: SequenceNumber,
+    seq: ExtendedSequenceNumber,
     key: Option<Arc<str>>,
     payload: Option<T>,
     dispatched: bool,
@@ -32,7 +33,7 @@ pub struct Tracker<T> {
     ready: VecDeque<u64>,
     in_flight: usize,
     not_done: usize,
-    watermark: Option<SequenceNumber>,
+    watermark: Option<ExtendedSequenceNumber>,
 }
 
 impl<T> Tracker<T> {
@@ -55,15 +56,23 @@ impl<T> Tracker<T> {
 
     /// Adds a record whose outcome is known but not final yet (its dead letter is being
     /// written): it holds the watermark until [`Tracker::complete`], takes no in-flight place.
-    pub fn admit_waiting(&mut self, seq: SequenceNumber) -> u64 {
+    pub fn admit_waiting(&mut self, seq: ExtendedSequenceNumber) -> u64 {
         let idx = self.next_index();
         self.slots.push_back(Slot { seq, key: None, payload: None, dispatched: false, done: false });
         self.not_done += 1;
         idx
     }
 
+    /// Adds a record that needs nothing (a KPL aggregate of another shard's range): the
+    /// watermark passes it as soon as everything before it has an outcome. Returns true when
+    /// the watermark moved.
+    pub fn admit_done(&mut self, seq: ExtendedSequenceNumber) -> bool {
+        self.slots.push_back(Slot { seq, key: None, payload: None, dispatched: false, done: true });
+        self.advance()
+    }
+
     /// Adds a command for a responder; it goes out when its key is free and a place is.
-    pub fn admit(&mut self, seq: SequenceNumber, key: Arc<str>, payload: T) -> u64 {
+    pub fn admit(&mut self, seq: ExtendedSequenceNumber, key: Arc<str>, payload: T) -> u64 {
         let idx = self.next_index();
         self.slots.push_back(Slot {
             seq,
@@ -164,7 +173,7 @@ impl<T> Tracker<T> {
         moved
     }
 
-    pub fn watermark(&self) -> Option<&SequenceNumber> {
+    pub fn watermark(&self) -> Option<&ExtendedSequenceNumber> {
         self.watermark.as_ref()
     }
 
@@ -192,9 +201,15 @@ impl<T> Tracker<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::SequenceNumber;
 
-    fn seq(n: u64) -> SequenceNumber {
-        SequenceNumber::parse(&n.to_string()).expect("digits")
+    fn seq(n: u64) -> ExtendedSequenceNumber {
+        sub(n, 0)
+    }
+
+    /// User record `i` of the aggregate at sequence number `n`.
+    fn sub(n: u64, i: u64) -> ExtendedSequenceNumber {
+        ExtendedSequenceNumber::new(SequenceNumber::parse(&n.to_string()).expect("digits"), i)
     }
 
     fn key(k: &str) -> Arc<str> {
@@ -271,5 +286,138 @@ mod tests {
         t.admit(seq(2), key(""), 2);
         assert_eq!(t.next_dispatch(), Some((a, 1)));
         assert_eq!(t.next_dispatch(), None);
+    }
+
+    #[test]
+    fn the_watermark_stops_inside_an_aggregate() {
+        let mut t = Tracker::new(10);
+        let plain = t.admit(seq(1), key("p"), ());
+        let u: Vec<u64> = (0..4).map(|i| t.admit(sub(2, i), key(&format!("u{i}")), ())).collect();
+        let after = t.admit(seq(3), key("q"), ());
+        while t.next_dispatch().is_some() {}
+        t.complete(plain);
+        t.complete(u[0]);
+        t.complete(u[1]);
+        t.complete(u[3]);
+        assert_eq!(t.watermark(), Some(&sub(2, 1)), "user records 0 and 1 of 2 done, 2 is not");
+        t.complete(after);
+        assert_eq!(
+            t.watermark(),
+            Some(&sub(2, 1)),
+            "the record after the aggregate does not move it past user record 2"
+        );
+        t.complete(u[2]);
+        assert_eq!(t.watermark(), Some(&seq(3)));
+    }
+
+    #[test]
+    fn records_that_need_nothing_are_passed_once_the_prefix_is_done() {
+        let mut t: Tracker<()> = Tracker::new(10);
+        let a = t.admit(seq(1), key("a"), ());
+        assert!(!t.admit_done(sub(2, 6)), "1 has no outcome: no move");
+        t.next_dispatch();
+        assert!(t.complete(a));
+        assert_eq!(t.watermark(), Some(&sub(2, 6)));
+        assert!(t.admit_done(sub(3, 0)), "nothing before it: the watermark moves at once");
+        assert_eq!((t.watermark(), t.not_done(), t.room()), (Some(&seq(3)), 0, 10));
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// One step of a run: admit a record (a command of key `k`, or one with an outcome
+        /// pending, or one needing nothing) of `n` user records, dispatch, or complete the
+        /// `i`-th record in flight.
+        #[derive(Debug, Clone)]
+        enum Step {
+            Admit { users: u64, key: u8, kind: u8 },
+            Dispatch,
+            Complete(usize),
+            Abandon(usize),
+        }
+
+        fn step() -> impl Strategy<Value = Step> {
+            prop_oneof![
+                (1u64..5, 0u8..4, 0u8..6).prop_map(|(users, key, kind)| Step::Admit { users, key, kind }),
+                Just(Step::Dispatch),
+                (0usize..16).prop_map(Step::Complete),
+                (0usize..16).prop_map(Step::Abandon),
+            ]
+        }
+
+        proptest! {
+            /// Whatever the order of outcomes: the watermark never moves backwards, never passes
+            /// a record without an outcome, and at most one command per key is out, in order.
+            #[test]
+            fn the_watermark_never_passes_a_record_without_an_outcome(steps in proptest::collection::vec(step(), 1..120)) {
+                let mut t: Tracker<(ExtendedSequenceNumber, u8)> = Tracker::new(4);
+                // Every admitted record: (position, index, key, done).
+                let mut all: Vec<(ExtendedSequenceNumber, u64, Option<u8>, bool)> = vec![];
+                let mut out: Vec<(u64, ExtendedSequenceNumber, u8)> = vec![];
+                let mut waiting: Vec<u64> = vec![];
+                let mut abandoned: Vec<u64> = vec![];
+                let mut next_seq = 1;
+                let mut last_watermark = None;
+                for s in steps {
+                    match s {
+                        Step::Admit { users, key: k, kind } => {
+                            for i in 0..users {
+                                let pos = sub(next_seq, i);
+                                match kind {
+                                    0 => {
+                                        let idx = t.admit_waiting(pos.clone());
+                                        waiting.push(idx);
+                                        all.push((pos, idx, None, false));
+                                    }
+                                    1 => {
+                                        t.admit_done(pos.clone());
+                                        all.push((pos, u64::MAX, None, true));
+                                    }
+                                    _ => {
+                                        let idx = t.admit(pos.clone(), key(&k.to_string()), (pos.clone(), k));
+                                        all.push((pos, idx, Some(k), false));
+                                    }
+                                }
+                            }
+                            next_seq += 1;
+                        }
+                        Step::Dispatch => {
+                            while let Some((idx, (pos, k))) = t.next_dispatch() {
+                                prop_assert!(!out.iter().any(|(_, _, ok)| *ok == k), "two commands of key {k} out");
+                                prop_assert!(!abandoned.iter().any(|a| all.iter().any(|r| r.1 == *a && r.2 == Some(k))), "a key held by an abandoned command");
+                                let earlier_open = all.iter().any(|r| r.2 == Some(k) && r.0 < pos && !r.3);
+                                prop_assert!(!earlier_open, "{pos} of key {k} overtook an earlier one");
+                                out.push((idx, pos, k));
+                            }
+                            prop_assert!(out.len() <= 4, "the in-flight bound");
+                        }
+                        Step::Complete(i) => {
+                            let n = out.len() + waiting.len();
+                            if n > 0 {
+                                let idx = if i % n < out.len() { out.remove(i % n).0 } else { waiting.remove(i % n - out.len()) };
+                                t.complete(idx);
+                                if let Some(r) = all.iter_mut().find(|r| r.1 == idx) { r.3 = true; }
+                            }
+                        }
+                        Step::Abandon(i) => {
+                            if !out.is_empty() {
+                                let (idx, _, _) = out.remove(i % out.len());
+                                t.abandon(idx);
+                                abandoned.push(idx);
+                            }
+                        }
+                    }
+                    let w = t.watermark().cloned();
+                    prop_assert!(w >= last_watermark, "backwards: {w:?} after {last_watermark:?}");
+                    if let Some(w) = &w {
+                        let open = all.iter().find(|r| !r.3 && r.0 <= *w);
+                        prop_assert!(open.is_none(), "watermark {w} passes {open:?} without an outcome");
+                    }
+                    last_watermark = w;
+                }
+            }
+        }
     }
 }

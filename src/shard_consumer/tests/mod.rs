@@ -1,9 +1,12 @@
 //! The ShardConsumer driven alone: a reader, a parser, a responder, a Checkpointer and a
 //! LeaseManager of the test's own making stand in for Kinesis, the parse pool and the actors.
-//! `edges`: bounds, freezing, fences, abandoned commands, shards past retention, LATEST.
+//! `edges`: bounds, freezing, fences, abandoned commands, shards past retention, LATEST;
+//! `claims`: dedup; `kpl`: KPL aggregates (sub-sequence checkpoints, resuming inside one,
+//! hash key ranges).
 
 mod claims;
 mod edges;
+mod kpl;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -20,7 +23,7 @@ use crate::command::{Classified, Command, CommandParser, SchemaRegistry};
 use crate::config::runtime::RetryPolicy;
 use crate::lease_manager::{AcquiredLease, LatestStart, LeaseError, LeaseOwner, ParentsFinished, PinLatestStart};
 use crate::model::{Checkpoint, Fence, LeaseDeadline, Tenure};
-use crate::parser_pool::ParseBatch;
+use crate::parser_pool::{ParseBatch, parse_record};
 use crate::responders::{CommandResult, Execute, Routes};
 use crate::supervision::{ChildId, ExitGuard};
 
@@ -108,17 +111,15 @@ impl Actor for StandIn {
 impl Handler<ParseBatch> for StandIn {
     type Result = MessageResult<ParseBatch>;
 
+    /// The parse workers' own deaggregation, with a classification of the test's making.
     fn handle(&mut self, batch: ParseBatch, _: &mut Self::Context) -> Self::Result {
-        MessageResult(
-            batch
-                .0
-                .iter()
-                .map(|data| {
-                    let n = std::str::from_utf8(data).ok().and_then(|t| t.parse().ok()).unwrap_or(0);
-                    Classified::Routable { command: command((self.ids)(n)), route: 0 }
-                })
-                .collect(),
-        )
+        let ids = self.ids;
+        let classify = |data: &[u8]| {
+            let n = std::str::from_utf8(data).ok().and_then(|t| t.parse().ok()).unwrap_or(0);
+            Classified::Routable { command: command(ids(n)), route: 0 }
+        };
+        let range = batch.hash_range.as_ref();
+        MessageResult(batch.records.iter().map(|data| parse_record(data, range, classify)).collect())
     }
 }
 
@@ -232,6 +233,18 @@ fn start_claiming(
     claims: Option<&crate::claims::MemoryClaimTable>,
     ids: fn(u64) -> uuid::Uuid,
 ) -> (Addr<ShardConsumer>, Shared) {
+    start_full(shard, checkpoint, max_in_flight, claims, ids, None)
+}
+
+/// The same, for a lease whose hash key range is `hash_range`.
+fn start_full(
+    shard: Arc<Shard>,
+    checkpoint: Checkpoint,
+    max_in_flight: usize,
+    claims: Option<&crate::claims::MemoryClaimTable>,
+    ids: fn(u64) -> uuid::Uuid,
+    hash_range: Option<crate::model::HashKeyRange>,
+) -> (Addr<ShardConsumer>, Shared) {
     let seen = Arc::new(Mutex::new(Seen::default()));
     let stand_in = StandIn { ids, seen: seen.clone() }.start();
     let mut routes = Routes::default();
@@ -256,6 +269,7 @@ fn start_claiming(
         checkpoint,
         parents: vec![],
         deadline: LeaseDeadline::unbounded(),
+        hash_range,
     };
     let exit = ExitGuard::detached(ChildId::ShardConsumer { shard: lease.shard.clone(), incarnation: 1 });
     let mut settings = settings(max_in_flight);
