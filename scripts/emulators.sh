@@ -42,7 +42,7 @@ install() {
     (cd "$DIR/node" && npm ci --no-audit --no-fund --loglevel=error)
   fi
   if ! cmp -s "$PINS/requirements.txt" "$DIR/moto/requirements.txt" || [ ! -x "$DIR/moto/bin/moto_server" ]; then
-    log "installing moto[server] and aws-kinesis-agg from PyPI (versions in scripts/emulators/requirements.txt)"
+    log "installing moto[server], aws-kinesis-agg and awscli from PyPI (versions in scripts/emulators/requirements.txt)"
     python3 -m venv "$DIR/moto"
     "$DIR/moto/bin/pip" install --quiet --disable-pip-version-check -r "$PINS/requirements.txt"
     cp "$PINS/requirements.txt" "$DIR/moto/requirements.txt"

@@ -39,6 +39,7 @@ pub mod responders;
 
 mod app;
 mod aws;
+mod aws_error;
 mod checkpointer;
 pub mod claims;
 mod dead_letters;

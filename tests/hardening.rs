@@ -253,3 +253,67 @@ async fn a_dead_letter_that_cannot_be_written_is_logged_without_the_record() {
     sauna.sigterm();
     assert!(sauna.wait_exit(Duration::from_secs(20)).success());
 }
+
+/// The ERROR lines of a log that contain `needle`, with their times (ms since the first).
+fn error_lines(log: &str, needle: &str) -> Vec<(u64, String)> {
+    let at = |l: &str| {
+        chrono::DateTime::parse_from_rfc3339(l.get(1..25).unwrap_or_default()).map(|t| t.timestamp_millis()).ok()
+    };
+    let lines: Vec<(i64, String)> = log
+        .lines()
+        .filter(|l| l.contains(" ERROR ") && l.contains(needle))
+        .filter_map(|l| at(l).map(|t| (t, l.to_owned())))
+        .collect();
+    let first = lines.first().map(|(t, _)| *t).unwrap_or_default();
+    lines.into_iter().map(|(t, l)| ((t - first) as u64, l)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_that_cannot_start_says_why_in_one_line_and_retries_ever_less_often() {
+    // A stream that does not exist (yet).
+    let config = ConfigDir::new(
+        &common::unique_name("not-created"),
+        "TRIM_HORIZON",
+        None,
+        "http://127.0.0.1:9/",
+        &fast_runtime(),
+    );
+    let mut sauna = Sauna::start(&config, "no-stream");
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let lines = error_lines(&sauna.log_text(), "does not exist in this region and account");
+    println!("missing stream, 8 s: {:?}", lines.iter().map(|(t, _)| t).collect::<Vec<_>>());
+    assert!((3..=6).contains(&lines.len()), "said, and less and less often: {lines:?}");
+    assert!(lines[0].1.contains("cannot start") && lines[0].1.contains("retrying in"), "{}", lines[0].1);
+    let gaps: Vec<u64> = lines.windows(2).map(|w| w[1].0 - w[0].0).collect();
+    assert!(gaps[gaps.len() - 1] > gaps[0], "the retries back off: {gaps:?}");
+    assert!(sauna.child.try_wait().expect("wait").is_none(), "it keeps running, waiting for the stream");
+    sauna.kill9();
+
+    // No credentials anywhere.
+    let stream = TestStream::create("no-credentials", 1).await;
+    let config = ConfigDir::new(&stream.name, "TRIM_HORIZON", None, "http://127.0.0.1:9/", &fast_runtime());
+    let unset = common::sauna::UNSET;
+    let env = [
+        ("AWS_ACCESS_KEY_ID", unset),
+        ("AWS_SECRET_ACCESS_KEY", unset),
+        ("AWS_PROFILE", unset),
+        ("AWS_CONFIG_FILE", "/dev/null"),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ];
+    let mut sauna = Sauna::start_with_env(&config, "no-credentials", &env);
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let log = sauna.log_text();
+    let lines = error_lines(&log, "no AWS credentials found");
+    println!(
+        "no credentials, 6 s: {} lines; first: {}",
+        lines.len(),
+        lines.first().map(|l| l.1.as_str()).unwrap_or("")
+    );
+    assert!(!lines.is_empty(), "said:\n{log}");
+    assert!(lines.iter().all(|(_, l)| !l.contains("DispatchFailure")), "no SDK debug text: {}", lines[0].1);
+    // Core restarts back off from 100 ms: a handful in 6 s, not one a second for ever.
+    assert!(lines.len() <= 20, "{} lines in 6 s", lines.len());
+    assert!(sauna.child.try_wait().expect("wait").is_none(), "it keeps retrying");
+    sauna.kill9();
+}

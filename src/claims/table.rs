@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TableStatus,
     TimeToLiveSpecification,
@@ -39,7 +39,7 @@ fn n(v: impl ToString) -> AttributeValue {
 }
 
 /// A failed call: a failed condition is `Ok(false)` for the caller to read the row again.
-fn applied<T, E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
+fn applied<T, E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug + 'static>(
     result: Result<T, SdkError<E, R>>,
 ) -> Result<bool, ClaimError> {
     match result {
@@ -49,8 +49,10 @@ fn applied<T, E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt
     }
 }
 
-fn other<E: std::error::Error + 'static, R: std::fmt::Debug>(e: SdkError<E, R>) -> ClaimError {
-    ClaimError::Other(DisplayErrorContext(e).to_string())
+fn other<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug + 'static>(
+    e: SdkError<E, R>,
+) -> ClaimError {
+    ClaimError::Other(crate::aws_error::explain(&e))
 }
 
 #[derive(Debug, Clone)]
@@ -193,7 +195,7 @@ impl ClaimTable {
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| DisplayErrorContext(e).to_string()),
+                .map_err(|e| crate::aws_error::explain(&e)),
             Err(e) => Err(e.to_string()),
         };
         match result {

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_kinesis::Client;
-use aws_sdk_kinesis::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_kinesis::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kinesis::types::ConsumerStatus;
 
 /// A registered stream consumer.
@@ -50,7 +50,7 @@ pub async fn ensure_stream_consumer(
     };
     let summary = client.describe_stream_summary().stream_name(stream).send().await.map_err(|e| {
         let denied = is_denied(&e);
-        failed("DescribeStreamSummary", DisplayErrorContext(&e).to_string(), denied)
+        failed("DescribeStreamSummary", crate::aws_error::explain(&e), denied)
     })?;
     let stream_arn = summary.stream_description_summary().map(|s| s.stream_arn().to_owned()).unwrap_or_default();
     let started = Instant::now();
@@ -80,14 +80,14 @@ pub async fn ensure_stream_consumer(
                     Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => {}
                     Err(e) => {
                         let denied = is_denied(&e);
-                        return Err(failed("RegisterStreamConsumer", DisplayErrorContext(&e).to_string(), denied));
+                        return Err(failed("RegisterStreamConsumer", crate::aws_error::explain(&e), denied));
                     }
                 }
                 continue;
             }
             Err(e) => {
                 let denied = is_denied(&e);
-                return Err(failed("DescribeStreamConsumer", DisplayErrorContext(&e).to_string(), denied));
+                return Err(failed("DescribeStreamConsumer", crate::aws_error::explain(&e), denied));
             }
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -109,7 +109,7 @@ pub async fn list_stream_consumers(client: &Client, stream: &str) -> Result<Vec<
         .stream_name(stream)
         .send()
         .await
-        .map_err(|e| failed("DescribeStreamSummary", DisplayErrorContext(&e).to_string()))?;
+        .map_err(|e| failed("DescribeStreamSummary", crate::aws_error::explain(&e)))?;
     let stream_arn = summary.stream_description_summary().map(|s| s.stream_arn().to_owned()).unwrap_or_default();
     let mut out = vec![];
     let mut next: Option<String> = None;
@@ -120,7 +120,7 @@ pub async fn list_stream_consumers(client: &Client, stream: &str) -> Result<Vec<
             .set_next_token(next.take())
             .send()
             .await
-            .map_err(|e| failed("ListStreamConsumers", DisplayErrorContext(&e).to_string()))?;
+            .map_err(|e| failed("ListStreamConsumers", crate::aws_error::explain(&e)))?;
         for c in page.consumers() {
             out.push(StreamConsumer {
                 name: c.consumer_name().to_owned(),

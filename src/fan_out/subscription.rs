@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use aws_sdk_kinesis::Client;
-use aws_sdk_kinesis::error::{DisplayErrorContext, SdkError};
+use aws_sdk_kinesis::error::SdkError;
 use aws_sdk_kinesis::types::{ShardIteratorType, StartingPosition, SubscribeToShardEventStream};
 use tokio::sync::mpsc;
 
@@ -174,7 +174,7 @@ async fn receive(
 
 fn subscribe_error(e: SdkError<aws_sdk_kinesis::operation::subscribe_to_shard::SubscribeToShardError>) -> ReadError {
     let service = e.as_service_error();
-    let text = DisplayErrorContext(&e).to_string();
+    let text = crate::aws_error::explain(&e);
     if service.is_some_and(|s| s.is_resource_in_use_exception()) {
         ReadError::InUse(text)
     } else if service.is_some_and(|s| s.is_limit_exceeded_exception()) {
@@ -188,11 +188,11 @@ fn subscribe_error(e: SdkError<aws_sdk_kinesis::operation::subscribe_to_shard::S
     }
 }
 
-fn stream_error<R: std::fmt::Debug>(
+fn stream_error<R: std::fmt::Debug + 'static>(
     e: SdkError<aws_sdk_kinesis::types::error::SubscribeToShardEventStreamError, R>,
 ) -> ReadError {
     let service = e.as_service_error();
-    let text = DisplayErrorContext(&e).to_string();
+    let text = crate::aws_error::explain(&e);
     if service.is_some_and(|s| s.is_resource_in_use_exception()) {
         ReadError::InUse(text)
     } else if service.is_some_and(|s| s.is_resource_not_found_exception()) {

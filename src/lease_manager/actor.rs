@@ -43,6 +43,8 @@ pub(super) struct State {
     pub given_up: BTreeMap<String, Instant>,
     /// Handoff requests nobody accepted (the owner is not sauna): not asked again until then.
     pub unanswered: BTreeMap<String, Instant>,
+    /// Failures of the first shard sync, which nothing can start without.
+    pub first_sync_failures: u32,
     pub sync_in_flight: bool,
     pub shards: Vec<ShardInfo>,
     /// Malformed rows already warned about (key → problem), so a scan warns once per problem.
@@ -178,7 +180,12 @@ impl LeaseManager {
         // shutdown within one interval); stealing waits for the take interval.
         ctx.run_interval(l.discovery_interval, |act, ctx| act.scan_cycle(false, ctx));
         ctx.run_interval(l.take_interval, |act, ctx| act.scan_cycle(true, ctx));
-        ctx.run_interval(l.shard_sync_interval, |act, ctx| act.sync_shards(ctx));
+        // Until the first sync succeeded, its own retries (with backoff) run it instead.
+        ctx.run_interval(l.shard_sync_interval, |act, ctx| {
+            if act.state.started {
+                act.sync_shards(ctx)
+            }
+        });
         if let Some(every) = l.signal_poll_interval {
             ctx.run_interval(every, |act, ctx| act.poll_signal(ctx));
         }

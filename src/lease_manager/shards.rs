@@ -46,12 +46,25 @@ impl ShardLister for FixedShards {
 
 /// `ListShards` failed.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("ListShards on {stream} failed: {message}")]
+#[error("{}", self.describe())]
 pub struct ListShardsError {
     pub stream: String,
     pub message: String,
     /// The stream does not exist (or is being deleted).
     pub not_found: bool,
+}
+
+impl ListShardsError {
+    fn describe(&self) -> String {
+        if self.not_found {
+            format!(
+                "the stream {} does not exist in this region and account (create it: README, \"Amazon Kinesis setup\"): {}",
+                self.stream, self.message
+            )
+        } else {
+            format!("ListShards on stream {} failed: {}", self.stream, self.message)
+        }
+    }
 }
 
 /// Every shard of the stream, paging through `ListShards`.
@@ -69,11 +82,7 @@ async fn list_shards(client: &Client, stream: &str) -> Result<Vec<ShardInfo>, Li
             ListShardsError {
                 stream: stream.to_owned(),
                 not_found: code.as_deref() == Some("ResourceNotFoundException"),
-                message: match (code, e.as_service_error().and_then(|s| s.message())) {
-                    (Some(c), Some(m)) => format!("{c}: {m}"),
-                    (Some(c), None) => c,
-                    _ => format!("{e:?}").chars().take(300).collect(),
-                },
+                message: crate::aws_error::explain(&e),
             }
         })?;
         for s in page.shards() {

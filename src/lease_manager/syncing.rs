@@ -5,6 +5,8 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
+use crate::model::Backoff;
+
 use actix::prelude::*;
 use futures::StreamExt;
 
@@ -24,6 +26,11 @@ struct SyncResult {
     shards: Vec<ShardInfo>,
     created: u64,
     deleted: u64,
+}
+
+/// The first shard sync is retried after 1 s, doubling to a minute (jittered).
+fn first_sync_backoff() -> Backoff {
+    Backoff::new(Duration::from_secs(1), Duration::from_secs(60)).jittered()
 }
 
 impl LeaseManager {
@@ -55,10 +62,19 @@ impl LeaseManager {
                     }
                 }
                 Err(e) => {
-                    log::warn!("shard sync of {}: {e}; will retry", act.settings.stream_name);
-                    if !act.state.started {
-                        // Nothing to consume without a first sync: retry soon.
-                        ctx.run_later(Duration::from_secs(1), |act, ctx| act.sync_shards(ctx));
+                    if act.state.started {
+                        log::warn!("shard sync of {}: {e}; will retry", act.settings.stream_name);
+                    } else {
+                        // Nothing to consume without a first sync: retry, less and less often
+                        // (a stream created later is found within a minute), saying why each time.
+                        act.state.first_sync_failures += 1;
+                        let delay = first_sync_backoff().delay(act.state.first_sync_failures);
+                        log::error!(
+                            "observer {} cannot start: {e}; retrying in {:.1} s",
+                            act.table.name(),
+                            delay.as_secs_f64()
+                        );
+                        ctx.run_later(delay, |act, ctx| act.sync_shards(ctx));
                     }
                 }
             }

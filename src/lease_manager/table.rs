@@ -20,7 +20,9 @@ use super::row::{
 use super::store::{LeaseStore, LeaseTableError, SIGNAL_ENTITY_TYPE, SIGNAL_KEY, Scan};
 use crate::model::Checkpoint;
 
-fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(e: SdkError<E, R>) -> LeaseTableError {
+fn classify<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug + 'static>(
+    e: SdkError<E, R>,
+) -> LeaseTableError {
     let code = e.as_service_error().and_then(|s| s.code()).map(str::to_owned);
     match code.as_deref() {
         Some("ConditionalCheckFailedException") => LeaseTableError::ConditionFailed,
@@ -28,14 +30,7 @@ fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(e: Sd
             LeaseTableError::Throttled(code.unwrap_or_default())
         }
         Some("ResourceNotFoundException") => LeaseTableError::TableMissing(String::new()),
-        _ => {
-            let message = e.as_service_error().and_then(|s| s.message()).map(str::to_owned);
-            LeaseTableError::Other(match (code, message) {
-                (Some(c), Some(m)) => format!("{c}: {m}"),
-                (Some(c), None) => c,
-                _ => format!("{e:?}").chars().take(300).collect(),
-            })
-        }
+        _ => LeaseTableError::Other(crate::aws_error::explain(&e)),
     }
 }
 
@@ -452,8 +447,8 @@ impl LeaseTable {
     /// error.
     fn applied<T, E, R>(&self, result: Result<T, SdkError<E, R>>) -> Result<bool, LeaseTableError>
     where
-        E: ProvideErrorMetadata + std::fmt::Debug,
-        R: std::fmt::Debug,
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug + 'static,
     {
         match result.map_err(classify) {
             Ok(_) => Ok(true),

@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 use aws_sdk_kinesis::Client;
-use aws_sdk_kinesis::error::{DisplayErrorContext, SdkError};
+use aws_sdk_kinesis::error::SdkError;
 use aws_sdk_kinesis::types::ShardIteratorType;
 use bytes::Bytes;
 
@@ -120,13 +120,13 @@ impl ShardReader for KinesisReader {
             Err(e) => {
                 let service = e.as_service_error();
                 Err(if service.is_some_and(|s| s.is_resource_not_found_exception()) {
-                    ReadError::NotFound(DisplayErrorContext(&e).to_string())
+                    ReadError::NotFound(crate::aws_error::explain(&e))
                 } else if service.is_some_and(|s| s.is_provisioned_throughput_exceeded_exception()) {
                     ReadError::Throttled
                 } else if service.is_some_and(|s| s.is_invalid_argument_exception()) {
-                    ReadError::InvalidArgument(DisplayErrorContext(&e).to_string())
+                    ReadError::InvalidArgument(crate::aws_error::explain(&e))
                 } else {
-                    ReadError::Other(DisplayErrorContext(&e).to_string())
+                    ReadError::Other(crate::aws_error::explain(&e))
                 })
             }
         }
@@ -182,10 +182,10 @@ fn read_error(e: SdkError<aws_sdk_kinesis::operation::get_records::GetRecordsErr
     {
         ReadError::Throttled
     } else if service.is_some_and(|s| s.is_invalid_argument_exception()) {
-        ReadError::InvalidArgument(DisplayErrorContext(&e).to_string())
+        ReadError::InvalidArgument(crate::aws_error::explain(&e))
     } else if service.is_some_and(|s| s.is_resource_not_found_exception()) {
-        ReadError::NotFound(DisplayErrorContext(&e).to_string())
+        ReadError::NotFound(crate::aws_error::explain(&e))
     } else {
-        ReadError::Other(DisplayErrorContext(&e).to_string())
+        ReadError::Other(crate::aws_error::explain(&e))
     }
 }

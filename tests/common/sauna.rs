@@ -99,6 +99,10 @@ impl ConfigDir {
     }
 }
 
+/// As the value of an environment variable given to [`Sauna::start_with_env`]: the variable is
+/// removed from the child's environment.
+pub const UNSET: &str = "\0unset";
+
 /// A running `sauna run`.
 pub struct Sauna {
     pub child: Child,
@@ -131,15 +135,19 @@ impl Sauna {
     fn spawn(config: &ConfigDir, name: &str, stdout: Stdio, env: &[(&str, &str)]) -> Self {
         let log = config.path().join(format!("{name}.log"));
         let file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_sauna"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sauna"));
+        command
             .args(["run", "--config-dir"])
             .arg(config.path())
-            .env("RUST_LOG", std::env::var("SAUNA_TEST_LOG").unwrap_or_else(|_| "info".into()))
-            .envs(env.iter().copied())
-            .stdout(stdout)
-            .stderr(file)
-            .spawn()
-            .expect("sauna starts");
+            .env("RUST_LOG", std::env::var("SAUNA_TEST_LOG").unwrap_or_else(|_| "info".into()));
+        for (k, v) in env {
+            if *v == UNSET {
+                command.env_remove(k);
+            } else {
+                command.env(k, v);
+            }
+        }
+        let child = command.stdout(stdout).stderr(file).spawn().expect("sauna starts");
         Sauna { child, log, name: name.to_owned() }
     }
 
