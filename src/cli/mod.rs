@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 mod leases;
+mod send;
 
 use crate::config_dir::{self, Catalog, FileStatus};
 use crate::lease_manager::{LeaseStore, LeaseTable};
@@ -45,6 +46,11 @@ enum Command {
     /// it finishes the commands in flight, checkpoints and releases the lease, and another
     /// worker takes it.
     Leases(LeasesArgs),
+    /// Put commands on an observer's stream: JSON lines from FILE or standard input, each a
+    /// full Sauna command or a command's {"schema", "data"} (which gets a new envelope). Every
+    /// line is checked against the observer's schemas and responders first; if any is invalid,
+    /// nothing is sent. Ends with a summary line (sent, rejected, retried).
+    Send(send::SendArgs),
 }
 
 #[derive(Debug, Args)]
@@ -81,6 +87,7 @@ pub fn main(extra: &[&'static ResponderModule]) -> ExitCode {
         Command::Validate(args) => validate(&args.config_dir, &catalog),
         Command::Run(args) => run(&args.config_dir, &catalog),
         Command::Leases(args) => leases_command(&args, &catalog),
+        Command::Send(args) => send::run(&args, &catalog),
     }
 }
 
