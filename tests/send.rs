@@ -68,7 +68,12 @@ async fn commands_on(stream: &TestStream) -> Vec<(String, Value)> {
         .records()
         .await
         .iter()
-        .map(|r| (r.partition_key().unwrap_or_default().to_owned(), serde_json::from_slice(r.data().as_ref()).expect("JSON on the stream")))
+        .map(|r| {
+            (
+                r.partition_key().unwrap_or_default().to_owned(),
+                serde_json::from_slice(r.data().as_ref()).expect("JSON on the stream"),
+            )
+        })
         .collect()
 }
 
@@ -255,7 +260,9 @@ fn several_observers_need_observer_and_an_unknown_one_is_listed() {
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(err.contains("enables 2 observers; choose the stream with --observer ID"), "{err}");
-    assert!(err.contains("send-stream-a-app (stream send-stream-a)") && err.contains("second-app (stream send-stream-b)"));
+    assert!(
+        err.contains("send-stream-a-app (stream send-stream-a)") && err.contains("second-app (stream send-stream-b)")
+    );
     let out = run(&["--observer", "nope"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("no enabled observer with id \"nope\""));

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+mod doctor;
 mod leases;
 mod send;
 
@@ -51,6 +52,12 @@ enum Command {
     /// line is checked against the observer's schemas and responders first; if any is invalid,
     /// nothing is sent. Ends with a summary line (sent, rejected, retried).
     Send(send::SendArgs),
+    /// Check what a first run needs, per enabled observer: credentials, region, the stream
+    /// (ACTIVE, a shard iterator), the lease and claim tables, the stream consumer (FAN_OUT),
+    /// CloudWatch (one datum), and the responders' hosts (DNS only). One line per check (ok,
+    /// warn, FAIL) naming the missing IAM action or the unreachable endpoint; exit code 0 only
+    /// if nothing failed.
+    Doctor(doctor::DoctorArgs),
 }
 
 #[derive(Debug, Args)]
@@ -88,6 +95,7 @@ pub fn main(extra: &[&'static ResponderModule]) -> ExitCode {
         Command::Run(args) => run(&args.config_dir, &catalog),
         Command::Leases(args) => leases_command(&args, &catalog),
         Command::Send(args) => send::run(&args, &catalog),
+        Command::Doctor(args) => doctor::run(&args, &catalog),
     }
 }
 

@@ -16,8 +16,8 @@ use std::time::Duration;
 use apache_avro::types::Value as AvroValue;
 
 use crate::command::Command;
-use crate::config::FieldError;
 use crate::config::runtime::Endpoints;
+use crate::config::{FieldError, Secret};
 use crate::iglu::{SchemaCriterion, SchemaKey};
 
 mod actor;
@@ -115,6 +115,12 @@ pub trait Responder: Send + Sync + fmt::Debug {
     fn execute<'a>(&'a self, command: &'a Command, ctx: &'a ResponderContext) -> AttemptFuture<'a>;
     /// Its own per-attempt timeout, if it has one (otherwise `retry.requestTimeoutMillis`).
     fn timeout(&self) -> Option<Duration> {
+        None
+    }
+    /// The URL it sends to, if it has one: `sauna doctor` resolves its host (and prints nothing
+    /// else of it, since a webhook URL holds a token). `endpoints` are the runtime config's.
+    fn endpoint(&self, endpoints: &Endpoints) -> Option<Secret> {
+        let _ = endpoints;
         None
     }
 }

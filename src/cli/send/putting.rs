@@ -81,7 +81,10 @@ impl PutRecords for KinesisPut {
                     .data(Blob::new(r.data.clone()))
                     .partition_key(&r.partition_key)
                     .build()
-                    .map_err(|e| CallError { message: format!("cannot build a PutRecords entry: {e}"), retryable: false })
+                    .map_err(|e| CallError {
+                        message: format!("cannot build a PutRecords entry: {e}"),
+                        retryable: false,
+                    })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let sent = self.client.put_records().stream_name(&self.stream).set_records(Some(entries)).send().await;
