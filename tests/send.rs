@@ -159,6 +159,25 @@ async fn an_invalid_line_sends_nothing_and_is_named() {
     assert!(err.contains(&format!("nothing was sent to stream {}", stream.name)), "{err}");
     assert!(stdout(&out).is_empty());
     assert!(stream.records().await.is_empty(), "the stream stays empty");
+
+    // The valid lines alone, from standard input.
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sauna"))
+        .args(["send", "--config-dir"])
+        .arg(config.path())
+        .arg("-")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("sauna send runs");
+    let valid = [&lines[0], &lines[1], &lines[3]].map(String::as_str).join("\n");
+    let mut stdin = child.stdin.take().expect("stdin");
+    tokio::io::AsyncWriteExt::write_all(&mut stdin, valid.as_bytes()).await.expect("write stdin");
+    drop(stdin);
+    let out = child.wait_with_output().await.expect("sauna send ends");
+    assert!(out.status.success());
+    assert!(stdout(&out).contains("3 sent, 0 rejected, 0 retried, in 1 PutRecords call\n"), "{}", stdout(&out));
+    let texts: HashSet<String> = commands_on(&stream).await.iter().map(|(_, c)| text_of(c)).collect();
+    assert_eq!(texts, ["one", "two", "four"].map(str::to_owned).into());
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -47,16 +47,21 @@ enum Command {
     /// it finishes the commands in flight, checkpoints and releases the lease, and another
     /// worker takes it.
     Leases(LeasesArgs),
-    /// Put commands on an observer's stream: JSON lines from FILE or standard input, each a
-    /// full Sauna command or a command's {"schema", "data"} (which gets a new envelope). Every
-    /// line is checked against the observer's schemas and responders first; if any is invalid,
-    /// nothing is sent. Ends with a summary line (sent, rejected, retried).
+    /// Put commands (JSON lines) on an observer's stream, each checked first as the observer
+    /// will check it.
+    ///
+    /// Each line of FILE (or standard input) is a full Sauna command, or a command's
+    /// {"schema", "data"}, which gets a new envelope. Every line is checked against the
+    /// observer's schemas and responders first; if any is invalid, nothing is sent. Ends with a
+    /// summary line (sent, rejected, retried).
     Send(send::SendArgs),
-    /// Check what a first run needs, per enabled observer: credentials, region, the stream
-    /// (ACTIVE, a shard iterator), the lease and claim tables, the stream consumer (FAN_OUT),
-    /// CloudWatch (one datum), and the responders' hosts (DNS only). One line per check (ok,
-    /// warn, FAIL) naming the missing IAM action or the unreachable endpoint; exit code 0 only
-    /// if nothing failed.
+    /// Check what a first run needs, one line per check (ok, warn, FAIL); exit code 0 only if
+    /// nothing failed.
+    ///
+    /// Per enabled observer: credentials, region, the stream (ACTIVE, a shard iterator), the
+    /// lease and claim tables, the stream consumer (FAN_OUT), CloudWatch (one datum); then the
+    /// responders' hosts (DNS only). A failure names the missing IAM action or the unreachable
+    /// endpoint.
     Doctor(doctor::DoctorArgs),
 }
 

@@ -195,9 +195,12 @@ async fn put(args: &SendArgs, observer: &KinesisObserverConfig, records: &[Recor
     };
     let bar = (std::io::stderr().is_terminal() && records.len() > putting::MAX_RECORDS_PER_CALL).then(|| {
         let bar = ProgressBar::new(records.len() as u64);
-        if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} commands ({per_sec}, {eta} left)") {
+        if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} commands ({elapsed}, {eta} left)") {
             bar.set_style(style);
         }
+        // Redrawn on a tick: a draw on every increment is rate-limited, and the increments of
+        // a batch come all at once, so the last ones would stay undrawn until the next batch.
+        bar.enable_steady_tick(Duration::from_millis(200));
         bar
     });
     let progress = |n: u64| {
@@ -218,7 +221,7 @@ fn report(observer: &KinesisObserverConfig, s: &Summary) -> ExitCode {
         s.rejected.iter().map(|(line, message)| LineError { line: *line, message: message.clone() }).collect();
     print_some("error", &problems);
     if let Some(fatal) = &s.fatal {
-        eprintln!("error: stream {}: {fatal}; {} records after it were not sent", observer.stream_name, s.unsent);
+        eprintln!("error: stream {}: {fatal}; {} records were not sent", observer.stream_name, s.unsent);
     }
     println!(
         "stream {} (observer {}): {} sent, {} rejected, {} retried, in {} PutRecords call{}{}",

@@ -151,7 +151,8 @@ pub struct Summary {
     pub retried: usize,
     /// Records given up on: their line, and the last reason.
     pub rejected: Vec<(usize, String)>,
-    /// Records never tried, after a call failed in a way every later call would.
+    /// Records not put because a call failed in a way every later call would: that call's and
+    /// all after it.
     pub unsent: usize,
     /// That failure.
     pub fatal: Option<String>,
@@ -171,7 +172,7 @@ pub async fn send_all(
     for range in batches(&sizes, MAX_RECORDS_PER_CALL, MAX_BYTES_PER_CALL) {
         let end = range.end;
         if let Err(fatal) = send_batch(api, &records[range], settings, &mut summary, progress).await {
-            summary.unsent = records.len() - end;
+            summary.unsent += records.len() - end;
             summary.fatal = Some(fatal.message);
             break;
         }
@@ -245,10 +246,9 @@ async fn send_batch(
     Ok(())
 }
 
+/// A call failed for good: its records are not sent (one error says why, not one per record).
 fn give_up(summary: &mut Summary, pending: &[&Record], e: CallError, progress: &(dyn Fn(u64) + Sync)) -> CallError {
-    for record in pending {
-        summary.rejected.push((record.line, e.message.clone()));
-    }
+    summary.unsent += pending.len();
     progress(pending.len() as u64);
     e
 }
