@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Creates a Kinesis stream (if absent) and writes sample Sauna commands to it (for the quick
-start). Uses boto3 from the emulators' virtualenv; the endpoint comes from
-AWS_ENDPOINT_URL_KINESIS like every AWS SDK."""
+"""Creates a Kinesis stream (if absent) and writes the quick start's two bad records to it: a
+command whose time to live has passed and a record that is not a command. (`sauna send`, which
+the quick start uses for the good commands, refuses both by design.) Uses boto3 from the
+emulators' virtualenv; the endpoint comes from AWS_ENDPOINT_URL_KINESIS like every AWS SDK."""
 import argparse
 import datetime
 import json
@@ -44,15 +45,10 @@ def command(schema, data, ttl=None, created=None):
 
 SLACK = "iglu:com.slack.sauna.commands/send_message/jsonschema/1-0-0"
 records = [
-    ("deploys", command(SLACK, {"channel": "#devops", "username": "sauna-bot", "icon_emoji": ":rocket:",
-                                "text": "Deploy of web-42 started"})),
-    ("deploys", command(SLACK, {"channel": "#devops", "text": "Deploy of web-42 finished"})),
-    ("alerts", command(SLACK, {"channel": "#ops", "text": "Nightly load finished: 1,204,330 events",
-                               "attachments": [{"fallback": "load report", "color": "good", "title": "Load report"}]})),
     ("alerts", command(SLACK, {"channel": "#ops", "text": "This one expired before it was read"}, ttl=1000,
                        created="2017-01-02T19:14:42Z")),
     ("misc", "this record is not a command"),
 ]
 kinesis.put_records(StreamName=args.stream,
                     Records=[{"PartitionKey": k, "Data": d.encode()} for k, d in records])
-print(f"wrote {len(records)} records to stream {args.stream}: 3 Slack messages, 1 expired command, 1 invalid record")
+print(f"wrote {len(records)} records to stream {args.stream}: 1 expired command, 1 invalid record")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Quick start, in one command: installs and starts the local AWS emulators, creates a stream,
-# writes sample commands, runs `sauna run` on the example config (config/) with a local
-# stand-in for Slack, and shows what was actioned.
+# checks the example config (config/) with `sauna validate` and `sauna doctor`, puts the example
+# commands (examples/commands.jsonl) on the stream with `sauna send`, runs `sauna run` with a
+# local stand-in for Slack, and shows what was actioned.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/emulators.sh start
@@ -22,6 +23,10 @@ trap 'kill $slack 2>/dev/null || true' EXIT
 
 echo "== sauna validate"
 target/debug/sauna validate --config-dir "$work/config"
+echo "== sauna doctor"
+target/debug/sauna doctor --config-dir "$work/config"
+echo "== sauna send examples/commands.jsonl"
+target/debug/sauna send --config-dir "$work/config" --partition-key channel --tag source=quickstart examples/commands.jsonl
 echo "== sauna run (stopped with SIGTERM after 6 s)"
 RUST_LOG=${RUST_LOG:-info} target/debug/sauna run --config-dir "$work/config" 2> "$work/sauna.log" &
 sauna=$!

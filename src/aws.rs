@@ -4,17 +4,18 @@
 
 use std::time::Duration;
 
+use aws_config::retry::RetryConfig;
 use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{BehaviorVersion, ConfigLoader, Region, SdkConfig};
 use aws_credential_types::Credentials;
+use aws_types::service_config::ServiceConfigKey;
 
 use crate::config::AwsCredentials;
 
 /// Loads the shared SDK config for `region` with `credentials`.
 pub async fn sdk_config(region: &str, credentials: &AwsCredentials) -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new(region.to_owned()))
+    loader(region, credentials)
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(5))
@@ -25,17 +26,51 @@ pub async fn sdk_config(region: &str, credentials: &AwsCredentials) -> SdkConfig
         // A paused peer is a failed attempt after 10 s of no progress, not a hung shard.
         .stalled_stream_protection(
             StalledStreamProtectionConfig::enabled().grace_period(Duration::from_secs(10)).build(),
-        );
-    if let AwsCredentials::Static { access_key_id, secret_access_key } = credentials {
-        loader = loader.credentials_provider(Credentials::new(
+        )
+        .load()
+        .await
+}
+
+/// The SDK config of a quick check (`sauna doctor`): one attempt per call, each bounded by
+/// `timeout`, so that an unreachable endpoint is an answer within `timeout`, not a hang.
+pub async fn quick_sdk_config(region: &str, credentials: &AwsCredentials, timeout: Duration) -> SdkConfig {
+    loader(region, credentials)
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(timeout.min(Duration::from_secs(2)))
+                .operation_attempt_timeout(timeout)
+                .operation_timeout(timeout)
+                .build(),
+        )
+        .retry_config(RetryConfig::standard().with_max_attempts(1))
+        .load()
+        .await
+}
+
+fn loader(region: &str, credentials: &AwsCredentials) -> ConfigLoader {
+    let loader = aws_config::defaults(BehaviorVersion::latest()).region(Region::new(region.to_owned()));
+    match credentials {
+        AwsCredentials::Static { access_key_id, secret_access_key } => loader.credentials_provider(Credentials::new(
             access_key_id.expose(),
             secret_access_key.expose(),
             None,
             None,
             "sauna-config",
-        ));
+        )),
+        AwsCredentials::DefaultChain => loader,
     }
-    loader.load().await
+}
+
+/// The endpoint a client of `service` (the SDK's service id: `Kinesis`, `DynamoDB`,
+/// `CloudWatch`) built from `sdk` talks to: `AWS_ENDPOINT_URL_<SERVICE>`, `AWS_ENDPOINT_URL`
+/// (or their profile settings), otherwise AWS's own `https://<prefix>.<region>.amazonaws.com`.
+pub fn endpoint_of(sdk: &SdkConfig, service: &str, prefix: &str) -> String {
+    let key = ServiceConfigKey::builder().service_id(service).env("AWS_ENDPOINT_URL").profile("endpoint_url").build();
+    let configured = key.ok().and_then(|key| sdk.service_config().and_then(|c| c.load_config(key)));
+    configured.or_else(|| sdk.endpoint_url().map(str::to_owned)).unwrap_or_else(|| {
+        let region = sdk.region().map(|r| r.as_ref().to_owned()).unwrap_or_default();
+        format!("https://{prefix}.{region}.amazonaws.com")
+    })
 }
 
 /// The three clients an observer uses.

@@ -8,7 +8,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+mod doctor;
 mod leases;
+mod send;
 
 use crate::config_dir::{self, Catalog, FileStatus};
 use crate::lease_manager::{LeaseStore, LeaseTable};
@@ -45,6 +47,22 @@ enum Command {
     /// it finishes the commands in flight, checkpoints and releases the lease, and another
     /// worker takes it.
     Leases(LeasesArgs),
+    /// Put commands (JSON lines) on an observer's stream, each checked first as the observer
+    /// will check it.
+    ///
+    /// Each line of FILE (or standard input) is a full Sauna command, or a command's
+    /// {"schema", "data"}, which gets a new envelope. Every line is checked against the
+    /// observer's schemas and responders first; if any is invalid, nothing is sent. Ends with a
+    /// summary line (sent, rejected, retried).
+    Send(send::SendArgs),
+    /// Check what a first run needs, one line per check (ok, warn, FAIL); exit code 0 only if
+    /// nothing failed.
+    ///
+    /// Per enabled observer: credentials, region, the stream (ACTIVE, a shard iterator), the
+    /// lease and claim tables, the stream consumer (FAN_OUT), CloudWatch (one datum); then the
+    /// responders' hosts (DNS only). A failure names the missing IAM action or the unreachable
+    /// endpoint.
+    Doctor(doctor::DoctorArgs),
 }
 
 #[derive(Debug, Args)]
@@ -81,6 +99,8 @@ pub fn main(extra: &[&'static ResponderModule]) -> ExitCode {
         Command::Validate(args) => validate(&args.config_dir, &catalog),
         Command::Run(args) => run(&args.config_dir, &catalog),
         Command::Leases(args) => leases_command(&args, &catalog),
+        Command::Send(args) => send::run(&args, &catalog),
+        Command::Doctor(args) => doctor::run(&args, &catalog),
     }
 }
 

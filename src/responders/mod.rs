@@ -16,8 +16,8 @@ use std::time::Duration;
 use apache_avro::types::Value as AvroValue;
 
 use crate::command::Command;
-use crate::config::FieldError;
 use crate::config::runtime::{Endpoints, RateLimit};
+use crate::config::{FieldError, Secret};
 use crate::iglu::{SchemaCriterion, SchemaKey};
 
 mod actor;
@@ -120,6 +120,12 @@ pub trait Responder: Send + Sync + fmt::Debug {
     /// Its pace when the runtime config's `rateLimits` does not name it (the service's own
     /// limit, so that a burst of commands does not meet a storm of 429s); `None`: no limit.
     fn default_rate_limit(&self) -> Option<RateLimit> {
+        None
+    }
+    /// The URL it sends to, if it has one: `sauna doctor` resolves its host (and prints nothing
+    /// else of it, since a webhook URL holds a token). `endpoints` are the runtime config's.
+    fn endpoint(&self, endpoints: &Endpoints) -> Option<Secret> {
+        let _ = endpoints;
         None
     }
 }

@@ -9,7 +9,8 @@ use super::{
     Attempt, AttemptFuture, ConfigSchema, Configured, Responder, ResponderConfigFile, ResponderContext, ResponderModule,
 };
 use crate::command::Command;
-use crate::config::FieldError;
+use crate::config::runtime::Endpoints;
+use crate::config::{FieldError, Secret};
 use crate::iglu::SchemaCriterion;
 
 pub static MODULE: ResponderModule = ResponderModule {
@@ -53,6 +54,10 @@ impl Responder for PagerDutyResponder {
                 other => other,
             }
         })
+    }
+
+    fn endpoint(&self, endpoints: &Endpoints) -> Option<Secret> {
+        Some(Secret::new(endpoints.pager_duty_events_url.clone()))
     }
 }
 

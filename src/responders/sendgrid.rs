@@ -12,6 +12,7 @@ use super::{
 use crate::command::Command;
 use crate::config::FieldError;
 use crate::config::Secret;
+use crate::config::runtime::Endpoints;
 use crate::iglu::SchemaCriterion;
 
 pub static MODULE: ResponderModule = ResponderModule {
@@ -55,6 +56,10 @@ impl Responder for SendgridResponder {
     fn execute<'a>(&'a self, command: &'a Command, ctx: &'a ResponderContext) -> AttemptFuture<'a> {
         let url = format!("{}/v3/mail/send", ctx.endpoints.sendgrid_api_url.trim_end_matches('/'));
         Box::pin(super::http::send(ctx.http.post(url).bearer_auth(self.api_key.expose()).json(&command.data)))
+    }
+
+    fn endpoint(&self, endpoints: &Endpoints) -> Option<Secret> {
+        Some(Secret::new(endpoints.sendgrid_api_url.clone()))
     }
 }
 

@@ -11,7 +11,7 @@ use super::{
 use crate::command::Command;
 use crate::config::FieldError;
 use crate::config::Secret;
-use crate::config::runtime::RateLimit;
+use crate::config::runtime::{Endpoints, RateLimit};
 use crate::iglu::SchemaCriterion;
 
 pub static MODULE: ResponderModule = ResponderModule {
@@ -53,6 +53,10 @@ impl Responder for SlackResponder {
     /// username, icons, attachments…): it is posted unchanged.
     fn execute<'a>(&'a self, command: &'a Command, ctx: &'a ResponderContext) -> AttemptFuture<'a> {
         Box::pin(super::http::send(ctx.http.post(self.webhook_url.expose()).json(&command.data)))
+    }
+
+    fn endpoint(&self, _: &Endpoints) -> Option<Secret> {
+        Some(self.webhook_url.clone())
     }
 }
 

@@ -13,6 +13,7 @@ use super::{
 use crate::command::Command;
 use crate::config::FieldError;
 use crate::config::Secret;
+use crate::config::runtime::Endpoints;
 use crate::iglu::SchemaCriterion;
 
 pub static MODULE: ResponderModule = ResponderModule {
@@ -57,6 +58,10 @@ impl Responder for WebhookResponder {
 
     fn timeout(&self) -> Option<Duration> {
         self.timeout
+    }
+
+    fn endpoint(&self, _: &Endpoints) -> Option<Secret> {
+        Some(self.url.clone())
     }
 
     /// The body as configured, plus `Sauna-Command-Id` and `Sauna-Command-Schema` headers so

@@ -126,6 +126,35 @@ impl TestStream {
         out
     }
 
+    /// Every record on the stream, shard after shard (each from its trim horizon to its tip).
+    pub async fn records(&self) -> Vec<aws_sdk_kinesis::types::Record> {
+        let mut out = vec![];
+        for shard in self.shards().await {
+            let mut it = self
+                .clients
+                .kinesis
+                .get_shard_iterator()
+                .stream_name(&self.name)
+                .shard_id(shard.shard_id())
+                .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
+                .send()
+                .await
+                .expect("GetShardIterator")
+                .shard_iterator
+                .expect("an iterator");
+            for _ in 0..1000 {
+                let r = self.clients.kinesis.get_records().shard_iterator(&it).send().await.expect("GetRecords");
+                out.extend(r.records().iter().cloned());
+                let at_tip = r.records().is_empty() && r.millis_behind_latest().is_none_or(|m| m == 0);
+                match r.next_shard_iterator() {
+                    Some(next) if !at_tip => it = next.to_owned(),
+                    _ => break,
+                }
+            }
+        }
+        out
+    }
+
     pub async fn split(&self, shard: &str) {
         let shards = self.shards().await;
         let s = shards.iter().find(|s| s.shard_id() == shard).expect("shard exists");

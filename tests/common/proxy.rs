@@ -9,7 +9,10 @@
 //! while a rule matches, answers with a fault instead.
 //!
 //! A request's operation is its `X-Amz-Target` header after the dot (`GetRecords`,
-//! `UpdateItem`); rules name operations that way. Every injected fault and every forwarded
+//! `UpdateItem`); rules name operations that way. Besides whole-request faults, a PutRecords
+//! can be answered as a partial failure ([`Fault::FailEntries`]): its first entries are kept
+//! from the stream and marked throttled in the answer, as the service does when a shard is over
+//! its write limit (which no emulator does). Every injected fault and every forwarded
 //! request is counted, so a test can prove that its fault really happened.
 
 use std::collections::BTreeMap;
@@ -46,6 +49,11 @@ pub enum Fault {
     /// The service is unreachable: matching requests have their connection closed with no
     /// answer, and while the rule covers every operation, new connections are closed at once.
     Outage,
+    /// A Kinesis PutRecords partly refused: the request's first `n` entries (all, if it has
+    /// fewer) are not forwarded, and the answer gives them `ErrorCode`
+    /// `ProvisionedThroughputExceededException` at their positions, the upstream's results for
+    /// the rest, and the matching `FailedRecordCount`. Other requests are forwarded unchanged.
+    FailEntries(usize),
 }
 
 /// A fault's kind, for counting.
@@ -57,6 +65,7 @@ pub enum Kind {
     Stall,
     EndAfter,
     Outage,
+    FailEntries,
 }
 
 impl Fault {
@@ -68,6 +77,7 @@ impl Fault {
             Fault::Stall(_) => Kind::Stall,
             Fault::EndAfter(_) => Kind::EndAfter,
             Fault::Outage => Kind::Outage,
+            Fault::FailEntries(_) => Kind::FailEntries,
         }
     }
 }
@@ -223,6 +233,56 @@ impl Shared {
         let mut out = Response::new(BoxBody::new(StreamBody::new(chunks)));
         *out.status_mut() = status;
         *out.headers_mut() = headers;
+        Answer::Reply(out)
+    }
+}
+
+impl Shared {
+    /// [`Fault::FailEntries`]: forwards all but the first `n` entries, then answers for all.
+    async fn fail_entries(&self, op: &str, req: hyper::http::request::Parts, body: Bytes, n: usize) -> Answer {
+        let Ok(mut request) = serde_json::from_slice::<serde_json::Value>(&body) else {
+            return self.forward(op, req, body, None).await;
+        };
+        let stream = request["StreamName"].as_str().unwrap_or("(unnamed)").to_owned();
+        let Some(entries) = request.get_mut("Records").and_then(|r| r.as_array_mut()) else {
+            return self.forward(op, req, body, None).await;
+        };
+        let failed = n.min(entries.len());
+        let kept = entries.split_off(failed);
+        let refused = serde_json::json!({
+            "ErrorCode": "ProvisionedThroughputExceededException",
+            "ErrorMessage": format!("Rate exceeded for shard in stream {stream} (injected by the fault proxy)")
+        });
+        let mut results = vec![refused; failed];
+        let mut failed_count = failed as u64;
+        let mut headers = HeaderMap::new();
+        if !kept.is_empty() {
+            *entries = kept;
+            let Ok(forwarded) = serde_json::to_vec(&request) else {
+                return Answer::Broken("cannot serialize the request".into());
+            };
+            let Answer::Reply(resp) = self.forward(op, req, Bytes::from(forwarded), None).await else {
+                return Answer::Broken("upstream failed".into());
+            };
+            if resp.status() != 200 {
+                return Answer::Reply(resp);
+            }
+            headers = resp.headers().clone();
+            let Ok(collected) = resp.into_body().collect().await else {
+                return Answer::Broken("upstream answer cut".into());
+            };
+            let answer: serde_json::Value = serde_json::from_slice(&collected.to_bytes()).unwrap_or_default();
+            failed_count += answer["FailedRecordCount"].as_u64().unwrap_or(0);
+            results.extend(answer["Records"].as_array().cloned().unwrap_or_default());
+        }
+        let body = serde_json::json!({ "FailedRecordCount": failed_count, "Records": results }).to_string();
+        headers.remove("x-amz-crc32");
+        let mut out = reply(200, "application/x-amz-json-1.1", body);
+        for (k, v) in &headers {
+            if k != header::CONTENT_TYPE {
+                out.headers_mut().insert(k, v.clone());
+            }
+        }
         Answer::Reply(out)
     }
 }
@@ -404,6 +464,7 @@ async fn handle(
                 shared.forward(&op, parts, body.to_bytes(), None).await
             }
             Some(Fault::EndAfter(d)) => shared.forward(&op, parts, body.to_bytes(), Some(d)).await,
+            Some(Fault::FailEntries(n)) => shared.fail_entries(&op, parts, body.to_bytes(), n).await,
             None => shared.forward(&op, parts, body.to_bytes(), None).await,
         },
     };
