@@ -7,7 +7,7 @@
 #   scripts/emulators.sh status    say which are up
 #   scripts/emulators.sh env       print the environment that points the AWS SDK at them
 #
-# Which emulator for what (see EMULATORS.md in the team docs for the measurements):
+# Which emulator for what (the team measured each before choosing it):
 #   kinesis-mock (npm kinesis-local) Kinesis for functional tests: ChildShards, MillisBehindLatest,
 #                                    iterator expiry, split/merge lineage
 #   kinesalite                       Kinesis for throughput benchmarks (fast, flat as data grows)

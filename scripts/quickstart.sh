@@ -38,3 +38,4 @@ cat "$work/slack.out"
 echo "== outcomes (one line per record)"
 grep 'sauna::outcome' "$work/sauna.log" | sed 's/^\[[^]]*\] *//'
 echo "== the full log is in $work/sauna.log"
+echo "== the emulators keep running for the next try (about 400 MB); stop them with: scripts/emulators.sh stop"

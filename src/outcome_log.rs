@@ -125,13 +125,13 @@ impl OutcomeLog {
                     ))
                     .send()
                     .await;
-                if let Err(e) = created {
-                    if !e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) {
-                        return Err(format!(
-                            "cannot create table {table}: {}",
-                            aws_sdk_dynamodb::error::DisplayErrorContext(e)
-                        ));
-                    }
+                if let Err(e) = created
+                    && !e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception())
+                {
+                    return Err(format!(
+                        "cannot create table {table}: {}",
+                        aws_sdk_dynamodb::error::DisplayErrorContext(e)
+                    ));
                 }
                 log::info!("outcome log: table {table} created (hash key uid, range key name, on-demand)");
                 for _ in 0..300 {

@@ -92,3 +92,21 @@ fn the_readme_shows_the_example_module_as_it_is() {
             && readme.contains("sauna::cli::main(&[&opsgenie::MODULE])")
     );
 }
+
+#[test]
+fn the_readme_try_script_runs_the_example_end_to_end() {
+    common::emulators();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    // The example binary `cargo test` built beside the sauna binary.
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_sauna")).with_file_name("examples").join("custom_responder");
+    assert!(bin.exists(), "cargo test builds the example: {}", bin.display());
+    let out = std::process::Command::new(root.join("examples/custom_responder/try.sh"))
+        .env("SAUNA_EXAMPLE_BIN", &bin)
+        .output()
+        .expect("try.sh runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!("{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "try.sh failed");
+    assert!(text.contains("OpsGenie <- /v2/alerts auth=GenieKey message='Disk full on web-42'"), "{text}");
+    assert!(text.contains("] done ") || text.contains("done shard="), "{text}");
+}

@@ -232,10 +232,11 @@ async fn a_kill_9_inside_an_aggregate_resumes_at_the_user_record_after_the_check
     let start = Instant::now();
     let mut seen_inside = None;
     loop {
-        if let Some((cp, sub)) = checkpoints(&stream, &table).await.get(&shard).cloned() {
-            if cp == agg_seq && sub > 0 {
-                seen_inside.get_or_insert(sub);
-            }
+        if let Some((cp, sub)) = checkpoints(&stream, &table).await.get(&shard).cloned()
+            && cp == agg_seq
+            && sub > 0
+        {
+            seen_inside.get_or_insert(sub);
         }
         if seen_inside.is_some() && slack.count() >= 120 {
             break;

@@ -119,10 +119,12 @@ async fn failing_responders_and_consumers_are_restarted_and_the_shard_goes_on() 
                 let s = observe(observers).await;
                 let consumer = s.consumers.first().cloned();
                 let known = s.checkpointer.as_ref().and_then(|c| c.shards.get(&shard)).and_then(|c| c.latest.clone());
-                if let Some(c) = consumer {
-                    if c.not_done == 0 && c.watermark.is_some() && c.watermark == known {
-                        return;
-                    }
+                if let Some(c) = consumer
+                    && c.not_done == 0
+                    && c.watermark.is_some()
+                    && c.watermark == known
+                {
+                    return;
                 }
                 assert!(start.elapsed() < Duration::from_secs(10), "settled: {:?}", s.consumers);
                 tokio::time::sleep(Duration::from_millis(50)).await;

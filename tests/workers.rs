@@ -635,10 +635,14 @@ async fn with_the_default_timings_a_sigterm_moves_shards_within_a_second_and_a_k
     let stream = TestStream::create("default-timings", 6).await;
     let slack = FakeHttp::start();
     let producer = Producer::start(&stream, 30);
-    // The default runtime config, but for the worker ids.
+    // The default runtime config, but for the worker ids and Slack's pace (1 a second by
+    // default, slower than this producer: the drain would wait for the backlog).
     let configs: Vec<ConfigDir> = (1..=3)
         .map(|i| {
-            let runtime = json!({ "leases": { "workerId": format!("w{i}") } });
+            let runtime = json!({
+                "leases": { "workerId": format!("w{i}") },
+                "rateLimits": { "slack": { "perSecond": 0 } }
+            });
             ConfigDir::new(&stream.name, "TRIM_HORIZON", None, &slack.url(&format!("/w{i}")), &runtime)
         })
         .collect();

@@ -113,10 +113,10 @@ impl SchemaRegistry {
                     let text = std::fs::read_to_string(&file).map_err(|e| err(&file, format!("cannot read: {e}")))?;
                     let json: Value =
                         serde_json::from_str(&text).map_err(|e| err(&file, format!("not valid JSON: {e}")))?;
-                    if let Some(declared) = self_key(&json) {
-                        if declared != key {
-                            return Err(err(&file, format!("its \"self\" says {declared}, but its path says {key}")));
-                        }
+                    if let Some(declared) = self_key(&json)
+                        && declared != key
+                    {
+                        return Err(err(&file, format!("its \"self\" says {declared}, but its path says {key}")));
                     }
                     self.add(key, json, file.display().to_string()).map_err(|m| err(&file, m))?;
                 }

@@ -156,18 +156,17 @@ impl Converter<'_> {
     fn union(&self, json: &JsonValue, u: &UnionSchema, path: &str) -> Result<AvroValue, FieldError> {
         let variants = u.variants();
         let wrap = |i: usize, v: AvroValue| AvroValue::Union(i as u32, Box::new(v));
-        if json.is_null() {
-            if let Some(i) = variants.iter().position(|v| matches!(v, Schema::Null)) {
-                return Ok(wrap(i, AvroValue::Null));
-            }
+        if json.is_null()
+            && let Some(i) = variants.iter().position(|v| matches!(v, Schema::Null))
+        {
+            return Ok(wrap(i, AvroValue::Null));
         }
         // Avro's strict JSON encoding: {"<branch name>": value}.
-        if let Some((key, inner)) = json.as_object().filter(|o| o.len() == 1).and_then(|o| o.iter().next()) {
-            if let Some(i) = variants.iter().position(|v| self.branch_names(v).iter().any(|n| n == key)) {
-                if let Ok(v) = self.convert(inner, &variants[i], path) {
-                    return Ok(wrap(i, v));
-                }
-            }
+        if let Some((key, inner)) = json.as_object().filter(|o| o.len() == 1).and_then(|o| o.iter().next())
+            && let Some(i) = variants.iter().position(|v| self.branch_names(v).iter().any(|n| n == key))
+            && let Ok(v) = self.convert(inner, &variants[i], path)
+        {
+            return Ok(wrap(i, v));
         }
         // Natural JSON: the first branch the value fits.
         let non_null: Vec<usize> = (0..variants.len()).filter(|&i| !matches!(variants[i], Schema::Null)).collect();

@@ -129,10 +129,10 @@ impl MemoryLeaseTable {
                 let mut rows = self.lock();
                 let result = apply(&mut rows);
                 let watcher = self.on_write.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                if let (Ok(_), Some(watch), Some(row)) = (&result, watcher, rows.get(key)) {
-                    if what.is_write() {
-                        watch(what, row);
-                    }
+                if let (Ok(_), Some(watch), Some(row)) = (&result, watcher, rows.get(key))
+                    && what.is_write()
+                {
+                    watch(what, row);
                 }
                 result
             }

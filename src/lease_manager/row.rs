@@ -137,10 +137,10 @@ impl Lease {
 
     /// Reads a row; rows of other entity types and malformed rows are errors the caller skips.
     pub fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Self, RowError> {
-        if let Some(AttributeValue::S(t)) = item.get(ENTITY_TYPE) {
-            if t != "LEASE" {
-                return Err(RowError::NotALease(t.clone()));
-            }
+        if let Some(AttributeValue::S(t)) = item.get(ENTITY_TYPE)
+            && t != "LEASE"
+        {
+            return Err(RowError::NotALease(t.clone()));
         }
         let malformed = |attribute, problem: &str| RowError::Malformed { attribute, problem: problem.to_owned() };
         let s = |name: &'static str| -> Result<Option<String>, RowError> {

@@ -65,10 +65,10 @@ fn ancestors_of_tracked<'a>(shards: &'a [ShardInfo], existing: &HashSet<String>)
     while let Some(id) = stack.pop() {
         if let Some(s) = by_id.get(id) {
             for p in &s.parents {
-                if let Some(parent) = by_id.get(p.as_str()) {
-                    if out.insert(parent.id.as_str()) {
-                        stack.push(parent.id.as_str());
-                    }
+                if let Some(parent) = by_id.get(p.as_str())
+                    && out.insert(parent.id.as_str())
+                {
+                    stack.push(parent.id.as_str());
                 }
             }
         }

@@ -169,14 +169,14 @@ impl LeaseManager {
         reply: oneshot::Sender<Result<(), LeaseError>>,
         ctx: &mut Context<Self>,
     ) {
-        if let Some(h) = self.state.held.get_mut(&at.key) {
-            if h.lease.checkpoint.is_after(&checkpoint) || h.lease.checkpoint == checkpoint {
-                // Never backwards; nothing new to write.
-                h.write_in_flight = false;
-                let _ = reply.send(Ok(()));
-                self.run_next_write(&at.key, ctx);
-                return;
-            }
+        if let Some(h) = self.state.held.get_mut(&at.key)
+            && (h.lease.checkpoint.is_after(&checkpoint) || h.lease.checkpoint == checkpoint)
+        {
+            // Never backwards; nothing new to write.
+            h.write_in_flight = false;
+            let _ = reply.send(Ok(()));
+            self.run_next_write(&at.key, ctx);
+            return;
         }
         let (table, worker_id, a, cp) =
             (self.table.clone(), self.worker_id().to_owned(), at.clone(), checkpoint.clone());
@@ -328,11 +328,12 @@ impl LeaseManager {
             if let Err(e) = &result {
                 log::warn!("lease {}: release failed ({e}); it will expire instead", at.key);
             }
-            if let Some(h) = act.drop_lease(&at.key, LeaseError::NotHeld(at.key.clone())) {
-                if h.handoff_to.is_some() && ok {
-                    act.state.counters.handoffs_done += 1;
-                    act.state.given_up.insert(at.key.clone(), Instant::now());
-                }
+            if let Some(h) = act.drop_lease(&at.key, LeaseError::NotHeld(at.key.clone()))
+                && h.handoff_to.is_some()
+                && ok
+            {
+                act.state.counters.handoffs_done += 1;
+                act.state.given_up.insert(at.key.clone(), Instant::now());
             }
             log::info!("lease {}: released", at.key);
             if ok {

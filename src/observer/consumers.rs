@@ -36,12 +36,12 @@ impl Supervisor {
     }
 
     pub(super) fn lease_lost(&mut self, shard: Arc<str>, tenure: Tenure, reason: String) {
-        if let Some(slot) = self.consumers.get(&shard) {
-            if slot.lease.tenure == tenure {
-                log::warn!("observer {}: stopping the consumer of shard {shard}: {reason}", self.id());
-                slot.addr.do_send(Stop);
-                self.consumers.remove(&shard);
-            }
+        if let Some(slot) = self.consumers.get(&shard)
+            && slot.lease.tenure == tenure
+        {
+            log::warn!("observer {}: stopping the consumer of shard {shard}: {reason}", self.id());
+            slot.addr.do_send(Stop);
+            self.consumers.remove(&shard);
         }
         if let Some(core) = &self.core {
             core.checkpointer.do_send(Forget { shard });
@@ -188,11 +188,11 @@ impl Supervisor {
             (incarnation, released)
         };
         ctx.spawn(fut.into_actor(self).map(move |(incarnation, released), act, _| {
-            if let Some(slot) = act.consumers.get(&shard) {
-                if Some(slot.incarnation) == incarnation {
-                    slot.addr.do_send(Stop);
-                    act.consumers.remove(&shard);
-                }
+            if let Some(slot) = act.consumers.get(&shard)
+                && Some(slot.incarnation) == incarnation
+            {
+                slot.addr.do_send(Stop);
+                act.consumers.remove(&shard);
             }
             log::info!(
                 "observer {}: shard {shard} handed over to {by} in {} ms ({})",

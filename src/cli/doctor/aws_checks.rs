@@ -246,10 +246,8 @@ async fn table_check(
     if !matches!(table.table_status(), Some(TableStatus::Active | TableStatus::Updating | TableStatus::Creating)) {
         return Check::fail(format!("{what} {name} is {status}, not usable"));
     }
-    if scan {
-        if let Err(f) = call(client.scan().table_name(name).limit(1).send(), "dynamodb:Scan", endpoint).await {
-            return Check::fail(format!("{what} {name}: {f}"));
-        }
+    if scan && let Err(f) = call(client.scan().table_name(name).limit(1).send(), "dynamodb:Scan", endpoint).await {
+        return Check::fail(format!("{what} {name}: {f}"));
     }
     let calls = if scan { "DescribeTable, Scan" } else { "DescribeTable" };
     Check::ok(format!("{what} {name}: {status}, hash key {key} ({calls})"))

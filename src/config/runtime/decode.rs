@@ -343,13 +343,13 @@ fn retry_policy(rt: &RawRetry) -> Result<RetryPolicy, FieldError> {
 
 fn dead_letter_settings(raw: RawDeadLetters, base_dir: &std::path::Path) -> Result<DeadLetterSettings, FieldError> {
     let file = raw.file.as_ref().map(|f| base_dir.join(f));
-    if let Some(folder) = file.as_ref().and_then(|f| f.parent()).filter(|p| !p.as_os_str().is_empty()) {
-        if !folder.is_dir() {
-            return Err(FieldError::new(
-                "data.deadLetters.file",
-                format!("expected a file in an existing folder, but {} is not a folder", folder.display()),
-            ));
-        }
+    if let Some(folder) = file.as_ref().and_then(|f| f.parent()).filter(|p| !p.as_os_str().is_empty())
+        && !folder.is_dir()
+    {
+        return Err(FieldError::new(
+            "data.deadLetters.file",
+            format!("expected a file in an existing folder, but {} is not a folder", folder.display()),
+        ));
     }
     Ok(DeadLetterSettings {
         file,
