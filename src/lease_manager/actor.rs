@@ -37,6 +37,9 @@ pub(super) struct State {
     pub scan_in_flight: bool,
     /// A take cycle (with stealing) came while a scan was out: run one after it.
     pub steal_pending: bool,
+    /// A scan came while one was out (its answer may predate a release it was called for), or
+    /// a take lost its race to another worker (others may still be free): scan again after it.
+    pub rescan_pending: bool,
     /// Handoffs this worker asked for (balancing), by when.
     pub requested: BTreeMap<String, Instant>,
     /// Leases this worker handed over, by when: not taken back while they are fresh.

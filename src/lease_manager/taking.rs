@@ -57,6 +57,8 @@ enum TakeResult {
     Taken(Box<Lease>),
     /// Its owner was asked to hand it over.
     Requested,
+    /// Another worker took it first: there may be other free leases for this one.
+    Lost,
     NotTaken(String),
 }
 
@@ -115,6 +117,7 @@ impl LeaseManager {
         }
         if self.state.scan_in_flight {
             self.state.steal_pending |= allow_steal;
+            self.state.rescan_pending = true;
             return;
         }
         self.state.scan_in_flight = true;
@@ -135,8 +138,11 @@ impl LeaseManager {
 
     fn scan_done(&mut self, ctx: &mut Context<Self>) {
         self.state.scan_in_flight = false;
+        let rescan = std::mem::take(&mut self.state.rescan_pending);
         if std::mem::take(&mut self.state.steal_pending) {
             self.scan_cycle(true, ctx);
+        } else if rescan {
+            self.scan_cycle(false, ctx);
         }
     }
 
@@ -351,6 +357,10 @@ impl LeaseManager {
                 log::info!("lease {}: asked {owner} to hand it over (balancing)", c.key);
                 self.state.requested.insert(c.key.clone(), Instant::now());
             }
+            TakeResult::Lost => {
+                log::debug!("lease {}: not taken: another worker moved it first; scanning again", c.key);
+                self.state.rescan_pending = true;
+            }
             TakeResult::NotTaken(why) => log::debug!("lease {}: not taken: {why}", c.key),
         }
     }
@@ -431,7 +441,7 @@ async fn take_one(table: &dyn LeaseStore, c: &Candidate, worker_id: &str) -> Tak
             Ok(other) => TakeResult::NotTaken(format!("changed again right after the take ({other:?})")),
             Err(e) => TakeResult::NotTaken(format!("read after take failed ({e}); leaving it to expire")),
         },
-        Err(LeaseTableError::ConditionFailed) => TakeResult::NotTaken("another worker moved it first".to_owned()),
+        Err(LeaseTableError::ConditionFailed) => TakeResult::Lost,
         Err(e) => TakeResult::NotTaken(format!("take failed ({e})")),
     }
 }
