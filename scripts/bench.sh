@@ -2,9 +2,12 @@
 # Runs the benchmarks against the local emulators, optimised (cargo's bench profile):
 #   benches/drain.rs    throughput: kinesalite for Kinesis, dynalite, moto (dedup off and on)
 #   benches/latency.rs  put → action latency, polling against fan-out, on kinesis-mock
-# With no arguments both run; `scripts/bench.sh --bench latency` runs one.
+#   benches/process.rs  the `sauna run` binary with the stdout responder: drain CPU, RSS and
+#                       wall beside a plain loop; idle shards; 200 shards and 1, 2, 4 workers
+# With no arguments all run; `scripts/bench.sh --bench latency` runs one.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+scripts/emulators.sh install   # a no-op when up to date; writes the emulators' launch files
 scripts/emulators.sh start
 eval "$(scripts/emulators.sh env)"
 if [ $# -eq 0 ]; then set -- --benches; fi

@@ -51,7 +51,7 @@ install() {
 // kinesalite's CLI cannot choose the address; this binds it to loopback, with no artificial
 // delays and a shard limit high enough for several benchmark streams.
 const port = parseInt(process.argv[2], 10);
-require('kinesalite')({ createStreamMs: 0, deleteStreamMs: 0, updateStreamMs: 0, shardLimit: 200 })
+require('kinesalite')({ createStreamMs: 0, deleteStreamMs: 0, updateStreamMs: 0, shardLimit: 1000 })
   .listen(port, '127.0.0.1', (err) => { if (err) { console.error(err); process.exit(1); } });
 EOF
 }
