@@ -70,16 +70,7 @@ async fn observe(stream: &str, total: usize, dedup: bool, counting: &proxy::Faul
     let dir = tempfile::tempdir().expect("tempdir");
     let write = |name: &str, v: serde_json::Value| std::fs::write(dir.path().join(name), v.to_string()).expect("write");
     let id = format!("{stream}-{}", if dedup { "dedup" } else { "plain" });
-    write(
-        "kinesis.json",
-        json!({
-            "schema": "iglu:com.snowplowanalytics.sauna.observers/AmazonKinesisConfig/avro/1-0-0",
-            "data": { "enabled": true, "id": id, "parameters": {
-                "aws": { "accessKeyId": "default", "secretAccessKey": "default" },
-                "kinesis": { "region": "us-east-1", "streamName": stream, "maxRecords": 10000,
-                             "initialPosition": "TRIM_HORIZON", "initialPositionModifiers": null } } }
-        }),
-    );
+    write("kinesis.json", common::observer_config(stream, &id));
     write(
         "runtime.json",
         json!({

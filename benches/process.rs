@@ -23,7 +23,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use aws_sdk_kinesis::types::ShardIteratorType;
 use serde_json::{Value, json};
 
 mod common;
@@ -64,16 +63,7 @@ fn memory_of(pid: u32, field: &str) -> f64 {
 fn config_dir(stream: &str, id: &str, runtime: Value) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     let write = |name: &str, v: Value| std::fs::write(dir.path().join(name), v.to_string()).expect("write");
-    write(
-        "kinesis.json",
-        json!({
-            "schema": "iglu:com.snowplowanalytics.sauna.observers/AmazonKinesisConfig/avro/1-0-0",
-            "data": { "enabled": true, "id": id, "parameters": {
-                "aws": { "accessKeyId": "default", "secretAccessKey": "default" },
-                "kinesis": { "region": "us-east-1", "streamName": stream, "maxRecords": 10000,
-                             "initialPosition": "TRIM_HORIZON", "initialPositionModifiers": null } } }
-        }),
-    );
+    write("kinesis.json", common::observer_config(stream, id));
     write(
         "stdout.json",
         json!({ "schema": "iglu:rs.sauna.responders/StdoutConfig/avro/1-0-0",
@@ -177,17 +167,7 @@ async fn plain_first_record(stream: &str) -> f64 {
     let clients = sauna::AwsClients::for_observer("us-east-1", &sauna::config::AwsCredentials::DefaultChain).await;
     let shards = clients.kinesis.list_shards().stream_name(stream).send().await.expect("ListShards");
     let shard = shards.shards().first().expect("a shard").shard_id().to_owned();
-    let it = clients
-        .kinesis
-        .get_shard_iterator()
-        .stream_name(stream)
-        .shard_id(&shard)
-        .shard_iterator_type(ShardIteratorType::TrimHorizon)
-        .send()
-        .await
-        .expect("GetShardIterator")
-        .shard_iterator
-        .expect("iterator");
+    let it = common::trim_horizon(&clients.kinesis, stream, &shard).await;
     let out = clients.kinesis.get_records().shard_iterator(it).limit(10_000).send().await.expect("GetRecords");
     assert!(!out.records().is_empty());
     start.elapsed().as_secs_f64()
@@ -283,16 +263,8 @@ async fn plain_poll(client: &aws_sdk_kinesis::Client, stream: &str, window: Dura
     let reads = shards.into_iter().map(|shard| {
         let (client, stream) = (client.clone(), stream.to_owned());
         async move {
-            let it = client
-                .get_shard_iterator()
-                .stream_name(&stream)
-                .shard_id(&shard)
-                .shard_iterator_type(ShardIteratorType::TrimHorizon)
-                .send()
-                .await
-                .expect("GetShardIterator")
-                .shard_iterator;
-            let out = client.get_records().set_shard_iterator(it).send().await.expect("GetRecords");
+            let it = common::trim_horizon(&client, &stream, &shard).await;
+            let out = client.get_records().shard_iterator(it).send().await.expect("GetRecords");
             out.next_shard_iterator
         }
     });

@@ -117,6 +117,32 @@ pub async fn put_all(client: &aws_sdk_kinesis::Client, stream: &str, total: usiz
     }
 }
 
+/// A TRIM_HORIZON iterator of one shard.
+pub async fn trim_horizon(client: &aws_sdk_kinesis::Client, stream: &str, shard: &str) -> String {
+    client
+        .get_shard_iterator()
+        .stream_name(stream)
+        .shard_id(shard)
+        .shard_iterator_type(ShardIteratorType::TrimHorizon)
+        .send()
+        .await
+        .expect("GetShardIterator")
+        .shard_iterator
+        .expect("iterator")
+}
+
+/// The observer config file of the benchmarks: `stream` on kinesalite from TRIM_HORIZON,
+/// `maxRecords` 10,000.
+pub fn observer_config(stream: &str, id: &str) -> serde_json::Value {
+    json!({
+        "schema": "iglu:com.snowplowanalytics.sauna.observers/AmazonKinesisConfig/avro/1-0-0",
+        "data": { "enabled": true, "id": id, "parameters": {
+            "aws": { "accessKeyId": "default", "secretAccessKey": "default" },
+            "kinesis": { "region": "us-east-1", "streamName": stream, "maxRecords": 10000,
+                         "initialPosition": "TRIM_HORIZON", "initialPositionModifiers": null } } }
+    })
+}
+
 /// The plain loop: every shard read from TRIM_HORIZON to its end, in parallel.
 pub async fn plain_drain(client: &aws_sdk_kinesis::Client, stream: &str, total: usize) -> Duration {
     let shards = client.list_shards().stream_name(stream).send().await.expect("ListShards");
@@ -126,16 +152,7 @@ pub async fn plain_drain(client: &aws_sdk_kinesis::Client, stream: &str, total: 
     for shard in shards.shards() {
         let (client, stream, id, read) = (client.clone(), stream.to_owned(), shard.shard_id().to_owned(), read.clone());
         tasks.push(tokio::spawn(async move {
-            let mut it = client
-                .get_shard_iterator()
-                .stream_name(&stream)
-                .shard_id(&id)
-                .shard_iterator_type(ShardIteratorType::TrimHorizon)
-                .send()
-                .await
-                .expect("GetShardIterator")
-                .shard_iterator
-                .expect("iterator");
+            let mut it = trim_horizon(&client, &stream, &id).await;
             loop {
                 let out = client.get_records().shard_iterator(&it).limit(10_000).send().await.expect("GetRecords");
                 let n = out.records().len() as u64;

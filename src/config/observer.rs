@@ -244,9 +244,14 @@ const KNOWN_REGIONS: &[&str] = &[
     "us-west-2",
 ];
 
+/// Is `region` one of the AWS regions this version knows (exactly, lower case)?
+pub fn is_known_region(region: &str) -> bool {
+    KNOWN_REGIONS.contains(&region)
+}
+
 /// A warning when `region` is not a region this version knows (a misspelling, most likely).
 pub fn region_warning(region: &str) -> Option<String> {
-    if KNOWN_REGIONS.contains(&region) {
+    if is_known_region(region) {
         return None;
     }
     let close: Vec<&str> = KNOWN_REGIONS.iter().copied().filter(|r| similar(r, region)).collect();
