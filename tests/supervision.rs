@@ -98,7 +98,14 @@ async fn failing_responders_and_consumers_are_restarted_and_the_shard_goes_on() 
     wait_until("all five commands done", Duration::from_secs(30), move || s.done.lock().expect("lock").len() == 5)
         .await;
     assert_eq!(*scripted.done.lock().expect("lock"), texts, "same key: in order, the panic and the errors retried");
-    let snapshot = observe(&observers).await;
+    // The responder's last answer reaches the consumer (through the claim's finishing write)
+    // a moment after the responder saw it done.
+    let start = Instant::now();
+    let mut snapshot = observe(&observers).await;
+    while snapshot.consumers[0].counters.outcomes[0] < 5 && start.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        snapshot = observe(&observers).await;
+    }
     let responder = &snapshot.responders[0];
     assert!(responder.restarts >= 1, "the responder was restarted after its panic: {responder:?}");
     let consumer = &snapshot.consumers[0];
