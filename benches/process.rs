@@ -14,7 +14,11 @@
 //!    per minute after, beside a plain loop that reads each shard once.
 //!
 //! Run: `scripts/bench.sh --bench process`. `SAUNA_BENCH_RECORDS` (100,000), `SAUNA_BENCH_RUNS`
-//! (3; the drain's figures are medians), `SAUNA_BENCH_IDLE_SECS` (30) change the sizes.
+//! (3; the drain's figures are medians), `SAUNA_BENCH_IDLE_SECS` (30) change the sizes;
+//! `SAUNA_BENCH_ONLY=drain|idle` runs one part, `SAUNA_BENCH_DEDUP=off` only the drain without
+//! dedup, `SAUNA_BENCH_RUNTIME` (a JSON object) adds to the drain's runtime config, and
+//! `SAUNA_BENCH_PERF=DIR` records a `perf` profile of each drain into `DIR`. The plain loop's
+//! CPU and peak RSS are this benchmark process's own while it drains.
 
 use std::io::Read;
 use std::path::Path;
@@ -127,10 +131,18 @@ struct ProcessDrain {
 }
 
 fn drain_once(stream: &str, id: &str, dedup: bool, total: usize, kinesalite: &str) -> ProcessDrain {
-    let dir = config_dir(stream, id, json!({ "dedup": { "enabled": dedup } }));
+    let mut runtime = json!({ "dedup": { "enabled": dedup } });
+    // `SAUNA_BENCH_RUNTIME='{"retrieval": {…}}'`: more of the runtime config, for trying settings.
+    if let Ok(extra) = std::env::var("SAUNA_BENCH_RUNTIME") {
+        let extra: serde_json::Map<String, Value> =
+            serde_json::from_str(&extra).expect("SAUNA_BENCH_RUNTIME: a JSON object");
+        runtime.as_object_mut().expect("an object").extend(extra);
+    }
+    let dir = config_dir(stream, id, runtime);
     let start = Instant::now();
     let mut child = spawn(dir.path(), &dir.path().join("sauna.log"), kinesalite);
     let pid = child.id();
+    let profiler = profile(pid, dedup);
     let mut out = child.stdout.take().expect("stdout");
     let lines = Arc::new(AtomicU64::new(0));
     let first_at = Arc::new(std::sync::Mutex::new(None::<Duration>));
@@ -155,10 +167,29 @@ fn drain_once(stream: &str, id: &str, dedup: bool, total: usize, kinesalite: &st
     }
     let wall = start.elapsed().as_secs_f64();
     let (cpu, rss) = (cpu_of(pid), memory_of(pid, "VmHWM:"));
+    if let Some(perf) = profiler {
+        stop(perf);
+    }
     stop(child);
     let _ = reader.join();
     let first = first_at.lock().expect("first").map_or(f64::NAN, |d| d.as_secs_f64());
     ProcessDrain { wall, cpu, rss, first }
+}
+
+/// With `SAUNA_BENCH_PERF=DIR`, a `perf record` of the sauna process (call graphs, 499 Hz) into
+/// `DIR/dedup-off.data` or `DIR/dedup-on.data`, for a profile of where the time goes.
+fn profile(pid: u32, dedup: bool) -> Option<Child> {
+    let dir = std::env::var("SAUNA_BENCH_PERF").ok()?;
+    let out = Path::new(&dir).join(if dedup { "dedup-on.data" } else { "dedup-off.data" });
+    let child = Command::new("perf")
+        .args(["record", "-F", "499", "-g", "-p", &pid.to_string(), "-o"])
+        .arg(out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("perf runs");
+    std::thread::sleep(Duration::from_millis(100));
+    Some(child)
 }
 
 /// A plain loop's time to a first record: a client, an iterator, one GetRecords.
@@ -179,12 +210,19 @@ async fn drain(client: &aws_sdk_kinesis::Client, kinesalite: &str) {
     let stream = format!("process-{}", uuid::Uuid::new_v4().simple());
     common::create_stream(client, &stream, 4).await;
     common::put_all(client, &stream, total).await;
-    let (mut plain, mut plain_first) = (vec![], vec![]);
+    let (mut plain, mut plain_cpu, mut plain_rss, mut plain_first) = (vec![], vec![], vec![], vec![]);
     let mut sauna: [Vec<ProcessDrain>; 2] = [vec![], vec![]];
+    // `SAUNA_BENCH_DEDUP=off`: only the run with dedup off (the other takes two minutes).
+    let modes: &[bool] =
+        if std::env::var("SAUNA_BENCH_DEDUP").as_deref() == Ok("off") { &[false] } else { &[false, true] };
     for run in 0..runs {
+        common::reset_peak_rss();
+        let cpu = common::cpu_seconds();
         plain.push(common::plain_drain(client, &stream, total).await.as_secs_f64());
+        plain_cpu.push(common::cpu_seconds() - cpu);
+        plain_rss.push(common::peak_rss_mib());
         plain_first.push(plain_first_record(&stream).await);
-        for (i, dedup) in [false, true].into_iter().enumerate() {
+        for (i, dedup) in modes.iter().copied().enumerate() {
             let id = format!("{stream}-{run}-{}", if dedup { "dedup" } else { "plain" });
             let (s, k) = (stream.clone(), kinesalite.to_owned());
             let d = tokio::task::spawn_blocking(move || drain_once(&s, &id, dedup, total, &k)).await.expect("drain");
@@ -201,8 +239,10 @@ async fn drain(client: &aws_sdk_kinesis::Client, kinesalite: &str) {
         }
     }
     let plain_wall = median(plain);
-    let plain_first = median(plain_first);
-    let per = |v: &[ProcessDrain], f: fn(&ProcessDrain) -> f64| median(v.iter().map(f).collect());
+    let (plain_cpu, plain_rss, plain_first) = (median(plain_cpu), median(plain_rss), median(plain_first));
+    let per = |v: &[ProcessDrain], f: fn(&ProcessDrain) -> f64| {
+        if v.is_empty() { f64::NAN } else { median(v.iter().map(f).collect()) }
+    };
     let scale = 100_000.0 / total as f64;
     println!("\n### drain: {total} commands, 4 kinesalite shards, `sauna run` with the stdout responder to a pipe");
     println!("(median of {runs} runs)\n");
@@ -219,11 +259,16 @@ async fn drain(client: &aws_sdk_kinesis::Client, kinesalite: &str) {
         plain_wall / per(&sauna[1], |d| d.wall)
     );
     println!(
-        "| CPU s per 100k commands | — | {:.2} | {:.2} |",
+        "| CPU s per 100k commands | {:.2} | {:.2} | {:.2} |",
+        plain_cpu * scale,
         per(&sauna[0], |d| d.cpu) * scale,
         per(&sauna[1], |d| d.cpu) * scale
     );
-    println!("| peak RSS MiB | — | {:.0} | {:.0} |", per(&sauna[0], |d| d.rss), per(&sauna[1], |d| d.rss));
+    println!(
+        "| peak RSS MiB | {plain_rss:.0} (the benchmark's process) | {:.0} | {:.0} |",
+        per(&sauna[0], |d| d.rss),
+        per(&sauna[1], |d| d.rss)
+    );
     println!(
         "| s from start to first command | {plain_first:.2} | {:.2} | {:.2} |",
         per(&sauna[0], |d| d.first),

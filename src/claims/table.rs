@@ -264,6 +264,8 @@ impl ClaimStore for ClaimTable {
         expires_at: i64,
         stale: Option<&Held>,
     ) -> Result<ClaimAnswer, ClaimError> {
+        // Thousands of commands can wait here for a permit: each waits in a future sized for
+        // the wait, not for the SDK calls after it (boxed below, allocated only once called).
         let _permit = self.permit().await?;
         for _ in 0..3 {
             let put = self
@@ -275,12 +277,11 @@ impl ClaimStore for ClaimTable {
                 .expression_attribute_names("#id", COMMAND_ID)
                 .expression_attribute_names("#s", STATE)
                 .expression_attribute_values(":released", s(ClaimState::Released.as_str()))
-                .send()
-                .await;
-            if applied(put)? {
+                .send();
+            if applied(Box::pin(put).await)? {
                 return Ok(ClaimAnswer::Granted { taken_over: None });
             }
-            let Some((state, by, detail)) = self.read(command_id).await? else { continue };
+            let Some((state, by, detail)) = Box::pin(self.read(command_id)).await? else { continue };
             match state {
                 ClaimState::Released => continue,
                 ClaimState::Done | ClaimState::Failed => return Ok(ClaimAnswer::Finished { state, by, detail }),
@@ -290,7 +291,7 @@ impl ClaimStore for ClaimTable {
                     if stale != Some(&seen) {
                         return Ok(ClaimAnswer::Held(seen));
                     }
-                    if self.take_over(command_id, me, expires_at, &seen).await? {
+                    if Box::pin(self.take_over(command_id, me, expires_at, &seen)).await? {
                         return Ok(ClaimAnswer::Granted { taken_over: Some(by) });
                     }
                 }
@@ -316,7 +317,7 @@ impl ClaimStore for ClaimTable {
             .expression_attribute_values(":state", s(state.as_str()))
             .expression_attribute_values(":detail", s(if detail.is_empty() { "-" } else { detail }))
             .expression_attribute_values(":attempts", n(attempts));
-        applied(req.send().await)
+        applied(Box::pin(req.send()).await)
     }
 
     async fn release(&self, command_id: &str, me: &Claimer) -> Result<bool, ClaimError> {
@@ -325,6 +326,6 @@ impl ClaimStore for ClaimTable {
             .update_mine(command_id, me)
             .update_expression("SET #s = :released")
             .expression_attribute_values(":released", s(ClaimState::Released.as_str()));
-        applied(req.send().await)
+        applied(Box::pin(req.send()).await)
     }
 }

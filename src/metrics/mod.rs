@@ -10,8 +10,8 @@
 pub mod prometheus;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix::dev::AsyncContextParts;
@@ -77,8 +77,7 @@ impl Operation {
 }
 
 /// One measurement.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
+#[derive(Debug, Clone)]
 pub struct Sample {
     pub name: &'static str,
     pub operation: Operation,
@@ -114,17 +113,52 @@ impl Stat {
 
 type SeriesKey = (&'static str, Operation, Scope, Unit);
 
-/// A cheap handle every actor holds to send samples. Sending never waits: when the Metrics
-/// mailbox is full the sample is dropped and counted.
+/// A cheap handle every actor holds to send samples. Sending never waits and is no message of
+/// its own: samples are appended to a buffer all clones share, and the Metrics actor is woken
+/// once per batch (one message, not one per sample: a command costs several samples). When the
+/// buffer holds `capacity` samples the sample is dropped and counted.
 #[derive(Clone)]
 pub struct MetricsHandle {
-    to: Option<Recipient<Sample>>,
+    to: Option<Arc<SampleBuffer>>,
     level: MetricsLevel,
     /// Prometheus is on: every sample goes to the Metrics actor at full detail (it applies the
     /// level to CloudWatch's share), and so do the Prometheus-only gauges.
     prometheus: bool,
     dropped: Arc<AtomicU64>,
 }
+
+/// Samples on their way to the Metrics actor, and whether it has been woken for them.
+pub struct SampleBuffer {
+    wake: Recipient<Samples>,
+    capacity: usize,
+    state: Mutex<Buffered>,
+}
+
+#[derive(Default)]
+struct Buffered {
+    samples: Vec<Sample>,
+    /// A [`Samples`] message is on its way: the next samples join this batch.
+    woken: bool,
+}
+
+impl SampleBuffer {
+    fn state(&self) -> std::sync::MutexGuard<'_, Buffered> {
+        // A panic while holding this lock leaves only samples behind: keep using them.
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Everything buffered so far (the Metrics actor's side).
+    fn take(&self) -> Vec<Sample> {
+        let mut state = self.state();
+        state.woken = false;
+        std::mem::take(&mut state.samples)
+    }
+}
+
+/// Wakes the Metrics actor for the samples buffered since the last wake.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Samples(Arc<SampleBuffer>);
 
 impl std::fmt::Debug for MetricsHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -138,9 +172,11 @@ impl MetricsHandle {
         MetricsHandle { to: None, level: MetricsLevel::None, prometheus: false, dropped: Arc::new(AtomicU64::new(0)) }
     }
 
-    /// A handle sending to `to` (the Metrics actor, or a stand-in in a test).
-    pub fn new(to: Recipient<Sample>, level: MetricsLevel) -> Self {
-        MetricsHandle { to: Some(to), level, prometheus: false, dropped: Arc::new(AtomicU64::new(0)) }
+    /// A handle sending to `to` (the Metrics actor), holding at most `capacity` samples that
+    /// it has not taken yet.
+    pub fn new(to: Recipient<Samples>, level: MetricsLevel, capacity: usize) -> Self {
+        let buffer = SampleBuffer { wake: to, capacity: capacity.max(1), state: Mutex::new(Buffered::default()) };
+        MetricsHandle { to: Some(Arc::new(buffer)), level, prometheus: false, dropped: Arc::new(AtomicU64::new(0)) }
     }
 
     /// With `prometheus`, samples reach the Metrics actor whatever CloudWatch's level.
@@ -163,9 +199,20 @@ impl MetricsHandle {
     }
 
     fn send(&self, sample: Sample) {
-        let Some(to) = &self.to else { return };
-        if to.try_send(sample).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+        let Some(buffer) = &self.to else { return };
+        let wake = {
+            let mut state = buffer.state();
+            if state.samples.len() >= buffer.capacity {
+                drop(state);
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            state.samples.push(sample);
+            !std::mem::replace(&mut state.woken, true)
+        };
+        if wake && buffer.wake.try_send(Samples(buffer.clone())).is_err() {
+            // The actor's mailbox is full (or it is restarting): the next sample wakes it.
+            buffer.state().woken = false;
         }
     }
 
@@ -229,7 +276,8 @@ pub struct Metrics {
     settings: MetricsSettings,
     mailbox: usize,
     pending: BTreeMap<SeriesKey, Stat>,
-    totals: BTreeMap<(String, String, String), f64>,
+    /// (name, operation, shard) → sum of all samples.
+    totals: BTreeMap<(&'static str, Operation, Option<Arc<str>>), f64>,
     flushes: u64,
     failed_flushes: u64,
     datums_sent: u64,
@@ -361,10 +409,8 @@ impl Actor for Metrics {
     }
 }
 
-impl Handler<Sample> for Metrics {
-    type Result = ();
-
-    fn handle(&mut self, s: Sample, _: &mut Self::Context) {
+impl Metrics {
+    fn take_sample(&mut self, s: Sample) {
         if let Some(p) = &self.prometheus {
             p.record(&s, &self.worker_id);
         }
@@ -374,19 +420,28 @@ impl Handler<Sample> for Metrics {
         // The handle applies the level already unless Prometheus is on; either way CloudWatch
         // gets what the level says.
         let Some(scope) = self.settings.level.scope(s.scope) else { return };
-        let s = Sample { scope, ..s };
-        let shard = match &s.scope {
-            Scope::Shard(id) => id.to_string(),
-            _ => String::new(),
+        let shard = match &scope {
+            Scope::Shard(id) => Some(id.clone()),
+            _ => None,
         };
-        *self.totals.entry((s.name.to_owned(), s.operation.as_str().to_owned(), shard)).or_default() += s.value;
+        *self.totals.entry((s.name, s.operation, shard)).or_default() += s.value;
         if !self.settings.enabled {
             return;
         }
         self.pending
-            .entry((s.name, s.operation, s.scope, s.unit))
+            .entry((s.name, s.operation, scope, s.unit))
             .and_modify(|st| st.add(s.value))
             .or_insert_with(|| Stat::of(s.value));
+    }
+}
+
+impl Handler<Samples> for Metrics {
+    type Result = ();
+
+    fn handle(&mut self, Samples(buffer): Samples, _: &mut Self::Context) {
+        for sample in buffer.take() {
+            self.take_sample(sample);
+        }
     }
 }
 
@@ -413,7 +468,14 @@ impl Observable for Metrics {
 
     fn snapshot(&self, ctx: &mut Self::Context) -> MetricsSnapshot {
         MetricsSnapshot {
-            totals: self.totals.clone(),
+            totals: self
+                .totals
+                .iter()
+                .map(|((name, operation, shard), v)| {
+                    let shard = shard.as_deref().unwrap_or_default().to_owned();
+                    (((*name).to_owned(), operation.as_str().to_owned(), shard), *v)
+                })
+                .collect(),
             flushes: self.flushes,
             failed_flushes: self.failed_flushes,
             datums_sent: self.datums_sent,
@@ -455,7 +517,7 @@ mod tests {
         for (enabled, level) in [(false, MetricsLevel::None), (true, MetricsLevel::Summary)] {
             let exporter = Arc::new(Exporter::new());
             let m = start(settings(enabled, level), Some(exporter.observer("obs")));
-            let handle = MetricsHandle::new(m.clone().recipient(), level).exporting(true);
+            let handle = MetricsHandle::new(m.clone().recipient(), level, 64).exporting(true);
             let shard = Scope::Shard(Arc::from("shardId-7"));
             handle.count("RecordsProcessed", Operation::ProcessTask, shard.clone(), 5);
             handle.gauge("CommandsInFlight", Operation::ProcessTask, shard, 2.0);
@@ -476,7 +538,7 @@ mod tests {
     #[actix_rt::test]
     async fn without_prometheus_the_handle_applies_the_level_and_sends_no_gauge() {
         let m = start(settings(true, MetricsLevel::Detailed), None);
-        let handle = MetricsHandle::new(m.clone().recipient(), MetricsLevel::Detailed);
+        let handle = MetricsHandle::new(m.clone().recipient(), MetricsLevel::Detailed, 64);
         let shard = Scope::Shard(Arc::from("shardId-7"));
         handle.count("RecordsProcessed", Operation::ProcessTask, shard.clone(), 5);
         handle.gauge("CommandsInFlight", Operation::ProcessTask, shard.clone(), 2.0);
@@ -484,7 +546,7 @@ mod tests {
         let totals = snapshot(&m).await.totals;
         assert_eq!(totals.len(), 1, "{totals:?}");
         assert_eq!(totals.get(&("RecordsProcessed".into(), "ProcessTask".into(), "shardId-7".into())), Some(&5.0));
-        let none = MetricsHandle::new(m.clone().recipient(), MetricsLevel::None);
+        let none = MetricsHandle::new(m.clone().recipient(), MetricsLevel::None, 64);
         none.count("RecordsProcessed", Operation::ProcessTask, shard, 5);
         assert_eq!(snapshot(&m).await.total("RecordsProcessed"), 5.0, "NONE sends nothing");
     }

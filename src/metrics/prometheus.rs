@@ -110,7 +110,7 @@ pub const SERIES: &[Series] = &[
         "RecordsPending",
         "records_pending",
         G,
-        "Records of a shard read and without an outcome yet (bounded by retrieval.maxInFlightPerShard)",
+        "Records of a shard read and without an outcome yet (bounded by retrieval.maxInFlightPerShard and retrieval.maxInFlightBytesPerShard)",
     ),
     seconds("ResponderLatency", "responder_latency", H, "From a command's dispatch to its outcome, retries included"),
     series("ResponderRetries", "responder_retries", C, "Attempts after the first"),

@@ -87,8 +87,8 @@ impl Supervisor {
             guard("Metrics"),
         )
         .start();
-        let metrics_handle =
-            MetricsHandle::new(metrics.clone().recipient(), r.metrics.level).exporting(spec.prometheus.is_some());
+        let metrics_handle = MetricsHandle::new(metrics.clone().recipient(), r.metrics.level, r.mailboxes.metrics)
+            .exporting(spec.prometheus.is_some());
         let lease_manager = self.start_lease_manager(metrics_handle.clone(), guard("LeaseManager"), ctx);
         let writer = CheckpointWriter {
             checkpoint: lease_manager.clone().recipient(),

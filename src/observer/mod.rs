@@ -127,6 +127,7 @@ impl Supervisor {
             max_records: spec.observer.max_records,
             idle_time: r.retrieval.idle_time_between_reads,
             max_in_flight: r.retrieval.max_in_flight_per_shard,
+            max_in_flight_bytes: r.retrieval.max_in_flight_bytes_per_shard,
             ordering: r.retrieval.ordering,
             at_timestamp: match spec.observer.initial_position {
                 InitialPosition::AtTimestamp(t) => Some(t),

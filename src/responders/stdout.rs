@@ -13,7 +13,7 @@ use std::sync::{Arc, OnceLock};
 
 use tokio::sync::{mpsc, oneshot};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{
     Attempt, AttemptFuture, ConfigSchema, Configured, Responder, ResponderConfigFile, ResponderContext, ResponderModule,
@@ -47,15 +47,7 @@ impl Responder for StdoutResponder {
     }
 
     fn execute<'a>(&'a self, command: &'a Command, _: &'a ResponderContext) -> AttemptFuture<'a> {
-        let line = serde_json::json!({
-            "commandId": command.envelope.command_id.to_string(),
-            "whenCreated": command.envelope.when_created.to_rfc3339(),
-            "tags": command.envelope.tags,
-            "schema": command.schema.to_string(),
-            "data": command.data,
-        });
-        let mut bytes = line.to_string().into_bytes();
-        bytes.push(b'\n');
+        let bytes = line_of(command);
         Box::pin(async move {
             match print(bytes).await {
                 Ok(()) => Attempt::Done("printed".into()),
@@ -63,6 +55,35 @@ impl Responder for StdoutResponder {
             }
         })
     }
+}
+
+/// A command as its line prints it. The fields are in the order of their names, as a JSON object
+/// built of them printed them (serde_json sorts an object's keys), and they borrow from the
+/// command instead of copying its data into a tree of their own.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PrintedCommand<'a> {
+    command_id: String,
+    data: &'a serde_json::Value,
+    schema: String,
+    tags: &'a std::collections::BTreeMap<String, String>,
+    when_created: String,
+}
+
+/// The line printed for `command`, its newline included.
+fn line_of(command: &Command) -> Vec<u8> {
+    let printed = PrintedCommand {
+        command_id: command.envelope.command_id.to_string(),
+        data: &command.data,
+        schema: command.schema.to_string(),
+        tags: &command.envelope.tags,
+        when_created: command.envelope.when_created.to_rfc3339(),
+    };
+    let mut bytes = Vec::with_capacity(256);
+    // Serializing borrowed JSON values and strings into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut bytes, &printed);
+    bytes.push(b'\n');
+    bytes
 }
 
 /// One line to print, and who waits for it.
@@ -124,4 +145,34 @@ fn configure(file: &ResponderConfigFile<'_>) -> Result<Configured, FieldError> {
     let raw = super::decode::<RawParameters>(file.value)?;
     let criteria = super::parse_criteria(&raw.parameters.commands, "data.parameters.commands")?;
     Ok(Configured { responders: vec![Arc::new(StdoutResponder { id: raw.id, criteria })], warnings: vec![] })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The line is byte for byte what printing a JSON object of the same fields gave (the
+    /// form earlier releases printed, which downstream programs parse).
+    #[test]
+    fn a_line_is_the_json_object_of_the_command_and_a_newline() {
+        let command = Command {
+            envelope: crate::command::Envelope {
+                command_id: uuid::Uuid::from_u128(0x1234_5678_9abc_def0_1234_5678_9abc_def0),
+                when_created: chrono::DateTime::parse_from_rfc3339("2017-01-02T03:04:05.678+01:00").expect("time"),
+                semantics: crate::command::Semantics::AtLeastOnce,
+                time_to_live: None,
+                tags: [("z".to_owned(), "last".to_owned()), ("a \"quoted\"".to_owned(), "é\n".to_owned())].into(),
+            },
+            schema: "iglu:com.slack.sauna.commands/send_message/jsonschema/1-0-0".parse().expect("key"),
+            data: serde_json::json!({ "text": "hi ✓", "channel": "#ops", "attachments": [{ "b": 1, "a": null }] }),
+        };
+        let expected = serde_json::json!({
+            "commandId": command.envelope.command_id.to_string(),
+            "whenCreated": command.envelope.when_created.to_rfc3339(),
+            "tags": command.envelope.tags,
+            "schema": command.schema.to_string(),
+            "data": command.data,
+        });
+        assert_eq!(String::from_utf8(line_of(&command)).expect("UTF-8"), format!("{expected}\n"));
+    }
 }

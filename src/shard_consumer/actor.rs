@@ -25,6 +25,8 @@ use crate::supervision::{ExitGuard, ExitReason, stops_on_request};
 /// second or two, an outage is retried often enough to resume promptly once it ends, and the
 /// shards of many workers hit by one fault do not retry in step (a subscription in use or over
 /// the subscribe rate of once a second per shard likewise).
+/// The size of a record assumed before a shard's first batch says better.
+const ASSUMED_RECORD_BYTES: usize = 1024;
 const READ_BACKOFF: (Duration, Duration) = (Duration::from_millis(200), Duration::from_secs(10));
 
 /// Progress is sent again after this long even if the watermark did not move, so a restarted
@@ -59,6 +61,9 @@ pub(super) struct State {
     /// User records per Kinesis record in the last batch (KPL aggregates hold many): how many
     /// records a read asks for within the in-flight bound.
     pub user_records_per_record: usize,
+    /// Data bytes per Kinesis record in the last batch: how many records a read asks for
+    /// within the byte bound.
+    pub bytes_per_record: usize,
     /// The children of the closed shard, from its last GetRecords.
     pub children: Vec<ShardInfo>,
     pub drain_waiters: Waiters,
@@ -88,7 +93,7 @@ pub struct ShardConsumer {
 
 impl ShardConsumer {
     pub fn new(settings: Arc<ConsumerSettings>, links: ConsumerLinks, lease: AcquiredLease, exit: ExitGuard) -> Self {
-        let tracker = Tracker::new(settings.max_in_flight);
+        let tracker = Tracker::new(settings.max_in_flight).with_byte_bound(settings.max_in_flight_bytes);
         let fence = Fence::new(lease.deadline.clone());
         let resume_floor = match &lease.checkpoint {
             Checkpoint::Sequence(at) => Some(at.clone()),
@@ -107,6 +112,7 @@ impl ShardConsumer {
                 resume_floor,
                 tracker,
                 user_records_per_record: 1,
+                bytes_per_record: ASSUMED_RECORD_BYTES,
                 children: vec![],
                 drain_waiters: Waiters::default(),
                 progress_sent: None,
@@ -359,6 +365,7 @@ impl Observable for ShardConsumer {
             phase: s.phase,
             counters: s.counters,
             not_done: s.tracker.not_done(),
+            not_done_bytes: s.tracker.bytes(),
             in_flight: s.tracker.in_flight(),
             watermark: s.tracker.watermark().map(ToString::to_string),
             millis_behind_latest: s.millis_behind_latest,

@@ -34,8 +34,8 @@ pub struct ClaimTimings {
 
 /// A command on its way, as its task carries it.
 pub(super) struct Journey {
-    pub claims: Option<(Arc<dyn ClaimStore>, ClaimTimings)>,
-    pub claimer: Claimer,
+    /// The claim table, its timings, and who claims (`None`: dedup is off).
+    pub claims: Option<(Arc<dyn ClaimStore>, ClaimTimings, Claimer)>,
     pub stale: Option<Held>,
     pub recipient: Recipient<Execute>,
     pub execute: Execute,
@@ -75,23 +75,19 @@ impl Journey {
         if !self.execute.fence.is_valid() {
             return Arrival::Fenced;
         }
+        let Some((claims, timings, claimer)) = &self.claims else {
+            return Arrival::Executed { result: self.execute().await, taken_over: None };
+        };
         let command_id = self.execute.command.envelope.command_id.to_string();
-        let taken_over = match &self.claims {
-            None => None,
-            Some((claims, timings)) => {
-                let expires_at = self.expires_at(timings);
-                match claims.claim(&command_id, &self.claimer, expires_at, self.stale.as_ref()).await {
-                    Ok(ClaimAnswer::Granted { taken_over }) => taken_over,
-                    Ok(ClaimAnswer::Finished { state, by, detail }) => return Arrival::Duplicate { state, by, detail },
-                    Ok(ClaimAnswer::Held(held)) => return Arrival::Held(held),
-                    Err(e) => return Arrival::ClaimFailed(e.to_string()),
-                }
-            }
+        let expires_at = self.expires_at(timings);
+        let taken_over = match claims.claim(&command_id, claimer, expires_at, self.stale.as_ref()).await {
+            Ok(ClaimAnswer::Granted { taken_over }) => taken_over,
+            Ok(ClaimAnswer::Finished { state, by, detail }) => return Arrival::Duplicate { state, by, detail },
+            Ok(ClaimAnswer::Held(held)) => return Arrival::Held(held),
+            Err(e) => return Arrival::ClaimFailed(e.to_string()),
         };
         let result = self.execute().await;
-        if let Some((claims, _)) = &self.claims {
-            settle(&**claims, &command_id, &self.claimer, &result).await;
-        }
+        settle(&**claims, &command_id, claimer, &result).await;
         Arrival::Executed { result, taken_over }
     }
 

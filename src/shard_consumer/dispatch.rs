@@ -132,16 +132,17 @@ impl ShardConsumer {
                     Ordering::PartitionKey => record.partition_key.clone(),
                     Ordering::Shard => Arc::from(""),
                 };
+                let bytes = record.data.len();
                 let pending =
                     Pending { command, route, record, attempts: 0, claim_wait: None, stale: None, claim_failures: 0 };
-                self.state.tracker.admit(pos, key, pending);
+                self.state.tracker.admit(pos, key, pending, bytes);
                 return true;
             }
             Classified::Invalid { ref reason, .. } => (Outcome::Invalid, reason.clone()),
             Classified::Unroutable { ref reason, .. } => (Outcome::Unroutable, reason.clone()),
             Classified::Expired { ref reason, .. } => (Outcome::Expired, reason.clone()),
         };
-        let idx = self.state.tracker.admit_waiting(pos);
+        let idx = self.state.tracker.admit_waiting(pos, record.data.len());
         let command_id = class.command_id();
         let end = RecordOutcome {
             outcome,
@@ -196,13 +197,16 @@ impl ShardConsumer {
             pending.attempts += 1;
         }
         let journey = Journey {
-            claims: self.links.claims.clone().zip(self.settings.claims.clone()),
-            claimer: Claimer {
-                owner: self.settings.worker_id.clone(),
-                tenure: self.lease.tenure.0,
-                shard: self.shard().to_string(),
-                sequence_number: pending.record.label.to_string(),
-            },
+            // The claimer's strings are made only when dedup is on.
+            claims: self.links.claims.clone().zip(self.settings.claims.clone()).map(|(store, timings)| {
+                let claimer = Claimer {
+                    owner: self.settings.worker_id.clone(),
+                    tenure: self.lease.tenure.0,
+                    shard: self.shard().to_string(),
+                    sequence_number: pending.record.label.to_string(),
+                };
+                (store, timings, claimer)
+            }),
             stale: pending.stale.take(),
             recipient,
             execute: Execute {

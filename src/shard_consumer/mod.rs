@@ -7,8 +7,9 @@
 //! The read loop is a self-scheduled fetch: a full batch fetches again at once; otherwise it
 //! waits `idleTimeBetweenReads` (the KCL's 1 s default keeps one consumer well inside the
 //! 5 GetRecords/s/shard quota, which five consumers of a stream share). Reading pauses while
-//! `maxInFlightPerShard` records are without an outcome: a slow responder slows the read, it
-//! never grows a queue without bound.
+//! `maxInFlightPerShard` records, or `maxInFlightBytesPerShard` of their data, are without an
+//! outcome: a slow responder slows the read, it never grows a queue without bound, and a GetRecords
+//! asks for no more records than the room left (in bytes, judged by the last batch's average).
 //!
 //! The files: `actor` (the actor, its life and messages), `read_loop` (iterator and fetch),
 //! `dispatch` (records to responders), `outcomes` (how a record ends), [`tracker`] (the pure
@@ -51,6 +52,8 @@ pub struct ConsumerSettings {
     pub max_records: i32,
     pub idle_time: Duration,
     pub max_in_flight: usize,
+    /// The most record data bytes read and without an outcome.
+    pub max_in_flight_bytes: usize,
     pub ordering: Ordering,
     /// The instant of an AT_TIMESTAMP initial position.
     pub at_timestamp: Option<DateTime<Utc>>,
@@ -171,6 +174,8 @@ pub struct ShardConsumerSnapshot {
     pub phase: Phase,
     pub counters: ConsumerCounters,
     pub not_done: usize,
+    /// The data bytes of those records.
+    pub not_done_bytes: usize,
     pub in_flight: usize,
     pub watermark: Option<String>,
     pub millis_behind_latest: Option<i64>,

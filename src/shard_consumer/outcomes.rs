@@ -87,12 +87,19 @@ impl ShardConsumer {
         let index = Outcome::ALL.iter().position(|o| *o == outcome).unwrap_or(0);
         self.state.counters.outcomes[index] += 1;
         self.links.metrics.count(outcome.metric_name(), Operation::ProcessTask, self.scope(), 1);
+        if end.possible_duplicate {
+            self.links.metrics.count("CommandsPossiblyDuplicated", Operation::ProcessTask, self.scope(), 1);
+        }
+        let level = if outcome == Outcome::Done { log::Level::Info } else { log::Level::Warn };
+        if !log::log_enabled!(target: "sauna::outcome", level) {
+            // Nothing to format: a line per command is most of what a quiet log level saves.
+            return;
+        }
         let id = end.command_id.map_or_else(|| "-".to_owned(), |u| u.to_string());
         let mut responder =
             end.responder.as_ref().map(|r| format!(" responder={r} attempts={}", end.attempts)).unwrap_or_default();
         if end.possible_duplicate {
             responder.push_str(" possibleDuplicate=true");
-            self.links.metrics.count("CommandsPossiblyDuplicated", Operation::ProcessTask, self.scope(), 1);
         }
         let (shard, seq, detail) = (self.shard(), &record.label, &end.detail);
         match outcome {

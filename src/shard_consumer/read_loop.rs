@@ -21,6 +21,9 @@ use crate::supervision::ExitReason;
 /// records written this long before the first start, which the first reader skipped.
 const LATEST_CLOCK_MARGIN_MS: i64 = 1000;
 
+/// The most records a shard's first GetRecords asks for.
+const FIRST_READ_RECORDS: usize = 100;
+
 /// A record of a batch, before classification.
 pub(super) struct Unparsed {
     pub seq: SequenceNumber,
@@ -182,9 +185,16 @@ impl ShardConsumer {
         }
         self.state.reader = Reader::Fetching;
         let started = std::time::Instant::now();
-        // Never more than the in-flight bound leaves room for: counted in user records, so a
-        // shard of KPL aggregates asks for as many Kinesis records as the last batch suggests.
-        let records = (room / self.state.user_records_per_record).max(1);
+        // Never more than the in-flight bounds leave room for: counted in user records, so a
+        // shard of KPL aggregates asks for as many Kinesis records as the last batch suggests,
+        // and in bytes, as many as fit at the last batch's average size.
+        let by_bytes = self.state.tracker.byte_room() / self.state.bytes_per_record.max(1);
+        let mut records = (room / self.state.user_records_per_record).min(by_bytes).max(1);
+        if self.state.counters.batches == 0 {
+            // A shard's first read is small: its first commands go out while the next, full
+            // read is on its way (a full first batch would be read and parsed whole first).
+            records = records.min(FIRST_READ_RECORDS);
+        }
         let limit = self.settings.max_records.min(i32::try_from(records).unwrap_or(i32::MAX));
         let reader = self.links.reader.clone();
         let request = async move { reader.records(&iterator, limit).await };
@@ -271,6 +281,7 @@ impl ShardConsumer {
         m.record("DataBytesProcessed", Operation::ProcessTask, self.scope(), Unit::Bytes, bytes as f64);
         if let Some(last) = records.last() {
             self.state.last_read = Some(last.seq.clone());
+            self.state.bytes_per_record = (bytes as usize / records.len()).max(1);
         }
         records
     }

@@ -1,7 +1,8 @@
 //! The bookkeeping of one shard's records between "read" and "covered by the checkpoint":
 //! - commands with the same partition key go out one at a time, in sequence order (a PagerDuty
 //!   `resolve` never overtakes its `trigger`); different keys overlap;
-//! - at most `max_in_flight` commands are at responders at once;
+//! - at most `max_in_flight` records are read and without an outcome (so at most that many
+//!   commands are at responders at once), and at most `max_bytes` of their data;
 //! - the watermark is the highest extended sequence number (sequence number, and the index of a
 //!   user record inside a KPL aggregate) up to which every record has an outcome — the only
 //!   thing a checkpoint may ever cover; it can stop inside an aggregate.
@@ -15,6 +16,8 @@ use crate::model::ExtendedSequenceNumber;
 
 struct Slot<T> {
     seq: ExtendedSequenceNumber,
+    /// The record's data bytes, counted against `max_bytes` until it has its outcome.
+    bytes: usize,
     key: Option<Arc<str>>,
     payload: Option<T>,
     dispatched: bool,
@@ -24,6 +27,9 @@ struct Slot<T> {
 /// Records of one shard, in sequence order, until the watermark passes them.
 pub struct Tracker<T> {
     max_in_flight: usize,
+    max_bytes: usize,
+    /// The data bytes of the records without an outcome.
+    bytes: usize,
     slots: VecDeque<Slot<T>>,
     /// Index of `slots[0]`.
     base: u64,
@@ -37,9 +43,12 @@ pub struct Tracker<T> {
 }
 
 impl<T> Tracker<T> {
+    /// At most `max_in_flight` records without an outcome (no bound on their bytes).
     pub fn new(max_in_flight: usize) -> Self {
         Tracker {
             max_in_flight: max_in_flight.max(1),
+            max_bytes: usize::MAX,
+            bytes: 0,
             slots: VecDeque::new(),
             base: 0,
             keys_out: HashMap::new(),
@@ -50,16 +59,24 @@ impl<T> Tracker<T> {
         }
     }
 
+    /// At most `max_bytes` of data in the records without an outcome: reading pauses at the
+    /// bound (one batch may pass it: a read asks for records, not bytes).
+    pub fn with_byte_bound(mut self, max_bytes: usize) -> Self {
+        self.max_bytes = max_bytes.max(1);
+        self
+    }
+
     fn next_index(&self) -> u64 {
         self.base + self.slots.len() as u64
     }
 
     /// Adds a record whose outcome is known but not final yet (its dead letter is being
     /// written): it holds the watermark until [`Tracker::complete`], takes no in-flight place.
-    pub fn admit_waiting(&mut self, seq: ExtendedSequenceNumber) -> u64 {
+    pub fn admit_waiting(&mut self, seq: ExtendedSequenceNumber, bytes: usize) -> u64 {
         let idx = self.next_index();
-        self.slots.push_back(Slot { seq, key: None, payload: None, dispatched: false, done: false });
+        self.slots.push_back(Slot { seq, bytes, key: None, payload: None, dispatched: false, done: false });
         self.not_done += 1;
+        self.bytes += bytes;
         idx
     }
 
@@ -67,15 +84,18 @@ impl<T> Tracker<T> {
     /// watermark passes it as soon as everything before it has an outcome. Returns true when
     /// the watermark moved.
     pub fn admit_done(&mut self, seq: ExtendedSequenceNumber) -> bool {
-        self.slots.push_back(Slot { seq, key: None, payload: None, dispatched: false, done: true });
+        self.slots.push_back(Slot { seq, bytes: 0, key: None, payload: None, dispatched: false, done: true });
         self.advance()
     }
 
-    /// Adds a command for a responder; it goes out when its key is free and a place is.
-    pub fn admit(&mut self, seq: ExtendedSequenceNumber, key: Arc<str>, payload: T) -> u64 {
+    /// Adds a command for a responder (`bytes` of record data); it goes out when its key is
+    /// free and a place is.
+    pub fn admit(&mut self, seq: ExtendedSequenceNumber, key: Arc<str>, payload: T, bytes: usize) -> u64 {
         let idx = self.next_index();
+        self.bytes += bytes;
         self.slots.push_back(Slot {
             seq,
+            bytes,
             key: Some(key.clone()),
             payload: Some(payload),
             dispatched: false,
@@ -118,8 +138,9 @@ impl<T> Tracker<T> {
             return false;
         }
         slot.done = true;
-        let key = slot.key.clone();
-        if slot.dispatched {
+        let (key, bytes, dispatched) = (slot.key.clone(), slot.bytes, slot.dispatched);
+        self.bytes = self.bytes.saturating_sub(bytes);
+        if dispatched {
             self.in_flight = self.in_flight.saturating_sub(1);
         }
         self.not_done = self.not_done.saturating_sub(1);
@@ -147,12 +168,23 @@ impl<T> Tracker<T> {
     }
 
     /// How many more records may be read now (the in-flight bound minus those without an
-    /// outcome; 0 when the records kept behind a slow one reach their own bound).
+    /// outcome; 0 when their bytes reach the byte bound, or the records kept behind a slow one
+    /// reach their own bound).
     pub fn room(&self) -> usize {
-        if self.slots.len() >= self.max_in_flight.saturating_mul(10).max(10_000) {
+        if self.slots.len() >= self.max_in_flight.saturating_mul(10).max(10_000) || self.bytes >= self.max_bytes {
             return 0;
         }
         self.max_in_flight.saturating_sub(self.not_done)
+    }
+
+    /// How many more bytes of record data may be read now.
+    pub fn byte_room(&self) -> usize {
+        self.max_bytes.saturating_sub(self.bytes)
+    }
+
+    /// The data bytes of the records without an outcome.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     fn slot_mut(&mut self, idx: u64) -> Option<&mut Slot<T>> {
@@ -192,7 +224,8 @@ impl<T> Tracker<T> {
     }
 
     /// Whether more may be read without exceeding the bounds: `max_in_flight` records without
-    /// an outcome, or ten times that many kept behind a slow command.
+    /// an outcome, `max_bytes` of their data, or ten times that many records kept behind a
+    /// slow command.
     pub fn wants_more(&self) -> bool {
         self.room() > 0
     }
@@ -219,9 +252,9 @@ mod tests {
     #[test]
     fn same_key_goes_out_one_at_a_time_in_order() {
         let mut t = Tracker::new(10);
-        let a1 = t.admit(seq(1), key("a"), "a1");
-        let _b1 = t.admit(seq(2), key("b"), "b1");
-        let a2 = t.admit(seq(3), key("a"), "a2");
+        let a1 = t.admit(seq(1), key("a"), "a1", 0);
+        let _b1 = t.admit(seq(2), key("b"), "b1", 0);
+        let a2 = t.admit(seq(3), key("a"), "a2", 0);
         assert_eq!(t.next_dispatch(), Some((a1, "a1")));
         assert_eq!(t.next_dispatch().map(|d| d.1), Some("b1"));
         assert_eq!(t.next_dispatch(), None, "a2 waits for a1");
@@ -232,9 +265,9 @@ mod tests {
     #[test]
     fn watermark_covers_only_the_done_prefix() {
         let mut t = Tracker::new(10);
-        let a = t.admit(seq(10), key("a"), ());
-        let b = t.admit(seq(20), key("b"), ());
-        let invalid = t.admit_waiting(seq(30));
+        let a = t.admit(seq(10), key("a"), (), 0);
+        let b = t.admit(seq(20), key("b"), (), 0);
+        let invalid = t.admit_waiting(seq(30), 0);
         t.next_dispatch();
         t.next_dispatch();
         assert!(!t.complete(invalid), "30 is done but 10 is not: no move");
@@ -249,10 +282,10 @@ mod tests {
     #[test]
     fn in_flight_is_bounded_and_other_keys_pass_a_slow_one() {
         let mut t = Tracker::new(2);
-        let slow = t.admit(seq(1), key("slow"), ());
-        t.admit(seq(2), key("slow"), ());
-        let f1 = t.admit(seq(3), key("f1"), ());
-        let f2 = t.admit(seq(4), key("f2"), ());
+        let slow = t.admit(seq(1), key("slow"), (), 0);
+        t.admit(seq(2), key("slow"), (), 0);
+        let f1 = t.admit(seq(3), key("f1"), (), 0);
+        let f2 = t.admit(seq(4), key("f2"), (), 0);
         assert_eq!(t.next_dispatch().map(|d| d.0), Some(slow));
         assert_eq!(t.next_dispatch().map(|d| d.0), Some(f1));
         assert_eq!(t.next_dispatch(), None, "two in flight: the bound");
@@ -266,9 +299,9 @@ mod tests {
     #[test]
     fn an_abandoned_command_holds_the_watermark_and_its_key() {
         let mut t = Tracker::new(10);
-        let a1 = t.admit(seq(1), key("a"), "a1");
-        t.admit(seq(2), key("a"), "a2");
-        let b = t.admit(seq(3), key("b"), "b");
+        let a1 = t.admit(seq(1), key("a"), "a1", 0);
+        t.admit(seq(2), key("a"), "a2", 0);
+        let b = t.admit(seq(3), key("b"), "b", 0);
         assert_eq!(t.next_dispatch().map(|d| d.0), Some(a1));
         assert_eq!(t.next_dispatch().map(|d| d.0), Some(b));
         t.abandon(a1);
@@ -282,8 +315,8 @@ mod tests {
     #[test]
     fn strict_order_is_one_key() {
         let mut t = Tracker::new(10);
-        let a = t.admit(seq(1), key(""), 1);
-        t.admit(seq(2), key(""), 2);
+        let a = t.admit(seq(1), key(""), 1, 0);
+        t.admit(seq(2), key(""), 2, 0);
         assert_eq!(t.next_dispatch(), Some((a, 1)));
         assert_eq!(t.next_dispatch(), None);
     }
@@ -291,9 +324,9 @@ mod tests {
     #[test]
     fn the_watermark_stops_inside_an_aggregate() {
         let mut t = Tracker::new(10);
-        let plain = t.admit(seq(1), key("p"), ());
-        let u: Vec<u64> = (0..4).map(|i| t.admit(sub(2, i), key(&format!("u{i}")), ())).collect();
-        let after = t.admit(seq(3), key("q"), ());
+        let plain = t.admit(seq(1), key("p"), (), 0);
+        let u: Vec<u64> = (0..4).map(|i| t.admit(sub(2, i), key(&format!("u{i}")), (), 0)).collect();
+        let after = t.admit(seq(3), key("q"), (), 0);
         while t.next_dispatch().is_some() {}
         t.complete(plain);
         t.complete(u[0]);
@@ -313,13 +346,28 @@ mod tests {
     #[test]
     fn records_that_need_nothing_are_passed_once_the_prefix_is_done() {
         let mut t: Tracker<()> = Tracker::new(10);
-        let a = t.admit(seq(1), key("a"), ());
+        let a = t.admit(seq(1), key("a"), (), 0);
         assert!(!t.admit_done(sub(2, 6)), "1 has no outcome: no move");
         t.next_dispatch();
         assert!(t.complete(a));
         assert_eq!(t.watermark(), Some(&sub(2, 6)));
         assert!(t.admit_done(sub(3, 0)), "nothing before it: the watermark moves at once");
         assert_eq!((t.watermark(), t.not_done(), t.room()), (Some(&seq(3)), 0, 10));
+    }
+
+    #[test]
+    fn reading_pauses_at_the_byte_bound_and_resumes_as_outcomes_free_bytes() {
+        let mut t: Tracker<()> = Tracker::new(100).with_byte_bound(1000);
+        let big = t.admit(seq(1), key("a"), (), 600);
+        assert_eq!((t.room(), t.byte_room()), (99, 400));
+        let invalid = t.admit_waiting(seq(2), 500);
+        assert_eq!((t.room(), t.byte_room(), t.bytes()), (0, 0, 1100), "past the bound: no room, whatever the count");
+        assert!(!t.wants_more());
+        t.next_dispatch();
+        t.complete(big);
+        assert_eq!((t.room(), t.byte_room()), (99, 500), "the first record's bytes are free again");
+        t.complete(invalid);
+        assert_eq!((t.room(), t.byte_room(), t.bytes()), (100, 1000, 0));
     }
 
     mod properties {
@@ -367,7 +415,7 @@ mod tests {
                                 let pos = sub(next_seq, i);
                                 match kind {
                                     0 => {
-                                        let idx = t.admit_waiting(pos.clone());
+                                        let idx = t.admit_waiting(pos.clone(), 0);
                                         waiting.push(idx);
                                         all.push((pos, idx, None, false));
                                     }
@@ -376,7 +424,7 @@ mod tests {
                                         all.push((pos, u64::MAX, None, true));
                                     }
                                     _ => {
-                                        let idx = t.admit(pos.clone(), key(&k.to_string()), (pos.clone(), k));
+                                        let idx = t.admit(pos.clone(), key(&k.to_string()), (pos.clone(), k), 0);
                                         all.push((pos, idx, Some(k), false));
                                     }
                                 }

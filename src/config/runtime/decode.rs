@@ -61,6 +61,7 @@ struct RawLeases {
 struct RawRetrieval {
     idle_time_between_reads_millis: i64,
     max_in_flight_per_shard: i32,
+    max_in_flight_bytes_per_shard: i64,
     ordering: Ordering,
     mode: RetrievalMode,
     consumer_name: Option<String>,
@@ -273,6 +274,11 @@ fn dedup_settings(d: &RawDedup) -> Result<DedupSettings, FieldError> {
     })
 }
 
+/// `retrieval.maxInFlightBytesPerShard`: from 64 KiB (one record of up to 1 MiB still passes:
+/// the bound pauses reading, it never refuses a record) to 1 GiB.
+const MIN_IN_FLIGHT_BYTES: i64 = 64 * 1024;
+const MAX_IN_FLIGHT_BYTES: i64 = 1 << 30;
+
 fn retrieval_settings(r: &RawRetrieval) -> Result<RetrievalSettings, FieldError> {
     Ok(RetrievalSettings {
         // 0 is allowed: a test or a latency-critical user may poll without pause (the 5
@@ -288,6 +294,15 @@ fn retrieval_settings(r: &RawRetrieval) -> Result<RetrievalSettings, FieldError>
                 return Err(FieldError::new(
                     "data.retrieval.maxInFlightPerShard",
                     format!("expected an integer from 1 to 100000, found {n}"),
+                ));
+            }
+        },
+        max_in_flight_bytes_per_shard: match r.max_in_flight_bytes_per_shard {
+            n @ MIN_IN_FLIGHT_BYTES..=MAX_IN_FLIGHT_BYTES => n as usize,
+            n => {
+                return Err(FieldError::new(
+                    "data.retrieval.maxInFlightBytesPerShard",
+                    format!("expected an integer from {MIN_IN_FLIGHT_BYTES} to {MAX_IN_FLIGHT_BYTES}, found {n}"),
                 ));
             }
         },

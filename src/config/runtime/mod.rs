@@ -79,6 +79,8 @@ pub enum RetrievalMode {
 pub struct RetrievalSettings {
     pub idle_time_between_reads: Duration,
     pub max_in_flight_per_shard: usize,
+    /// The most record data bytes of a shard read and without an outcome.
+    pub max_in_flight_bytes_per_shard: usize,
     pub ordering: Ordering,
     pub mode: RetrievalMode,
     /// The stream consumer of `FAN_OUT`; `None`: the observer id.

@@ -201,6 +201,7 @@ fn settings(max_in_flight: usize) -> ConsumerSettings {
         max_records: 100,
         idle_time: Duration::from_millis(20),
         max_in_flight,
+        max_in_flight_bytes: usize::MAX,
         ordering: crate::config::runtime::Ordering::PartitionKey,
         at_timestamp: None,
         parent_poll_interval: Duration::from_millis(20),
