@@ -17,7 +17,7 @@
 //! (3; the drain's figures are medians), `SAUNA_BENCH_IDLE_SECS` (30) change the sizes;
 //! `SAUNA_BENCH_ONLY=drain|idle` runs one part, `SAUNA_BENCH_DEDUP=off` only the drain without
 //! dedup, `SAUNA_BENCH_RUNTIME` (a JSON object) adds to the drain's runtime config, and
-//! `SAUNA_BENCH_PERF=DIR` records a `perf` profile of each drain into `DIR`. The plain loop's
+//! `SAUNA_BENCH_PERF=DIR` records a `perf` profile of each drain and of one idle worker into `DIR`. The plain loop's
 //! CPU and peak RSS are this benchmark process's own while it drains.
 
 use std::io::Read;
@@ -142,7 +142,7 @@ fn drain_once(stream: &str, id: &str, dedup: bool, total: usize, kinesalite: &st
     let start = Instant::now();
     let mut child = spawn(dir.path(), &dir.path().join("sauna.log"), kinesalite);
     let pid = child.id();
-    let profiler = profile(pid, dedup);
+    let profiler = profile(pid, if dedup { "dedup-on" } else { "dedup-off" });
     let mut out = child.stdout.take().expect("stdout");
     let lines = Arc::new(AtomicU64::new(0));
     let first_at = Arc::new(std::sync::Mutex::new(None::<Duration>));
@@ -177,10 +177,10 @@ fn drain_once(stream: &str, id: &str, dedup: bool, total: usize, kinesalite: &st
 }
 
 /// With `SAUNA_BENCH_PERF=DIR`, a `perf record` of the sauna process (call graphs, 499 Hz) into
-/// `DIR/dedup-off.data` or `DIR/dedup-on.data`, for a profile of where the time goes.
-fn profile(pid: u32, dedup: bool) -> Option<Child> {
+/// `DIR/NAME.data`, for a profile of where the time goes.
+fn profile(pid: u32, name: &str) -> Option<Child> {
     let dir = std::env::var("SAUNA_BENCH_PERF").ok()?;
-    let out = Path::new(&dir).join(if dedup { "dedup-on.data" } else { "dedup-off.data" });
+    let out = Path::new(&dir).join(format!("{name}.data"));
     let child = Command::new("perf")
         .args(["record", "-F", "499", "-g", "-p", &pid.to_string(), "-o"])
         .arg(out)
@@ -348,7 +348,11 @@ fn workers_on(
     let children: Vec<Child> = logs.iter().map(|log| spawn(dir.path(), log, k)).collect();
     let took = wait_all_read(&logs, shards, start);
     let until_then: Vec<f64> = children.iter().map(|c| cpu_of(c.id())).collect();
+    let profiler = if workers == 1 { profile(children[0].id(), &format!("idle-{shards}")) } else { None };
     std::thread::sleep(window);
+    if let Some(perf) = profiler {
+        stop(perf);
+    }
     let per_worker = children
         .iter()
         .zip(until_then)

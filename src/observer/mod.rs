@@ -126,6 +126,7 @@ impl Supervisor {
             stream_name: spec.observer.stream_name.clone(),
             max_records: spec.observer.max_records,
             idle_time: r.retrieval.idle_time_between_reads,
+            max_idle_time: r.retrieval.max_idle_time_between_reads,
             max_in_flight: r.retrieval.max_in_flight_per_shard,
             max_in_flight_bytes: r.retrieval.max_in_flight_bytes_per_shard,
             ordering: r.retrieval.ordering,

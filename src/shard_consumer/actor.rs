@@ -64,6 +64,8 @@ pub(super) struct State {
     /// Data bytes per Kinesis record in the last batch: how many records a read asks for
     /// within the byte bound.
     pub bytes_per_record: usize,
+    /// Empty reads in a row (the idle wait doubles with each after the first).
+    pub empty_reads: u32,
     /// The children of the closed shard, from its last GetRecords.
     pub children: Vec<ShardInfo>,
     pub drain_waiters: Waiters,
@@ -113,6 +115,7 @@ impl ShardConsumer {
                 tracker,
                 user_records_per_record: 1,
                 bytes_per_record: ASSUMED_RECORD_BYTES,
+                empty_reads: 0,
                 children: vec![],
                 drain_waiters: Waiters::default(),
                 progress_sent: None,

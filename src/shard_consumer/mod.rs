@@ -6,7 +6,10 @@
 //!
 //! The read loop is a self-scheduled fetch: a full batch fetches again at once; otherwise it
 //! waits `idleTimeBetweenReads` (the KCL's 1 s default keeps one consumer well inside the
-//! 5 GetRecords/s/shard quota, which five consumers of a stream share). Reading pauses while
+//! 5 GetRecords/s/shard quota, which five consumers of a stream share), and after consecutive
+//! empty reads twice as long each time, up to `maxIdleTimeBetweenReads` (4 s by default): an
+//! idle stream of many shards costs a quarter of the calls, a new record on it waits at most
+//! that long. Reading pauses while
 //! `maxInFlightPerShard` records, or `maxInFlightBytesPerShard` of their data, are without an
 //! outcome: a slow responder slows the read, it never grows a queue without bound, and a GetRecords
 //! asks for no more records than the room left (in bytes, judged by the last batch's average).
@@ -51,6 +54,8 @@ pub struct ConsumerSettings {
     pub stream_name: String,
     pub max_records: i32,
     pub idle_time: Duration,
+    /// The longest wait after consecutive empty reads (the wait doubles from `idle_time`).
+    pub max_idle_time: Duration,
     pub max_in_flight: usize,
     /// The most record data bytes read and without an outcome.
     pub max_in_flight_bytes: usize,

@@ -3,6 +3,8 @@
 //! again — at once after a full batch, after `idleTimeBetweenReads` otherwise, never past the
 //! in-flight bound, and never once the lease's deadline has lapsed.
 
+use std::time::Duration;
+
 use actix::prelude::*;
 use bytes::Bytes;
 
@@ -292,6 +294,7 @@ impl ShardConsumer {
         }
         let full = batch.records.len() >= usize::try_from(limit).unwrap_or(usize::MAX);
         let records = self.take_batch(&mut batch);
+        self.state.empty_reads = if records.is_empty() { self.state.empty_reads.saturating_add(1) } else { 0 };
         if records.is_empty() {
             return self.batch_done(batch, full, ctx);
         }
@@ -332,7 +335,7 @@ impl ShardConsumer {
                 if full || self.links.reader.waits_for_records() {
                     self.fetch(ctx);
                 } else {
-                    ctx.run_later(self.settings.idle_time, |act, ctx| act.fetch(ctx));
+                    ctx.run_later(self.idle_wait(), |act, ctx| act.fetch(ctx));
                 }
             }
             None => {
@@ -341,6 +344,12 @@ impl ShardConsumer {
                 self.closed(batch.child_shards, ctx);
             }
         }
+    }
+
+    /// How long to wait before the next read after a batch that was not full: the idle time,
+    /// doubled for each empty batch in a row, up to the longest idle time.
+    fn idle_wait(&self) -> Duration {
+        idle_wait(self.settings.idle_time, self.settings.max_idle_time, self.state.empty_reads)
     }
 
     /// The end of the closed shard was reached.
@@ -378,6 +387,14 @@ fn user_records_per_record(parsed: &[Parsed]) -> usize {
     users.div_ceil(parsed.len().max(1)).max(1)
 }
 
+/// The wait before the next read after `empty_reads` empty reads in a row: `idle` after a read
+/// that had records or after the first empty one, then twice as long for each further empty one,
+/// never longer than `max_idle`.
+fn idle_wait(idle: Duration, max_idle: Duration, empty_reads: u32) -> Duration {
+    let doublings = empty_reads.saturating_sub(1).min(31);
+    idle.saturating_mul(1 << doublings).min(max_idle.max(idle))
+}
+
 fn describe(from: &StartPosition) -> String {
     match from {
         StartPosition::After(seq) => format!("after {seq}"),
@@ -385,5 +402,20 @@ fn describe(from: &StartPosition) -> String {
         StartPosition::TrimHorizon => "TRIM_HORIZON".into(),
         StartPosition::Latest => "LATEST".into(),
         StartPosition::AtTimestamp(_) => "AT_TIMESTAMP".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wait_doubles_with_each_empty_read_after_the_first_up_to_the_longest() {
+        let (idle, max) = (Duration::from_millis(1000), Duration::from_millis(4000));
+        let waits: Vec<u128> = (0..6).map(|n| idle_wait(idle, max, n).as_millis()).collect();
+        assert_eq!(waits, [1000, 1000, 2000, 4000, 4000, 4000]);
+        assert_eq!(idle_wait(idle, idle, 9), idle, "no backoff when the longest is the idle time");
+        assert_eq!(idle_wait(Duration::ZERO, max, 5), Duration::ZERO, "polling without pause stays so");
+        assert_eq!(idle_wait(idle, Duration::from_secs(86_400), u32::MAX).as_secs(), 86_400, "no overflow");
     }
 }

@@ -60,6 +60,7 @@ struct RawLeases {
 #[serde(rename_all = "camelCase")]
 struct RawRetrieval {
     idle_time_between_reads_millis: i64,
+    max_idle_time_between_reads_millis: Option<i64>,
     max_in_flight_per_shard: i32,
     max_in_flight_bytes_per_shard: i64,
     ordering: Ordering,
@@ -280,14 +281,26 @@ const MIN_IN_FLIGHT_BYTES: i64 = 64 * 1024;
 const MAX_IN_FLIGHT_BYTES: i64 = 1 << 30;
 
 fn retrieval_settings(r: &RawRetrieval) -> Result<RetrievalSettings, FieldError> {
+    // 0 is allowed: a test or a latency-critical user may poll without pause (the 5
+    // GetRecords/s/shard limit then throttles, and throttles back off).
+    let idle = millis(r.idle_time_between_reads_millis, "data.retrieval.idleTimeBetweenReadsMillis", 0)?;
+    let max_idle = match r.max_idle_time_between_reads_millis {
+        None => idle * 4,
+        Some(ms) => {
+            let path = "data.retrieval.maxIdleTimeBetweenReadsMillis";
+            let max = millis(ms, path, 0)?;
+            if max < idle {
+                return Err(FieldError::new(
+                    path,
+                    format!("expected at least idleTimeBetweenReadsMillis ({} ms), found {ms}", idle.as_millis()),
+                ));
+            }
+            max
+        }
+    };
     Ok(RetrievalSettings {
-        // 0 is allowed: a test or a latency-critical user may poll without pause (the 5
-        // GetRecords/s/shard limit then throttles, and throttles back off).
-        idle_time_between_reads: millis(
-            r.idle_time_between_reads_millis,
-            "data.retrieval.idleTimeBetweenReadsMillis",
-            0,
-        )?,
+        idle_time_between_reads: idle,
+        max_idle_time_between_reads: max_idle,
         max_in_flight_per_shard: match r.max_in_flight_per_shard {
             n @ 1..=100_000 => n as usize,
             n => {

@@ -78,6 +78,8 @@ pub enum RetrievalMode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetrievalSettings {
     pub idle_time_between_reads: Duration,
+    /// After consecutive empty reads the wait doubles, up to this.
+    pub max_idle_time_between_reads: Duration,
     pub max_in_flight_per_shard: usize,
     /// The most record data bytes of a shard read and without an outcome.
     pub max_in_flight_bytes_per_shard: usize,

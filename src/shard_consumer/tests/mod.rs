@@ -200,6 +200,7 @@ fn settings(max_in_flight: usize) -> ConsumerSettings {
         stream_name: "s".into(),
         max_records: 100,
         idle_time: Duration::from_millis(20),
+        max_idle_time: Duration::from_millis(20),
         max_in_flight,
         max_in_flight_bytes: usize::MAX,
         ordering: crate::config::runtime::Ordering::PartitionKey,
