@@ -25,8 +25,6 @@ use crate::supervision::{ExitGuard, ExitReason, stops_on_request};
 /// second or two, an outage is retried often enough to resume promptly once it ends, and the
 /// shards of many workers hit by one fault do not retry in step (a subscription in use or over
 /// the subscribe rate of once a second per shard likewise).
-/// The size of a record assumed before a shard's first batch says better.
-const ASSUMED_RECORD_BYTES: usize = 1024;
 const READ_BACKOFF: (Duration, Duration) = (Duration::from_millis(200), Duration::from_secs(10));
 
 /// Progress is sent again after this long even if the watermark did not move, so a restarted
@@ -114,7 +112,7 @@ impl ShardConsumer {
                 resume_floor,
                 tracker,
                 user_records_per_record: 1,
-                bytes_per_record: ASSUMED_RECORD_BYTES,
+                bytes_per_record: super::read_loop::ASSUMED_RECORD_BYTES,
                 empty_reads: 0,
                 children: vec![],
                 drain_waiters: Waiters::default(),

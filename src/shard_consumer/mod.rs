@@ -9,10 +9,10 @@
 //! 5 GetRecords/s/shard quota, which five consumers of a stream share), and after consecutive
 //! empty reads twice as long each time, up to `maxIdleTimeBetweenReads` (4 s by default): an
 //! idle stream of many shards costs a quarter of the calls, a new record on it waits at most
-//! that long. Reading pauses while
-//! `maxInFlightPerShard` records, or `maxInFlightBytesPerShard` of their data, are without an
-//! outcome: a slow responder slows the read, it never grows a queue without bound, and a GetRecords
-//! asks for no more records than the room left (in bytes, judged by the last batch's average).
+//! that long. Reading pauses while `maxInFlightPerShard` records, or `maxInFlightBytesPerShard`
+//! of their data, are without an outcome: a slow responder slows the read, it never grows a
+//! queue without bound, and a GetRecords asks for no more records than the room left (in bytes,
+//! judged by the last batch's average size).
 //!
 //! The files: `actor` (the actor, its life and messages), `read_loop` (iterator and fetch),
 //! `dispatch` (records to responders), `outcomes` (how a record ends), [`tracker`] (the pure

@@ -1,7 +1,8 @@
 //! The read loop of a ShardConsumer: get a shard iterator (after the last record read, else
 //! from the lease's checkpoint), fetch, have the batch classified, admit its records, and fetch
-//! again — at once after a full batch, after `idleTimeBetweenReads` otherwise, never past the
-//! in-flight bound, and never once the lease's deadline has lapsed.
+//! again — at once after a full batch, after `idleTimeBetweenReads` otherwise (longer after
+//! empty reads in a row), never past the in-flight bounds (records and bytes), and never once
+//! the lease's deadline has lapsed.
 
 use std::time::Duration;
 
@@ -25,6 +26,9 @@ const LATEST_CLOCK_MARGIN_MS: i64 = 1000;
 
 /// The most records a shard's first GetRecords asks for.
 const FIRST_READ_RECORDS: usize = 100;
+
+/// The size of a record assumed before a shard's first batch says better.
+pub(super) const ASSUMED_RECORD_BYTES: usize = 1024;
 
 /// A record of a batch, before classification.
 pub(super) struct Unparsed {
@@ -335,7 +339,8 @@ impl ShardConsumer {
                 if full || self.links.reader.waits_for_records() {
                     self.fetch(ctx);
                 } else {
-                    ctx.run_later(self.idle_wait(), |act, ctx| act.fetch(ctx));
+                    let wait = idle_wait(self.settings.idle_time, self.settings.max_idle_time, self.state.empty_reads);
+                    ctx.run_later(wait, |act, ctx| act.fetch(ctx));
                 }
             }
             None => {
@@ -344,12 +349,6 @@ impl ShardConsumer {
                 self.closed(batch.child_shards, ctx);
             }
         }
-    }
-
-    /// How long to wait before the next read after a batch that was not full: the idle time,
-    /// doubled for each empty batch in a row, up to the longest idle time.
-    fn idle_wait(&self) -> Duration {
-        idle_wait(self.settings.idle_time, self.settings.max_idle_time, self.state.empty_reads)
     }
 
     /// The end of the closed shard was reached.
