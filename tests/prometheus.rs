@@ -213,12 +213,15 @@ async fn a_finished_shard_loses_its_gauges_and_keeps_its_counters() {
         stream.shards().await.iter().map(|s| s.shard_id().to_owned()).filter(|s| *s != parent).collect();
     stream.put(commands("c", 10)).await;
     slack.wait_for(15, Duration::from_secs(30));
+    // Samples reach the page within a quarter of a second (the Metrics actor takes them in
+    // batches): wait for all of them as well.
     let scrape = wait_until("the parent's gauges gone, the children's there", Duration::from_secs(30), async || {
         let s = endpoint.scrape().await;
         let moved = ["sauna_behind_latest_seconds", "sauna_commands_in_flight", "sauna_records_pending"]
             .iter()
             .all(|g| shards_of(&s, g, obs) == children);
-        moved.then_some(s)
+        let counted = sum(&s, "sauna_records_processed_total", &[("observer", obs)]) == 15.0;
+        (moved && counted).then_some(s)
     })
     .await;
     let parent_records = sum(&scrape, "sauna_records_processed_total", &[("observer", obs), ("shard_id", &parent)]);

@@ -114,9 +114,10 @@ impl Stat {
 type SeriesKey = (&'static str, Operation, Scope, Unit);
 
 /// A cheap handle every actor holds to send samples. Sending never waits and is no message of
-/// its own: samples are appended to a buffer all clones share, and the Metrics actor is woken
-/// once per batch (one message, not one per sample: a command costs several samples). When the
-/// buffer holds `capacity` samples the sample is dropped and counted.
+/// its own: samples are appended to a buffer all clones share, which the Metrics actor takes
+/// every [`TAKE_EVERY`], and sooner when it fills to an eighth (the first sample wakes it too,
+/// so that it learns of the buffer). A command costs several samples and no wake of the Metrics
+/// actor's thread. When the buffer holds `capacity` samples the sample is dropped and counted.
 #[derive(Clone)]
 pub struct MetricsHandle {
     to: Option<Arc<SampleBuffer>>,
@@ -139,7 +140,13 @@ struct Buffered {
     samples: Vec<Sample>,
     /// A [`Samples`] message is on its way: the next samples join this batch.
     woken: bool,
+    /// The Metrics actor knows this buffer (it takes from it on its own every [`TAKE_EVERY`]).
+    known: bool,
 }
+
+/// How often the Metrics actor takes the samples of the buffers it knows: how late a sample
+/// can reach Prometheus's page and CloudWatch's aggregation.
+pub const TAKE_EVERY: Duration = Duration::from_millis(250);
 
 impl SampleBuffer {
     fn state(&self) -> std::sync::MutexGuard<'_, Buffered> {
@@ -151,6 +158,7 @@ impl SampleBuffer {
     fn take(&self) -> Vec<Sample> {
         let mut state = self.state();
         state.woken = false;
+        state.known = true;
         std::mem::take(&mut state.samples)
     }
 }
@@ -208,7 +216,8 @@ impl MetricsHandle {
                 return;
             }
             state.samples.push(sample);
-            !std::mem::replace(&mut state.woken, true)
+            let due = !state.known || state.samples.len() >= buffer.capacity.div_ceil(8);
+            due && !std::mem::replace(&mut state.woken, true)
         };
         if wake && buffer.wake.try_send(Samples(buffer.clone())).is_err() {
             // The actor's mailbox is full (or it is restarting): the next sample wakes it.
@@ -284,6 +293,8 @@ pub struct Metrics {
     flush_in_flight: bool,
     last_failure_log: Option<Instant>,
     prometheus: Option<PromSink>,
+    /// The buffers samples came from, taken every [`TAKE_EVERY`].
+    buffers: Vec<Arc<SampleBuffer>>,
     _exit: ExitGuard,
 }
 
@@ -315,6 +326,7 @@ impl Metrics {
             flush_in_flight: false,
             last_failure_log: None,
             prometheus,
+            buffers: vec![],
             _exit: exit,
         }
     }
@@ -402,7 +414,9 @@ impl Actor for Metrics {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(self.mailbox);
+        ctx.run_interval(TAKE_EVERY, |act, _| act.take_buffered());
         ctx.run_interval(self.settings.flush_interval, |act, ctx| {
+            act.take_buffered();
             let flush = act.flush();
             ctx.spawn(flush);
         });
@@ -410,6 +424,15 @@ impl Actor for Metrics {
 }
 
 impl Metrics {
+    /// Takes what every known buffer holds.
+    fn take_buffered(&mut self) {
+        for i in 0..self.buffers.len() {
+            for sample in self.buffers[i].take() {
+                self.take_sample(sample);
+            }
+        }
+    }
+
     fn take_sample(&mut self, s: Sample) {
         if let Some(p) = &self.prometheus {
             p.record(&s, &self.worker_id);
@@ -442,6 +465,9 @@ impl Handler<Samples> for Metrics {
         for sample in buffer.take() {
             self.take_sample(sample);
         }
+        if !self.buffers.iter().any(|b| Arc::ptr_eq(b, &buffer)) {
+            self.buffers.push(buffer);
+        }
     }
 }
 
@@ -449,6 +475,8 @@ impl Handler<ForgetShard> for Metrics {
     type Result = ();
 
     fn handle(&mut self, msg: ForgetShard, _: &mut Self::Context) {
+        // The shard's samples sent before it ended come first (or they would bring it back).
+        self.take_buffered();
         if let Some(p) = &self.prometheus {
             p.forget_shard(&msg.0);
         }
@@ -459,6 +487,7 @@ impl Handler<Flush> for Metrics {
     type Result = ResponseActFuture<Self, ()>;
 
     fn handle(&mut self, _: Flush, _: &mut Self::Context) -> Self::Result {
+        self.take_buffered();
         self.flush()
     }
 }
@@ -549,5 +578,18 @@ mod tests {
         let none = MetricsHandle::new(m.clone().recipient(), MetricsLevel::None, 64);
         none.count("RecordsProcessed", Operation::ProcessTask, shard, 5);
         assert_eq!(snapshot(&m).await.total("RecordsProcessed"), 5.0, "NONE sends nothing");
+    }
+
+    #[actix_rt::test]
+    async fn samples_that_wake_nobody_are_taken_on_the_tick() {
+        let m = start(settings(true, MetricsLevel::Detailed), None);
+        let handle = MetricsHandle::new(m.clone().recipient(), MetricsLevel::Detailed, 64);
+        handle.count("RecordsProcessed", Operation::ProcessTask, Scope::Application, 1);
+        assert_eq!(snapshot(&m).await.total("RecordsProcessed"), 1.0, "the first sample wakes the actor");
+        // Below an eighth of the buffer: no wake, the tick takes them.
+        handle.count("RecordsProcessed", Operation::ProcessTask, Scope::Application, 2);
+        assert_eq!(snapshot(&m).await.total("RecordsProcessed"), 1.0, "not woken for one sample");
+        tokio::time::sleep(TAKE_EVERY * 2).await;
+        assert_eq!(snapshot(&m).await.total("RecordsProcessed"), 3.0);
     }
 }

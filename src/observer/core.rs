@@ -18,7 +18,7 @@ use crate::metrics::{Metrics, MetricsHandle};
 use crate::model::{Backoff, Checkpoint};
 use crate::outcome_log::OutcomeLog;
 use crate::parser_pool::{self, ParseWorker};
-use crate::responders::{ResponderActor, ResponderContext, ResponderSpec, RouteIndex, Routes};
+use crate::responders::{ResponderActor, ResponderContext, ResponderSpec, RouteIndex, RouteTarget, Routes};
 use crate::supervision::{ChildExited, ChildId, ExitGuard, ExitReason, LiveChildren, Stop};
 
 /// The running actor of one responder, and what restarts it.
@@ -196,7 +196,7 @@ impl Supervisor {
             );
             let incarnation = self.next_incarnation();
             let addr = self.start_responder(&spec, route, incarnation, 0, std::time::Duration::ZERO, ctx);
-            routes.push(responder.id(), addr.clone().recipient());
+            routes.push(responder.id(), RouteTarget::of(&addr));
             slots.push(ResponderSlot { addr, spec, incarnation, backoff: Backoff::restarts() });
         }
         (Arc::new(routes), slots)
@@ -224,7 +224,7 @@ impl Supervisor {
         slot.addr = start_responder(&slot.spec, (route, next), restarts, delay, (&arbiter, &live), ctx);
         slot.incarnation = next;
         slot.backoff.started();
-        core.routes.replace(route, slot.addr.clone().recipient());
+        core.routes.replace(route, RouteTarget::of(&slot.addr));
         log::warn!(
             "observer {id}: responder {} restarting in {} ms (restart {restarts})",
             slot.spec.responder.id(),

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use actix::dev::AsyncContextParts;
 use actix::prelude::*;
-use futures::FutureExt;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
 use tokio::sync::Semaphore;
 
 use super::{Attempt, Responder, ResponderContext};
@@ -62,6 +63,39 @@ impl CommandResult {
 impl Message for Execute {
     type Result = CommandResult;
 }
+
+/// Action these commands (of one shard), each answered as soon as it ends: how a consumer sends
+/// the commands it has for one responder at once. One message, one wake of the responder's
+/// thread and answers gathered as they come, where [`Execute`] costs a task and a reply
+/// across threads per command — most of what a command cost before.
+pub struct ExecuteBatch {
+    /// Each command with its consumer's ticket for it.
+    pub commands: Vec<(u64, Execute)>,
+    pub answers: Recipient<Answers>,
+}
+
+impl Message for ExecuteBatch {
+    type Result = ();
+}
+
+/// A batch dropped unrun (its actor stopped with it in the mailbox): its commands are answered
+/// with the mailbox error, and sent again.
+impl Drop for ExecuteBatch {
+    fn drop(&mut self) {
+        if !self.commands.is_empty() {
+            let unanswered = self.commands.drain(..).map(|(t, _)| (t, Err(MailboxError::Closed))).collect();
+            self.answers.do_send(Answers(unanswered));
+        }
+    }
+}
+
+/// Commands of a batch that ended, by ticket (a mailbox error: no answer, send it again).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Answers(pub Vec<Answer>);
+
+/// A command's ticket, and how it ended (a mailbox error: no answer, send it again).
+pub type Answer = (u64, Result<CommandResult, MailboxError>);
 
 /// A panic caught inside one attempt: the actor stops, and is restarted by its Supervisor.
 #[derive(Debug, Message)]
@@ -174,17 +208,84 @@ impl Handler<Execute> for ResponderActor {
     fn handle(&mut self, msg: Execute, ctx: &mut Self::Context) -> Self::Result {
         let spec = self.spec.clone();
         let me = ctx.address().recipient::<Panicked>();
-        Box::pin(async move {
-            let started = Instant::now();
-            let result = run_with_retries(&spec, &msg, &me).await;
-            spec.metrics.millis("ResponderLatency", Operation::Responder, Scope::Application, started.elapsed());
-            if result.attempts() > 1 {
-                let retries = u64::from(result.attempts() - 1);
-                spec.metrics.count("ResponderRetries", Operation::Responder, Scope::Application, retries);
-            }
-            result
-        })
+        Box::pin(async move { run_measured(&spec, &msg, &me).await })
     }
+}
+
+impl Handler<ExecuteBatch> for ResponderActor {
+    type Result = ();
+
+    fn handle(&mut self, mut batch: ExecuteBatch, ctx: &mut Self::Context) {
+        let commands = std::mem::take(&mut batch.commands);
+        let open =
+            OpenTickets { tickets: commands.iter().map(|(t, _)| Some(*t)).collect(), answers: batch.answers.clone() };
+        // Detached, as every command is: a restart of this actor cancels none of them.
+        actix::spawn(run_batch(self.spec.clone(), commands, open, ctx.address().recipient()));
+    }
+}
+
+/// The tickets of a batch not answered yet: should the batch's task be dropped before they
+/// end (the runtime stopping), they are answered with the mailbox error, so their consumer
+/// sends them again rather than wait for ever.
+struct OpenTickets {
+    tickets: Vec<Option<u64>>,
+    answers: Recipient<Answers>,
+}
+
+impl OpenTickets {
+    /// Answers the commands at these positions of the batch.
+    fn answer(&mut self, ended: Vec<(usize, CommandResult)>) {
+        let answers = ended
+            .into_iter()
+            .filter_map(|(pos, result)| Some((self.tickets.get_mut(pos)?.take()?, Ok(result))))
+            .collect();
+        self.answers.do_send(Answers(answers));
+    }
+}
+
+impl Drop for OpenTickets {
+    fn drop(&mut self) {
+        let unanswered: Vec<_> = self.tickets.iter().flatten().map(|t| (*t, Err(MailboxError::Closed))).collect();
+        if !unanswered.is_empty() {
+            self.answers.do_send(Answers(unanswered));
+        }
+    }
+}
+
+/// The most answers sent back in one message.
+const ANSWERS_AT_ONCE: usize = 1024;
+
+/// Runs every command of a batch at once (each still waits for its pace and its permit), and
+/// answers those that ended together in one message: one task and one wake for what would be a
+/// task and two wakes across threads per command.
+async fn run_batch(
+    spec: Arc<ResponderSpec>,
+    commands: Vec<(u64, Execute)>,
+    mut open: OpenTickets,
+    me: Recipient<Panicked>,
+) {
+    let (spec, me) = (&spec, &me);
+    let running: FuturesUnordered<_> = commands
+        .into_iter()
+        .enumerate()
+        .map(|(pos, (_, execute))| async move { (pos, run_measured(spec, &execute, me).await) })
+        .collect();
+    let mut ended = running.ready_chunks(ANSWERS_AT_ONCE);
+    while let Some(chunk) = ended.next().await {
+        open.answer(chunk);
+    }
+}
+
+/// A command's attempts, timed and counted.
+async fn run_measured(spec: &ResponderSpec, msg: &Execute, me: &Recipient<Panicked>) -> CommandResult {
+    let started = Instant::now();
+    let result = run_with_retries(spec, msg, me).await;
+    spec.metrics.millis("ResponderLatency", Operation::Responder, Scope::Application, started.elapsed());
+    if result.attempts() > 1 {
+        let retries = u64::from(result.attempts() - 1);
+        spec.metrics.count("ResponderRetries", Operation::Responder, Scope::Application, retries);
+    }
+    result
 }
 
 /// One attempt, with its timeout; a panic is caught, reported and counted as a failed attempt.
@@ -457,5 +558,64 @@ mod tests {
             CommandResult::Abandoned { attempts, .. } => assert!((1..4).contains(&attempts), "{attempts}"),
             other => panic!("a fenced command has no outcome: {other:?}"),
         }
+    }
+
+    /// Keeps every answer it is sent.
+    #[derive(Default)]
+    struct Collector(Arc<Mutex<Vec<super::Answer>>>);
+
+    impl Actor for Collector {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<Answers> for Collector {
+        type Result = ();
+
+        fn handle(&mut self, msg: Answers, _: &mut Self::Context) {
+            self.0.lock().expect("lock").extend(msg.0);
+        }
+    }
+
+    #[actix_rt::test]
+    async fn each_command_of_a_batch_is_answered_once_with_its_own_outcome() {
+        let script = Arc::new(Script::default().with("flaky", &[(503, None), (200, None)]).with("bad", &[(400, None)]));
+        let responder = actor(&script, 2, Duration::from_millis(5));
+        let answers = Arc::new(Mutex::new(vec![]));
+        let collector = Collector(answers.clone()).start();
+        let fence = Fence::unbounded();
+        let commands = vec![(7, execute("flaky", &fence)), (8, execute("ok", &fence)), (9, execute("bad", &fence))];
+        responder.do_send(ExecuteBatch { commands, answers: collector.recipient() });
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while answers.lock().expect("lock").len() < 3 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut got: Vec<_> = answers
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|(t, r)| {
+                let (outcome, attempts, _) = ended(r.as_ref().expect("an answer"));
+                (*t, outcome, attempts)
+            })
+            .collect();
+        got.sort_by_key(|(t, ..)| *t);
+        assert_eq!(got, [(7, Outcome::Done, 2), (8, Outcome::Done, 1), (9, Outcome::Failed, 1)]);
+    }
+
+    #[actix_rt::test]
+    async fn a_batch_dropped_unrun_answers_each_command_with_the_mailbox_error() {
+        let answers = Arc::new(Mutex::new(vec![]));
+        let collector = Collector(answers.clone()).start();
+        let fence = Fence::unbounded();
+        let batch = ExecuteBatch {
+            commands: vec![(1, execute("a", &fence)), (2, execute("b", &fence))],
+            answers: collector.recipient(),
+        };
+        // As a stopped actor's mailbox drops it.
+        drop(batch);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let got: Vec<_> = answers.lock().expect("lock").iter().map(|(t, r)| (*t, r.is_err())).collect();
+        assert_eq!(got, [(1, true), (2, true)], "sent again, not waited for");
     }
 }

@@ -29,8 +29,10 @@ mod slack;
 mod stdout;
 mod webhook;
 
-pub use actor::{CommandResult, Execute, ResponderActor, ResponderSnapshot, ResponderSpec};
-pub use registry::{MODULES, RouteIndex, Routes};
+pub use actor::{
+    Answer, Answers, CommandResult, Execute, ExecuteBatch, ResponderActor, ResponderSnapshot, ResponderSpec,
+};
+pub use registry::{MODULES, RouteIndex, RouteTarget, Routes};
 
 /// An Avro config schema embedded in the binary.
 #[derive(Debug, Clone, Copy)]

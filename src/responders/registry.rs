@@ -7,9 +7,9 @@
 
 use std::sync::{Arc, RwLock};
 
-use actix::Recipient;
+use actix::prelude::*;
 
-use super::{Execute, ResponderModule, pagerduty, sendgrid, slack, stdout, webhook};
+use super::{Execute, ExecuteBatch, ResponderModule, pagerduty, sendgrid, slack, stdout, webhook};
 
 /// Every responder this build knows. Adding a responder: write its module, add one line here.
 pub static MODULES: &[&ResponderModule] =
@@ -19,9 +19,26 @@ pub static MODULES: &[&ResponderModule] =
 /// what the command parser answers for a command it can route.
 pub type RouteIndex = usize;
 
+/// Where a route's commands go: its actor, taking one command (a command's journey with its
+/// claim, when dedup is on) or a consumer's batch of them.
+#[derive(Clone)]
+pub struct RouteTarget {
+    pub one: Recipient<Execute>,
+    pub batch: Recipient<ExecuteBatch>,
+}
+
+impl RouteTarget {
+    pub fn of<A>(addr: &Addr<A>) -> Self
+    where
+        A: Actor<Context = Context<A>> + Handler<Execute> + Handler<ExecuteBatch>,
+    {
+        RouteTarget { one: addr.clone().recipient(), batch: addr.clone().recipient() }
+    }
+}
+
 struct Route {
     responder_id: Arc<str>,
-    recipient: RwLock<Recipient<Execute>>,
+    target: RwLock<RouteTarget>,
 }
 
 /// The routes of one observer, by [`RouteIndex`].
@@ -32,22 +49,22 @@ pub struct Routes {
 
 impl Routes {
     /// Adds a route; its index is the number of routes before it.
-    pub fn push(&mut self, responder_id: &str, recipient: Recipient<Execute>) -> RouteIndex {
-        self.routes.push(Route { responder_id: Arc::from(responder_id), recipient: RwLock::new(recipient) });
+    pub fn push(&mut self, responder_id: &str, target: RouteTarget) -> RouteIndex {
+        self.routes.push(Route { responder_id: Arc::from(responder_id), target: RwLock::new(target) });
         self.routes.len() - 1
     }
 
     /// The responder id and current address of a route.
-    pub fn get(&self, route: RouteIndex) -> Option<(Arc<str>, Recipient<Execute>)> {
+    pub fn get(&self, route: RouteIndex) -> Option<(Arc<str>, RouteTarget)> {
         let r = self.routes.get(route)?;
-        let recipient = r.recipient.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
-        Some((r.responder_id.clone(), recipient))
+        let target = r.target.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+        Some((r.responder_id.clone(), target))
     }
 
     /// Points a route at a new actor (after a restart).
-    pub fn replace(&self, route: RouteIndex, recipient: Recipient<Execute>) {
+    pub fn replace(&self, route: RouteIndex, target: RouteTarget) {
         if let Some(r) = self.routes.get(route) {
-            *r.recipient.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = recipient;
+            *r.target.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = target;
         }
     }
 

@@ -2,6 +2,7 @@
 //! the messages it answers. Reading is in `read_loop`, records' way to their responders in
 //! `dispatch`, how each ends in `outcomes`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -72,6 +73,11 @@ pub(super) struct State {
     pub read_backoff: Backoff,
     /// A look at a lapsed lease is scheduled for the dispatch (one at a time).
     pub dispatch_recheck: bool,
+    /// Completions are being handled together: one dispatch follows them (not one each).
+    pub dispatch_deferred: bool,
+    /// Commands sent in batches, by ticket, until their responder answers (with the id of
+    /// that responder).
+    pub at_responders: HashMap<u64, (Pending, Arc<str>)>,
     /// When the last warning about unreadable parents was logged.
     pub parents_warned_at: Option<Instant>,
     pub millis_behind_latest: Option<i64>,
@@ -120,6 +126,8 @@ impl ShardConsumer {
                 progress_sent_at: Instant::now(),
                 read_backoff: Backoff::new(READ_BACKOFF.0, READ_BACKOFF.1).jittered(),
                 dispatch_recheck: false,
+                dispatch_deferred: false,
+                at_responders: HashMap::new(),
                 parents_warned_at: None,
                 millis_behind_latest: None,
                 levels_sampled: None,

@@ -148,21 +148,9 @@ impl Handler<Arrived> for ShardConsumer {
         let Arrived { idx, mut pending, responder_id, arrival } = msg;
         let command_id = Some(pending.command.envelope.command_id);
         match arrival {
-            Arrival::Executed { result: Ok(CommandResult::Ended { outcome, attempts, detail }), taken_over } => {
-                let end = RecordOutcome {
-                    outcome,
-                    command_id,
-                    responder: Some(responder_id),
-                    attempts,
-                    detail,
-                    possible_duplicate: taken_over.is_some(),
-                };
-                self.finish(idx, pending.record, end, ctx);
+            Arrival::Executed { result, taken_over } => {
+                self.answered((idx, pending), responder_id, result, taken_over.is_some(), ctx)
             }
-            Arrival::Executed { result: Ok(CommandResult::Abandoned { attempts, reason }), .. } => {
-                self.abandoned(idx, &pending, attempts, &reason)
-            }
-            Arrival::Executed { result: Err(e), .. } => self.no_answer(idx, pending, &responder_id, e, ctx),
             Arrival::Duplicate { state, by, detail } => {
                 let detail = format!(
                     "already {} by {} (shard {}, seq {}): {detail}",

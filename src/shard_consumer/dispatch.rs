@@ -19,7 +19,7 @@ use crate::config::runtime::Ordering;
 use crate::metrics::Operation;
 use crate::model::{ExtendedSequenceNumber, Outcome};
 use crate::parser_pool::Parsed;
-use crate::responders::{Execute, RouteIndex};
+use crate::responders::{Answers, CommandResult, Execute, ExecuteBatch, RouteIndex};
 
 /// A command read and waiting for, or at, its responder.
 pub(super) struct Pending {
@@ -158,8 +158,9 @@ impl ShardConsumer {
 
     /// Sends every command whose turn it is — unless the fence is closed (frozen, stopping, or
     /// the lease lapsed; a lapsed lease is looked at again later, as the LeaseManager drops it).
+    /// With dedup off, the commands of each route go in one batch.
     pub(super) fn dispatch(&mut self, ctx: &mut Context<Self>) {
-        if matches!(self.state.phase, Phase::Frozen | Phase::Finished) {
+        if matches!(self.state.phase, Phase::Frozen | Phase::Finished) || self.state.dispatch_deferred {
             return;
         }
         if !self.fence.is_valid() {
@@ -172,26 +173,39 @@ impl ShardConsumer {
             }
             return;
         }
+        let mut batches: Vec<(RouteIndex, Vec<(u64, Pending)>)> = vec![];
         while let Some((idx, pending)) = self.state.tracker.next_dispatch() {
-            self.send(idx, pending, ctx);
+            if self.links.claims.is_some() {
+                self.send(idx, pending, ctx);
+                continue;
+            }
+            match batches.iter_mut().find(|(route, _)| *route == pending.route) {
+                Some((_, batch)) => batch.push((idx, pending)),
+                None => batches.push((pending.route, vec![(idx, pending)])),
+            }
+        }
+        for (route, batch) in batches {
+            self.send_batch(route, batch, ctx);
         }
     }
 
-    /// Sends a command on its journey (claim, responder, claim finished), as a task of its own.
+    /// Runs `f` (which may complete many records) and dispatches once after it, so that what
+    /// its completions let go leaves in one batch rather than one at a time.
+    pub(super) fn dispatching_after(&mut self, ctx: &mut Context<Self>, f: impl FnOnce(&mut Self, &mut Context<Self>)) {
+        let deferred = std::mem::replace(&mut self.state.dispatch_deferred, true);
+        f(self, ctx);
+        self.state.dispatch_deferred = deferred;
+        self.dispatch(ctx);
+    }
+
+    /// Sends a command on its way: with dedup on, on a journey of its own (claim, responder,
+    /// claim finished) as a task; with dedup off, as a batch of one.
     pub(super) fn send(&mut self, idx: u64, mut pending: Pending, ctx: &mut Context<Self>) {
-        let command_id = Some(pending.command.envelope.command_id);
-        let Some((responder_id, recipient)) = self.links.routes.get(pending.route) else {
-            let detail = "the responder of this route is not running".to_owned();
-            let end = RecordOutcome {
-                outcome: Outcome::Unroutable,
-                command_id,
-                responder: None,
-                attempts: 0,
-                detail,
-                possible_duplicate: false,
-            };
-            self.finish(idx, pending.record, end, ctx);
-            return;
+        if self.links.claims.is_none() {
+            return self.send_batch(pending.route, vec![(idx, pending)], ctx);
+        }
+        let Some((responder_id, target)) = self.links.routes.get(pending.route) else {
+            return self.unroutable(idx, pending, ctx);
         };
         if pending.claim_wait.is_none() {
             pending.attempts += 1;
@@ -208,19 +222,95 @@ impl ShardConsumer {
                 (store, timings, claimer)
             }),
             stale: pending.stale.take(),
-            recipient,
-            execute: Execute {
-                command: pending.command.clone(),
-                shard_id: self.shard().clone(),
-                sequence_number: pending.record.label.clone(),
-                fence: self.fence.clone(),
-            },
+            recipient: target.one,
+            execute: self.execute_of(&pending),
         };
         let me = ctx.address();
         actix::spawn(async move {
             let arrival = journey.run().await;
             me.do_send(Arrived { idx, pending, responder_id, arrival });
         });
+    }
+
+    /// Sends commands of one route to its responder in one message (dedup off: nothing to
+    /// claim first). They wait for their answers among `at_responders`.
+    fn send_batch(&mut self, route: RouteIndex, batch: Vec<(u64, Pending)>, ctx: &mut Context<Self>) {
+        let Some((responder_id, target)) = self.links.routes.get(route) else {
+            for (idx, pending) in batch {
+                self.unroutable(idx, pending, ctx);
+            }
+            return;
+        };
+        let mut commands = Vec::with_capacity(batch.len());
+        for (idx, mut pending) in batch {
+            pending.attempts += 1;
+            commands.push((idx, self.execute_of(&pending)));
+            self.state.at_responders.insert(idx, (pending, responder_id.clone()));
+        }
+        let batch = ExecuteBatch { commands, answers: ctx.address().recipient() };
+        match target.batch.try_send(batch) {
+            Ok(()) => {}
+            // The responder is behind: wait for room in its mailbox (meanwhile this shard's
+            // in-flight bound fills, and its reading pauses).
+            Err(SendError::Full(batch)) => {
+                actix::spawn(async move {
+                    let _ = target.batch.send(batch).await;
+                });
+            }
+            // Its actor stopped: the batch, dropped here, answers each command with the
+            // mailbox error, and each is sent again.
+            Err(SendError::Closed(_)) => {}
+        }
+    }
+
+    /// What the responder is sent for a command.
+    fn execute_of(&self, pending: &Pending) -> Execute {
+        Execute {
+            command: pending.command.clone(),
+            shard_id: self.shard().clone(),
+            sequence_number: pending.record.label.clone(),
+            fence: self.fence.clone(),
+        }
+    }
+
+    /// A command whose route has no running responder.
+    fn unroutable(&mut self, idx: u64, pending: Pending, ctx: &mut Context<Self>) {
+        let end = RecordOutcome {
+            outcome: Outcome::Unroutable,
+            command_id: Some(pending.command.envelope.command_id),
+            responder: None,
+            attempts: 0,
+            detail: "the responder of this route is not running".to_owned(),
+            possible_duplicate: false,
+        };
+        self.finish(idx, pending.record, end, ctx);
+    }
+
+    /// What its responder answered for a command: its outcome, no outcome (abandoned), or no
+    /// answer (its actor stopped first: sent again).
+    pub(super) fn answered(
+        &mut self,
+        (idx, pending): (u64, Pending),
+        responder_id: Arc<str>,
+        result: Result<CommandResult, MailboxError>,
+        possible_duplicate: bool,
+        ctx: &mut Context<Self>,
+    ) {
+        match result {
+            Ok(CommandResult::Ended { outcome, attempts, detail }) => {
+                let end = RecordOutcome {
+                    outcome,
+                    command_id: Some(pending.command.envelope.command_id),
+                    responder: Some(responder_id),
+                    attempts,
+                    detail,
+                    possible_duplicate,
+                };
+                self.finish(idx, pending.record, end, ctx);
+            }
+            Ok(CommandResult::Abandoned { attempts, reason }) => self.abandoned(idx, &pending, attempts, &reason),
+            Err(e) => self.no_answer(idx, pending, &responder_id, e, ctx),
+        }
     }
 
     /// The responder's actor stopped without an answer (it is being restarted): send again,
@@ -286,5 +376,20 @@ impl ShardConsumer {
         if self.state.phase == Phase::Draining && self.settled() {
             self.drained();
         }
+    }
+}
+
+impl Handler<Answers> for ShardConsumer {
+    type Result = ();
+
+    /// Answers to the batches sent: each command that ended, handled together.
+    fn handle(&mut self, msg: Answers, ctx: &mut Self::Context) {
+        self.dispatching_after(ctx, |act, ctx| {
+            for (idx, result) in msg.0 {
+                // Not among them: answered already (a batch's answers come once each).
+                let Some((pending, responder_id)) = act.state.at_responders.remove(&idx) else { continue };
+                act.answered((idx, pending), responder_id, result, false, ctx);
+            }
+        });
     }
 }

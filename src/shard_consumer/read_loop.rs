@@ -313,9 +313,11 @@ impl ShardConsumer {
             match result {
                 Ok(parsed) => {
                     act.state.user_records_per_record = user_records_per_record(&parsed);
-                    for (record, parsed) in records.into_iter().zip(parsed) {
-                        act.admit(record, parsed, ctx);
-                    }
+                    act.dispatching_after(ctx, |act, ctx| {
+                        for (record, parsed) in records.into_iter().zip(parsed) {
+                            act.admit(record, parsed, ctx);
+                        }
+                    });
                 }
                 Err(e) => {
                     // The parse pool is gone: the process is stopping. Nothing was admitted, so
@@ -325,7 +327,6 @@ impl ShardConsumer {
                     return;
                 }
             }
-            act.dispatch(ctx);
             act.batch_done(batch, full, ctx);
         }));
     }

@@ -24,7 +24,7 @@ use crate::config::runtime::RetryPolicy;
 use crate::lease_manager::{AcquiredLease, LatestStart, LeaseError, LeaseOwner, ParentsFinished, PinLatestStart};
 use crate::model::{Checkpoint, Fence, LeaseDeadline, Tenure};
 use crate::parser_pool::{ParseBatch, parse_record};
-use crate::responders::{CommandResult, Execute, Routes};
+use crate::responders::{Answers, CommandResult, Execute, ExecuteBatch, RouteTarget, Routes};
 use crate::supervision::{ChildId, ExitGuard};
 
 /// A shard of the test's making: serves `records` in order, at most the limit asked for per
@@ -134,6 +134,20 @@ impl Handler<Execute> for StandIn {
         Box::pin(
             async move { rx.await.unwrap_or(CommandResult::Abandoned { attempts: 0, reason: "test over".into() }) },
         )
+    }
+}
+
+impl Handler<ExecuteBatch> for StandIn {
+    type Result = ();
+
+    /// Each command of the batch waits for the test, as one sent alone does, and is answered
+    /// on its own.
+    fn handle(&mut self, mut batch: ExecuteBatch, ctx: &mut Self::Context) {
+        for (ticket, execute) in std::mem::take(&mut batch.commands) {
+            let answer = <Self as Handler<Execute>>::handle(self, execute, ctx);
+            let answers = batch.answers.clone();
+            actix::spawn(async move { answers.do_send(Answers(vec![(ticket, Ok(answer.await))])) });
+        }
     }
 }
 
@@ -250,7 +264,7 @@ fn start_full(
     let seen = Arc::new(Mutex::new(Seen::default()));
     let stand_in = StandIn { ids, seen: seen.clone() }.start();
     let mut routes = Routes::default();
-    routes.push("stand-in", stand_in.clone().recipient());
+    routes.push("stand-in", RouteTarget::of(&stand_in));
     let links = ConsumerLinks {
         reader: shard,
         parser: stand_in.clone().recipient(),
