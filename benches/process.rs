@@ -176,13 +176,16 @@ fn drain_once(stream: &str, id: &str, dedup: bool, total: usize, kinesalite: &st
     ProcessDrain { wall, cpu, rss, first }
 }
 
-/// With `SAUNA_BENCH_PERF=DIR`, a `perf record` of the sauna process (call graphs, 499 Hz) into
-/// `DIR/NAME.data`, for a profile of where the time goes.
+/// With `SAUNA_BENCH_PERF=DIR`, a `perf record` of the whole machine (call graphs, 1999 Hz) into
+/// `DIR/NAME.data`, and the sauna process's pid into `DIR/NAME.pid`, for a profile of where its
+/// time goes: `perf report -i DIR/NAME.data --pid $(cat DIR/NAME.pid)`. (Recording only the
+/// pid misses some of the threads it starts after perf attaches.)
 fn profile(pid: u32, name: &str) -> Option<Child> {
     let dir = std::env::var("SAUNA_BENCH_PERF").ok()?;
+    std::fs::write(Path::new(&dir).join(format!("{name}.pid")), pid.to_string()).expect("pid file");
     let out = Path::new(&dir).join(format!("{name}.data"));
     let child = Command::new("perf")
-        .args(["record", "-F", "499", "-g", "-p", &pid.to_string(), "-o"])
+        .args(["record", "-F", "1999", "-g", "-a", "-o"])
         .arg(out)
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -49,7 +49,7 @@ impl SchemaKey {
 
 impl fmt::Display for SchemaKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "iglu:{}", self.repository_path())
+        write!(f, "iglu:{}/{}/{}/{}", self.vendor, self.name, self.format, self.version)
     }
 }
 

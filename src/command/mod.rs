@@ -8,6 +8,7 @@
 
 pub mod schemas;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -105,11 +106,11 @@ impl CommandParser {
                 return invalid(format!("record data: not UTF-8 (invalid byte at offset {})", e.valid_up_to()), None);
             }
         };
-        let json: Value = match serde_json::from_str(text) {
+        let mut json: Value = match serde_json::from_str(text) {
             Ok(v) => v,
             Err(e) => return invalid(format!("record data: not JSON: {e}"), None),
         };
-        let (key, data) = match self_describing(&json, "") {
+        let (key, data) = match self.self_describing(&json, "") {
             Ok(kd) => kd,
             Err(reason) => return invalid(reason, None),
         };
@@ -121,7 +122,7 @@ impl CommandParser {
         }
 
         // The envelope.
-        let (env_key, env_data) = match self_describing(&data["envelope"], "data.envelope.") {
+        let (env_key, env_data) = match self.self_describing(&data["envelope"], "data.envelope.") {
             Ok(kd) => kd,
             Err(reason) => return invalid(reason, None),
         };
@@ -138,7 +139,7 @@ impl CommandParser {
         let command_id = envelope.command_id;
 
         // The command.
-        let (cmd_key, cmd_data) = match self_describing(&data["command"], "data.command.") {
+        let (cmd_key, cmd_data) = match self.self_describing(&data["command"], "data.command.") {
             Ok(kd) => kd,
             Err(reason) => return invalid(reason, Some(command_id)),
         };
@@ -169,12 +170,30 @@ impl CommandParser {
             }
         }
 
-        Classified::Routable { command: Arc::new(Command { envelope, schema: cmd_key, data: cmd_data.clone() }), route }
+        let schema = cmd_key.into_owned();
+        // Validated: the command's data is taken out of the record's JSON, not copied.
+        let data = json.pointer_mut("/data/command/data").map(Value::take).unwrap_or_default();
+        Classified::Routable { command: Arc::new(Command { envelope, schema, data }), route }
+    }
+
+    /// Splits a self-describing JSON into its key and data; `prefix` names where it sits. The
+    /// key of a known schema is the registry's (nothing parsed, nothing copied).
+    fn self_describing<'v>(&self, json: &'v Value, prefix: &str) -> Result<(Cow<'_, SchemaKey>, &'v Value), String> {
+        let (schema, data) = split_self_describing(json, prefix)?;
+        let key = match self.schemas.key_of(schema) {
+            Some(key) => Cow::Borrowed(key),
+            None => Cow::Owned(schema.parse().map_err(|e| format!("{prefix}schema: {e}"))?),
+        };
+        let Some(data) = data else {
+            return Err(format!("{prefix}data: missing"));
+        };
+        Ok((key, data))
     }
 }
 
-/// Splits a self-describing JSON into its key and data; `prefix` names where it sits.
-fn self_describing<'v>(json: &'v Value, prefix: &str) -> Result<(SchemaKey, &'v Value), String> {
+/// Splits a self-describing JSON into its schema URI and data (if it has any); `prefix` names
+/// where it sits.
+fn split_self_describing<'v>(json: &'v Value, prefix: &str) -> Result<(&'v str, Option<&'v Value>), String> {
     let Some(obj) = json.as_object() else {
         return Err(format!(
             "{}: expected a self-describing JSON object {{\"schema\": \"iglu:…\", \"data\": …}}, found {}",
@@ -188,11 +207,7 @@ fn self_describing<'v>(json: &'v Value, prefix: &str) -> Result<(SchemaKey, &'v 
             obj.get("schema").map_or_else(|| "nothing".to_owned(), crate::config::avro_json::found)
         ));
     };
-    let key: SchemaKey = schema.parse().map_err(|e| format!("{prefix}schema: {e}"))?;
-    let Some(data) = obj.get("data") else {
-        return Err(format!("{prefix}data: missing"));
-    };
-    Ok((key, data))
+    Ok((schema, obj.get("data")))
 }
 
 /// The envelope's typed fields; the schema has already checked shapes and formats, so the

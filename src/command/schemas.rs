@@ -4,11 +4,11 @@
 //! Sauna fetched every schema from iglucentral.com at run time; this build never goes to the
 //! network for a schema, so a command is validated the same way on every machine.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use jsonschema::{Draft, Validator};
+use rustc_hash::FxHashMap;
 use serde_json::Value;
 
 use crate::iglu::SchemaKey;
@@ -53,9 +53,12 @@ pub struct SchemaError {
 
 /// Compiled JSON Schemas by exact key.
 pub struct SchemaRegistry {
-    validators: HashMap<SchemaKey, Validator>,
+    validators: FxHashMap<SchemaKey, Validator>,
     /// Where each schema came from, for messages.
-    sources: HashMap<SchemaKey, String>,
+    sources: FxHashMap<SchemaKey, String>,
+    /// Each key by its URI as written (`iglu:…`): a record naming a known schema costs a
+    /// lookup, not a parse (three for every command).
+    uris: FxHashMap<Box<str>, SchemaKey>,
 }
 
 impl fmt::Debug for SchemaRegistry {
@@ -76,7 +79,11 @@ impl SchemaRegistry {
     /// (a folder holding `schemas/<vendor>/<name>/jsonschema/<version>`, or that `schemas`
     /// folder itself). A local schema with the key of an embedded one replaces it.
     pub fn with_repositories(repositories: &[PathBuf]) -> Result<Self, SchemaError> {
-        let mut registry = SchemaRegistry { validators: HashMap::new(), sources: HashMap::new() };
+        let mut registry = SchemaRegistry {
+            validators: FxHashMap::default(),
+            sources: FxHashMap::default(),
+            uris: FxHashMap::default(),
+        };
         for (path, text) in EMBEDDED {
             let key: SchemaKey = format!("iglu:{path}").parse().expect("embedded schema paths are Iglu keys");
             let json: Value = serde_json::from_str(text).expect("embedded schemas are JSON");
@@ -144,12 +151,19 @@ impl SchemaRegistry {
             .build(&schema)
             .map_err(|e| format!("not a usable JSON Schema: {e}"))?;
         self.validators.insert(key.clone(), validator);
+        self.uris.insert(key.to_string().into_boxed_str(), key.clone());
         self.sources.insert(key, source);
         Ok(())
     }
 
     pub fn get(&self, key: &SchemaKey) -> Option<&Validator> {
         self.validators.get(key)
+    }
+
+    /// The key of a schema of this registry, by its URI exactly as it prints (`None`: an
+    /// unknown schema, or one written some other way: parse it).
+    pub fn key_of(&self, uri: &str) -> Option<&SchemaKey> {
+        self.uris.get(uri)
     }
 
     pub fn len(&self) -> usize {

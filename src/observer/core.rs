@@ -186,7 +186,7 @@ impl Supervisor {
                     responder.clone(),
                     context.clone(),
                     r.retry.clone(),
-                    r.responder_concurrency,
+                    responder.concurrency().unwrap_or(r.responder_concurrency),
                     r.mailboxes.responder,
                     metrics.clone(),
                 )

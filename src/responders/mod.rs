@@ -119,6 +119,12 @@ pub trait Responder: Send + Sync + fmt::Debug {
     fn timeout(&self) -> Option<Duration> {
         None
     }
+    /// How many commands it takes at once, when that is its own rather than
+    /// `responderConcurrency` (which is about requests in flight to a service): `None` for
+    /// every responder that sends requests.
+    fn concurrency(&self) -> Option<usize> {
+        None
+    }
     /// Its pace when the runtime config's `rateLimits` does not name it (the service's own
     /// limit, so that a burst of commands does not meet a storm of 429s); `None`: no limit.
     fn default_rate_limit(&self) -> Option<RateLimit> {

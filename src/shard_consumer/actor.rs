@@ -2,12 +2,12 @@
 //! the messages it answers. Reading is in `read_loop`, records' way to their responders in
 //! `dispatch`, how each ends in `outcomes`.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::dev::AsyncContextParts;
 use actix::prelude::*;
+use rustc_hash::FxHashMap;
 
 use super::dispatch::Pending;
 use super::tracker::Tracker;
@@ -77,7 +77,7 @@ pub(super) struct State {
     pub dispatch_deferred: bool,
     /// Commands sent in batches, by ticket, until their responder answers (with the id of
     /// that responder).
-    pub at_responders: HashMap<u64, (Pending, Arc<str>)>,
+    pub at_responders: FxHashMap<u64, (Pending, Arc<str>)>,
     /// When the last warning about unreadable parents was logged.
     pub parents_warned_at: Option<Instant>,
     pub millis_behind_latest: Option<i64>,
@@ -127,7 +127,7 @@ impl ShardConsumer {
                 read_backoff: Backoff::new(READ_BACKOFF.0, READ_BACKOFF.1).jittered(),
                 dispatch_recheck: false,
                 dispatch_deferred: false,
-                at_responders: HashMap::new(),
+                at_responders: FxHashMap::default(),
                 parents_warned_at: None,
                 millis_behind_latest: None,
                 levels_sampled: None,
