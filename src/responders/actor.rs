@@ -13,8 +13,7 @@ use std::time::{Duration, Instant};
 
 use actix::dev::AsyncContextParts;
 use actix::prelude::*;
-use futures::stream::FuturesUnordered;
-use futures::{FutureExt, StreamExt};
+use futures::FutureExt;
 use tokio::sync::Semaphore;
 
 use super::{Attempt, Responder, ResponderContext};
@@ -64,43 +63,10 @@ impl Message for Execute {
     type Result = CommandResult;
 }
 
-/// Action these commands (of one shard), each answered as soon as it ends: how a consumer sends
-/// the commands it has for one responder at once. One message, one wake of the responder's
-/// thread and answers gathered as they come, where [`Execute`] costs a task and a reply
-/// across threads per command — most of what a command cost before.
-pub struct ExecuteBatch {
-    /// Each command with its consumer's ticket for it.
-    pub commands: Vec<(u64, Execute)>,
-    pub answers: Recipient<Answers>,
-}
-
-impl Message for ExecuteBatch {
-    type Result = ();
-}
-
-/// A batch dropped unrun (its actor stopped with it in the mailbox): its commands are answered
-/// with the mailbox error, and sent again.
-impl Drop for ExecuteBatch {
-    fn drop(&mut self) {
-        if !self.commands.is_empty() {
-            let unanswered = self.commands.drain(..).map(|(t, _)| (t, Err(MailboxError::Closed))).collect();
-            self.answers.do_send(Answers(unanswered));
-        }
-    }
-}
-
-/// Commands of a batch that ended, by ticket (a mailbox error: no answer, send it again).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Answers(pub Vec<Answer>);
-
-/// A command's ticket, and how it ended (a mailbox error: no answer, send it again).
-pub type Answer = (u64, Result<CommandResult, MailboxError>);
-
 /// A panic caught inside one attempt: the actor stops, and is restarted by its Supervisor.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-struct Panicked(String);
+pub(super) struct Panicked(String);
 
 /// What a responder actor has done so far.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,6 +125,10 @@ pub struct ResponderActor {
 }
 
 impl ResponderActor {
+    pub(super) fn spec(&self) -> &Arc<ResponderSpec> {
+        &self.spec
+    }
+
     pub fn new(spec: Arc<ResponderSpec>, restarts: u32, start_delay: Duration, exit: ExitGuard) -> Self {
         ResponderActor { spec, restarts, start_delay, exit }
     }
@@ -208,84 +178,33 @@ impl Handler<Execute> for ResponderActor {
     fn handle(&mut self, msg: Execute, ctx: &mut Self::Context) -> Self::Result {
         let spec = self.spec.clone();
         let me = ctx.address().recipient::<Panicked>();
-        Box::pin(async move { run_measured(&spec, &msg, &me).await })
+        Box::pin(async move {
+            let (result, took) = run_timed(&spec, &msg, &me).await;
+            record_latencies(&spec, &[(took, result.attempts())]);
+            result
+        })
     }
 }
 
-impl Handler<ExecuteBatch> for ResponderActor {
-    type Result = ();
-
-    fn handle(&mut self, mut batch: ExecuteBatch, ctx: &mut Self::Context) {
-        let commands = std::mem::take(&mut batch.commands);
-        let open =
-            OpenTickets { tickets: commands.iter().map(|(t, _)| Some(*t)).collect(), answers: batch.answers.clone() };
-        // Detached, as every command is: a restart of this actor cancels none of them.
-        actix::spawn(run_batch(self.spec.clone(), commands, open, ctx.address().recipient()));
-    }
-}
-
-/// The tickets of a batch not answered yet: should the batch's task be dropped before they
-/// end (the runtime stopping), they are answered with the mailbox error, so their consumer
-/// sends them again rather than wait for ever.
-struct OpenTickets {
-    tickets: Vec<Option<u64>>,
-    answers: Recipient<Answers>,
-}
-
-impl OpenTickets {
-    /// Answers the commands at these positions of the batch.
-    fn answer(&mut self, ended: Vec<(usize, CommandResult)>) {
-        let answers = ended
-            .into_iter()
-            .filter_map(|(pos, result)| Some((self.tickets.get_mut(pos)?.take()?, Ok(result))))
-            .collect();
-        self.answers.do_send(Answers(answers));
-    }
-}
-
-impl Drop for OpenTickets {
-    fn drop(&mut self) {
-        let unanswered: Vec<_> = self.tickets.iter().flatten().map(|t| (*t, Err(MailboxError::Closed))).collect();
-        if !unanswered.is_empty() {
-            self.answers.do_send(Answers(unanswered));
-        }
-    }
-}
-
-/// The most answers sent back in one message.
-const ANSWERS_AT_ONCE: usize = 1024;
-
-/// Runs every command of a batch at once (each still waits for its pace and its permit), and
-/// answers those that ended together in one message: one task and one wake for what would be a
-/// task and two wakes across threads per command.
-async fn run_batch(
-    spec: Arc<ResponderSpec>,
-    commands: Vec<(u64, Execute)>,
-    mut open: OpenTickets,
-    me: Recipient<Panicked>,
-) {
-    let (spec, me) = (&spec, &me);
-    let running: FuturesUnordered<_> = commands
-        .into_iter()
-        .enumerate()
-        .map(|(pos, (_, execute))| async move { (pos, run_measured(spec, &execute, me).await) })
-        .collect();
-    let mut ended = running.ready_chunks(ANSWERS_AT_ONCE);
-    while let Some(chunk) = ended.next().await {
-        open.answer(chunk);
-    }
-}
-
-/// A command's attempts, timed and counted.
-async fn run_measured(spec: &ResponderSpec, msg: &Execute, me: &Recipient<Panicked>) -> CommandResult {
+/// A command's attempts, and how long they took.
+pub(super) async fn run_timed(
+    spec: &ResponderSpec,
+    msg: &Execute,
+    me: &Recipient<Panicked>,
+) -> (CommandResult, Duration) {
     let started = Instant::now();
     let result = run_with_retries(spec, msg, me).await;
-    spec.metrics.millis("ResponderLatency", Operation::Responder, Scope::Application, started.elapsed());
-    if result.attempts() > 1 {
-        let retries = u64::from(result.attempts() - 1);
+    (result, started.elapsed())
+}
+
+/// The latency of commands that ended (with their attempts), and their retries, as metrics.
+pub(super) fn record_latencies(spec: &ResponderSpec, ended: &[(Duration, u32)]) {
+    let took: Vec<Duration> = ended.iter().map(|(d, _)| *d).collect();
+    spec.metrics.millis_each("ResponderLatency", Operation::Responder, Scope::Application, &took);
+    let retries: u64 = ended.iter().map(|(_, attempts)| u64::from(attempts.saturating_sub(1))).sum();
+    if retries > 0 {
         spec.metrics.count("ResponderRetries", Operation::Responder, Scope::Application, retries);
     }
-    result
 }
 
 /// One attempt, with its timeout; a panic is caught, reported and counted as a failed attempt.
@@ -369,6 +288,7 @@ mod tests {
     use crate::command::{Classified, CommandParser, SchemaRegistry};
     use crate::config::runtime::Endpoints;
     use crate::iglu::SchemaCriterion;
+    use crate::responders::{Answers, ExecuteBatch};
     use crate::responders::{AttemptFuture, http};
     use crate::supervision::ChildId;
 
@@ -562,7 +482,7 @@ mod tests {
 
     /// Keeps every answer it is sent.
     #[derive(Default)]
-    struct Collector(Arc<Mutex<Vec<super::Answer>>>);
+    struct Collector(Arc<Mutex<Vec<crate::responders::Answer>>>);
 
     impl Actor for Collector {
         type Context = Context<Self>;

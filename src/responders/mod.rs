@@ -5,7 +5,8 @@
 //!
 //! This module is the contract (what a responder is, what one attempt comes to); [`http`] the
 //! HTTP conventions they share; `actor` the machinery around every responder (mailbox,
-//! concurrency, timeouts, retries); `registry` the modules and a running observer's routes.
+//! concurrency, timeouts, retries); `batch` how a consumer's commands reach it many at once;
+//! `registry` the modules and a running observer's routes.
 
 use std::fmt;
 use std::future::Future;
@@ -21,6 +22,7 @@ use crate::config::{FieldError, Secret};
 use crate::iglu::{SchemaCriterion, SchemaKey};
 
 mod actor;
+mod batch;
 pub mod http;
 mod pagerduty;
 mod registry;
@@ -29,9 +31,8 @@ mod slack;
 mod stdout;
 mod webhook;
 
-pub use actor::{
-    Answer, Answers, CommandResult, Execute, ExecuteBatch, ResponderActor, ResponderSnapshot, ResponderSpec,
-};
+pub use actor::{CommandResult, Execute, ResponderActor, ResponderSnapshot, ResponderSpec};
+pub use batch::{Answer, Answers, ExecuteBatch};
 pub use registry::{MODULES, RouteIndex, RouteTarget, Routes};
 
 /// An Avro config schema embedded in the binary.

@@ -84,6 +84,16 @@ pub(super) struct State {
     /// The in-flight and pending counts last sampled, and when.
     pub levels_sampled: Option<(usize, usize, Instant)>,
     pub counters: ConsumerCounters,
+    /// Outcomes counted and not yet sent to the metrics.
+    pub unreported: UnreportedOutcomes,
+}
+
+/// Outcomes not yet sent to the metrics (see `report_outcomes`).
+#[derive(Debug, Default)]
+pub(super) struct UnreportedOutcomes {
+    /// In the order of [`crate::model::Outcome::ALL`].
+    pub outcomes: [u64; 6],
+    pub possible_duplicates: u64,
 }
 
 pub struct ShardConsumer {
@@ -132,6 +142,7 @@ impl ShardConsumer {
                 millis_behind_latest: None,
                 levels_sampled: None,
                 counters: ConsumerCounters::default(),
+                unreported: UnreportedOutcomes::default(),
             },
             exit,
         }
@@ -285,6 +296,7 @@ impl Actor for ShardConsumer {
         let tick = (self.settings.checkpoint_interval / 4).clamp(Duration::from_millis(10), Duration::from_millis(250));
         ctx.run_interval(tick, |act, _| {
             act.send_progress(false);
+            act.report_outcomes();
             act.sample_levels();
         });
         if self.lease.parents.is_empty() {
@@ -300,6 +312,7 @@ impl Actor for ShardConsumer {
         // Its commands still at responders are not attempted again: a successor (or the next
         // owner) reads them from the checkpoint.
         self.fence.close();
+        self.report_outcomes();
         // A consumer that fails hands its last watermark over, so its successor starts there
         // (refused harmlessly if the lease is gone).
         self.send_progress(true);

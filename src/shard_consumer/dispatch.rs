@@ -196,6 +196,7 @@ impl ShardConsumer {
         f(self, ctx);
         self.state.dispatch_deferred = deferred;
         self.dispatch(ctx);
+        self.report_outcomes();
     }
 
     /// Sends a command on its way: with dedup on, on a journey of its own (claim, responder,

@@ -81,15 +81,29 @@ impl ShardConsumer {
         }
     }
 
+    /// Sends the outcomes counted since the last report to the metrics, one sample per kind (a
+    /// sample per command cost more than the rest of counting it): after outcomes handled
+    /// together, on the consumer's tick, and when it stops.
+    pub(super) fn report_outcomes(&mut self) {
+        let unreported = std::mem::take(&mut self.state.unreported);
+        for (outcome, n) in Outcome::ALL.iter().zip(unreported.outcomes) {
+            if n > 0 {
+                self.links.metrics.count(outcome.metric_name(), Operation::ProcessTask, self.scope(), n);
+            }
+        }
+        if unreported.possible_duplicates > 0 {
+            let n = unreported.possible_duplicates;
+            self.links.metrics.count("CommandsPossiblyDuplicated", Operation::ProcessTask, self.scope(), n);
+        }
+    }
+
     /// Logs (once) and counts one record's outcome.
     fn record_outcome(&mut self, record: &Record, end: &RecordOutcome) {
         let outcome = end.outcome;
         let index = Outcome::ALL.iter().position(|o| *o == outcome).unwrap_or(0);
         self.state.counters.outcomes[index] += 1;
-        self.links.metrics.count(outcome.metric_name(), Operation::ProcessTask, self.scope(), 1);
-        if end.possible_duplicate {
-            self.links.metrics.count("CommandsPossiblyDuplicated", Operation::ProcessTask, self.scope(), 1);
-        }
+        self.state.unreported.outcomes[index] += 1;
+        self.state.unreported.possible_duplicates += u64::from(end.possible_duplicate);
         let level = if outcome == Outcome::Done { log::Level::Info } else { log::Level::Warn };
         if !log::log_enabled!(target: "sauna::outcome", level) {
             // Nothing to format: a line per command is most of what a quiet log level saves.
