@@ -187,11 +187,7 @@ impl Handler<Execute> for ResponderActor {
 }
 
 /// A command's attempts, and how long they took.
-pub(super) async fn run_timed(
-    spec: &ResponderSpec,
-    msg: &Execute,
-    me: &Recipient<Panicked>,
-) -> (CommandResult, Duration) {
+async fn run_timed(spec: &ResponderSpec, msg: &Execute, me: &Recipient<Panicked>) -> (CommandResult, Duration) {
     let started = Instant::now();
     let result = run_with_retries(spec, msg, me).await;
     (result, started.elapsed())
@@ -232,7 +228,7 @@ async fn attempt_once(spec: &ResponderSpec, command: &Command, me: &Recipient<Pa
 /// is held for each attempt only, never while waiting between attempts, so a command told to
 /// wait (`Retry-After`) does not keep others from their turn; the wait is capped at
 /// `retry.maxBackoffMillis` and counts as an attempt.
-async fn run_with_retries(spec: &ResponderSpec, msg: &Execute, me: &Recipient<Panicked>) -> CommandResult {
+pub(super) async fn run_with_retries(spec: &ResponderSpec, msg: &Execute, me: &Recipient<Panicked>) -> CommandResult {
     let command: &Command = &msg.command;
     let backoff = spec.retry.backoff();
     let mut attempts = 0u32;
