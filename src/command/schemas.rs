@@ -11,12 +11,12 @@ use jsonschema::{Draft, Validator};
 use rustc_hash::FxHashMap;
 use serde_json::Value;
 
-use crate::iglu::SchemaKey;
+use crate::iglu::{SchemaKey, is_iglu_uri};
 
 /// `instance-iglu-only`, which the command schema `$ref`s for its `envelope` and `command`.
 /// Iglu Central's copy checks `schema` with the pattern
 /// `^iglu:[a-zA-Z0-9-_.]+/[a-zA-Z0-9-_]+/[a-zA-Z0-9-_]+/[0-9]+-[0-9]+-[0-9]+$`; this one with the
-/// format `iglu-uri`, [`is_iglu_uri`], which accepts the same strings at a tenth of the cost of
+/// format `iglu-uri`, [`crate::iglu::is_iglu_uri`], which accepts the same strings at a tenth of the cost of
 /// running the pattern (twice per command, it was a tenth of what parsing a command cost).
 const INSTANCE_IGLU_ONLY_URI: &str =
     "http://iglucentral.com/schemas/com.snowplowanalytics.self-desc/instance-iglu-only/jsonschema/1-0-0";
@@ -234,26 +234,6 @@ pub fn parse_date_time(s: &str) -> Option<chrono::DateTime<chrono::FixedOffset>>
     chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").ok().map(|n| n.and_utc().fixed_offset())
 }
 
-/// Whether `s` matches `^iglu:[a-zA-Z0-9-_.]+/[a-zA-Z0-9-_]+/[a-zA-Z0-9-_]+/[0-9]+-[0-9]+-[0-9]+$`.
-pub fn is_iglu_uri(s: &str) -> bool {
-    let part = |p: &str, dots: bool| {
-        !p.is_empty() && p.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || (dots && c == b'.'))
-    };
-    let number = |p: &str| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit());
-    let Some(rest) = s.strip_prefix("iglu:") else { return false };
-    let mut parts = rest.split('/');
-    let (Some(vendor), Some(name), Some(format), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return false;
-    };
-    let mut numbers = version.split('-');
-    let (Some(m), Some(r), Some(a), None) = (numbers.next(), numbers.next(), numbers.next(), numbers.next()) else {
-        return false;
-    };
-    part(vendor, true) && part(name, false) && part(format, false) && number(m) && number(r) && number(a)
-}
-
 /// A UUID in its canonical hyphenated form (`8-4-4-4-12` hex digits).
 pub fn parse_uuid(s: &str) -> Option<uuid::Uuid> {
     if s.len() != 36 {
@@ -279,41 +259,6 @@ mod tests {
             pointer_to_path("data.command.data", "/attachments/0/fallback"),
             "data.command.data.attachments[0].fallback"
         );
-    }
-
-    /// The format accepts what Iglu Central's pattern accepts, and nothing else.
-    #[test]
-    fn iglu_uris_as_the_pattern_has_them() {
-        for ok in [
-            "iglu:com.acme/thing/jsonschema/1-0-0",
-            "iglu:com.snowplowanalytics.sauna.commands/send_message/jsonschema/10-22-333",
-            "iglu:a_b-c.d/x-y_z/json-schema_2/0-0-0",
-            "iglu:A9/B/C/1-2-3",
-        ] {
-            assert!(is_iglu_uri(ok), "{ok}");
-        }
-        for bad in [
-            "",
-            "iglu:",
-            "com.acme/thing/jsonschema/1-0-0",
-            "Iglu:com.acme/thing/jsonschema/1-0-0",
-            "iglu:com.acme/thing/jsonschema/1-0",
-            "iglu:com.acme/thing/jsonschema/1-0-0-0",
-            "iglu:com.acme/thing/jsonschema/1-0-x",
-            "iglu:com.acme/thing/jsonschema/1--0",
-            "iglu:com.acme/thing/jsonschema/1-0-0/",
-            "iglu:com.acme/thing/jsonschema/1-0-0\n",
-            "iglu:com.acme/th.ing/jsonschema/1-0-0",
-            "iglu:com.acme/thing/json.schema/1-0-0",
-            "iglu:/thing/jsonschema/1-0-0",
-            "iglu:com.acme//jsonschema/1-0-0",
-            "iglu:com acme/thing/jsonschema/1-0-0",
-            "iglu:com.acmé/thing/jsonschema/1-0-0",
-            "iglu:com.acme/thing/jsonschema/1-0-٣",
-            "iglu:com.acme/thing/jsonschema",
-        ] {
-            assert!(!is_iglu_uri(bad), "{bad:?}");
-        }
     }
 
     #[test]

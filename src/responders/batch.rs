@@ -33,10 +33,7 @@ impl Message for ExecuteBatch {
 /// with the mailbox error, and sent again.
 impl Drop for ExecuteBatch {
     fn drop(&mut self) {
-        if !self.commands.is_empty() {
-            let unanswered = self.commands.drain(..).map(|(t, _)| (t, Err(MailboxError::Closed))).collect();
-            self.answers.do_send(Answers(unanswered));
-        }
+        answer_unanswered(&self.answers, self.commands.drain(..).map(|(t, _)| t));
     }
 }
 
@@ -81,10 +78,15 @@ impl OpenTickets {
 
 impl Drop for OpenTickets {
     fn drop(&mut self) {
-        let unanswered: Vec<_> = self.tickets.iter().flatten().map(|t| (*t, Err(MailboxError::Closed))).collect();
-        if !unanswered.is_empty() {
-            self.answers.do_send(Answers(unanswered));
-        }
+        answer_unanswered(&self.answers, self.tickets.iter().flatten().copied());
+    }
+}
+
+/// Answers these tickets with the mailbox error (no answer: send them again), if there are any.
+fn answer_unanswered(answers: &Recipient<Answers>, tickets: impl Iterator<Item = u64>) {
+    let unanswered: Vec<Answer> = tickets.map(|t| (t, Err(MailboxError::Closed))).collect();
+    if !unanswered.is_empty() {
+        answers.do_send(Answers(unanswered));
     }
 }
 

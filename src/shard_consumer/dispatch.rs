@@ -189,8 +189,9 @@ impl ShardConsumer {
         }
     }
 
-    /// Runs `f` (which may complete many records) and dispatches once after it, so that what
-    /// its completions let go leaves in one batch rather than one at a time.
+    /// Runs `f` (which may complete many records), then dispatches once and reports the
+    /// outcomes counted once: what its completions let go leaves in one batch rather than one
+    /// at a time, and their counts in one sample per kind.
     pub(super) fn dispatching_after(&mut self, ctx: &mut Context<Self>, f: impl FnOnce(&mut Self, &mut Context<Self>)) {
         let deferred = std::mem::replace(&mut self.state.dispatch_deferred, true);
         f(self, ctx);
