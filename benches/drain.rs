@@ -49,6 +49,12 @@ impl Responder for NoOp {
         self.done.fetch_add(1, Ordering::Relaxed);
         Box::pin(async { Attempt::Done("no-op".into()) })
     }
+
+    /// Its first attempts are made many at once, as the stdout responder's are (with the
+    /// default `execute_batch`: `execute` for each).
+    fn takes_batches(&self) -> bool {
+        true
+    }
 }
 
 /// What one drain by the observer measured.

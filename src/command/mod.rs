@@ -172,7 +172,12 @@ impl CommandParser {
 
         let schema = cmd_key.into_owned();
         // Validated: the command's data is taken out of the record's JSON, not copied.
-        let data = json.pointer_mut("/data/command/data").map(Value::take).unwrap_or_default();
+        // (`pointer_mut` would unescape each of the path's parts into a string of its own.)
+        let data = ["data", "command", "data"]
+            .into_iter()
+            .try_fold(&mut json, |json, field| json.get_mut(field))
+            .map(Value::take)
+            .unwrap_or_default();
         Classified::Routable { command: Arc::new(Command { envelope, schema, data }), route }
     }
 

@@ -87,10 +87,10 @@ pub struct ResponderSpec {
     pub concurrency: usize,
     pub mailbox: usize,
     pub metrics: MetricsHandle,
-    permits: Arc<Semaphore>,
+    pub(super) permits: Semaphore,
     /// The responder's pace, if it has one: taken before the permit, so a command waiting for
     /// its turn holds no permit and holds up no other responder.
-    pace: Option<governor::DefaultDirectRateLimiter>,
+    pub(super) pace: Option<governor::DefaultDirectRateLimiter>,
 }
 
 impl ResponderSpec {
@@ -102,7 +102,7 @@ impl ResponderSpec {
         mailbox: usize,
         metrics: MetricsHandle,
     ) -> Self {
-        let permits = Arc::new(Semaphore::new(concurrency));
+        let permits = Semaphore::new(concurrency);
         ResponderSpec { responder, context, retry, concurrency, mailbox, metrics, permits, pace: None }
     }
 
@@ -189,7 +189,7 @@ impl Handler<Execute> for ResponderActor {
 /// A command's attempts, and how long they took.
 async fn run_timed(spec: &ResponderSpec, msg: &Execute, me: &Recipient<Panicked>) -> (CommandResult, Duration) {
     let started = Instant::now();
-    let result = run_with_retries(spec, msg, me).await;
+    let result = run_with_retries(spec, msg, me, 0).await;
     (result, started.elapsed())
 }
 
@@ -205,12 +205,21 @@ pub(super) fn record_latencies(spec: &ResponderSpec, ended: &[(Duration, u32)]) 
 
 /// One attempt, with its timeout; a panic is caught, reported and counted as a failed attempt.
 async fn attempt_once(spec: &ResponderSpec, command: &Command, me: &Recipient<Panicked>) -> Attempt {
+    guarded(spec, spec.responder.execute(command, &spec.context), me).await.unwrap_or_else(|failed| failed)
+}
+
+/// Runs an attempt (or the attempts of a batch) under the responder's timeout, catching a
+/// panic, which is reported: `Err` holds the attempt a timeout or a panic comes to.
+pub(super) async fn guarded<T>(
+    spec: &ResponderSpec,
+    attempt: impl Future<Output = T>,
+    me: &Recipient<Panicked>,
+) -> Result<T, Attempt> {
     let timeout = spec.responder.timeout().unwrap_or(spec.context.request_timeout);
-    let run = tokio::time::timeout(timeout, spec.responder.execute(command, &spec.context));
-    match AssertUnwindSafe(run).catch_unwind().await {
-        Ok(Ok(a)) => a,
+    match AssertUnwindSafe(tokio::time::timeout(timeout, attempt)).catch_unwind().await {
+        Ok(Ok(done)) => Ok(done),
         Ok(Err(_)) => {
-            Attempt::Retry { reason: format!("timed out after {} ms", timeout.as_millis()), retry_after: None }
+            Err(Attempt::Retry { reason: format!("timed out after {} ms", timeout.as_millis()), retry_after: None })
         }
         Err(panic) => {
             let text = panic
@@ -219,7 +228,7 @@ async fn attempt_once(spec: &ResponderSpec, command: &Command, me: &Recipient<Pa
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "a panic".to_owned());
             me.do_send(Panicked(text.clone()));
-            Attempt::Retry { reason: format!("the responder panicked: {text}"), retry_after: None }
+            Err(Attempt::Retry { reason: format!("the responder panicked: {text}"), retry_after: None })
         }
     }
 }
@@ -227,50 +236,78 @@ async fn attempt_once(spec: &ResponderSpec, command: &Command, me: &Recipient<Pa
 /// Attempts until done, a permanent failure, the attempt limit, or the fence closes. A permit
 /// is held for each attempt only, never while waiting between attempts, so a command told to
 /// wait (`Retry-After`) does not keep others from their turn; the wait is capped at
-/// `retry.maxBackoffMillis` and counts as an attempt.
-pub(super) async fn run_with_retries(spec: &ResponderSpec, msg: &Execute, me: &Recipient<Panicked>) -> CommandResult {
+/// `retry.maxBackoffMillis` and counts as an attempt. `made`: the attempts made already (with
+/// others of a batch, by [`Responder::execute_batch`](super::Responder::execute_batch)).
+pub(super) async fn run_with_retries(
+    spec: &ResponderSpec,
+    msg: &Execute,
+    me: &Recipient<Panicked>,
+    made: u32,
+) -> CommandResult {
     let command: &Command = &msg.command;
-    let backoff = spec.retry.backoff();
-    let mut attempts = 0u32;
+    let mut attempts = made;
     loop {
+        if let Some(pace) = &spec.pace {
+            pace.until_ready().await;
+        }
         let attempt = {
-            if let Some(pace) = &spec.pace {
-                pace.until_ready().await;
-            }
             // Closed only if the spec is gone, which cannot happen while we hold it.
-            let _permit = spec.permits.clone().acquire_owned().await;
+            let _permit = spec.permits.acquire().await;
             // Checked before every attempt, the first included: a command that waited for a
             // permit may have outlived its lease (another worker may be actioning it).
             if !msg.fence.is_valid() {
-                let reason = "its lease (or its consumer) is gone: the shard's next reader actions it".into();
-                return CommandResult::Abandoned { attempts, reason };
+                return abandoned(attempts);
             }
             attempts += 1;
             attempt_once(spec, command, me).await
         };
-        match attempt {
-            Attempt::Done(detail) => return CommandResult::Ended { outcome: Outcome::Done, attempts, detail },
-            Attempt::Fail(detail) => return CommandResult::Ended { outcome: Outcome::Failed, attempts, detail },
-            Attempt::Retry { reason, .. } if attempts >= spec.retry.max_attempts => {
-                let detail = format!("gave up after {attempts} attempts; last: {reason}");
-                return CommandResult::Ended { outcome: Outcome::Failed, attempts, detail };
+        match settle(spec, attempts, attempt) {
+            Ok(ended) => return ended,
+            Err(again) => wait_to_retry(spec, command, attempts, again).await,
+        }
+    }
+}
+
+/// Logs why the `attempts`-th attempt at `command` is to be made again, and waits until then.
+pub(super) async fn wait_to_retry(spec: &ResponderSpec, command: &Command, attempts: u32, again: (String, Duration)) {
+    let (reason, delay) = again;
+    log::debug!(
+        "responder {}: attempt {attempts} of command {} failed ({reason}); retrying in {} ms",
+        spec.responder.id(),
+        command.envelope.command_id,
+        delay.as_millis(),
+    );
+    tokio::time::sleep(delay).await;
+}
+
+/// A command whose fence closed before its next attempt.
+pub(super) fn abandoned(attempts: u32) -> CommandResult {
+    let reason = "its lease (or its consumer) is gone: the shard's next reader actions it".into();
+    CommandResult::Abandoned { attempts, reason }
+}
+
+/// What the `attempts`-th attempt at a command comes to: how it ended, or why it is to be made
+/// again and after how long (its backoff, or the `Retry-After` asked for, capped at
+/// `retry.maxBackoffMillis`).
+pub(super) fn settle(
+    spec: &ResponderSpec,
+    attempts: u32,
+    attempt: Attempt,
+) -> Result<CommandResult, (String, Duration)> {
+    match attempt {
+        Attempt::Done(detail) => Ok(CommandResult::Ended { outcome: Outcome::Done, attempts, detail }),
+        Attempt::Fail(detail) => Ok(CommandResult::Ended { outcome: Outcome::Failed, attempts, detail }),
+        Attempt::Retry { reason, .. } if attempts >= spec.retry.max_attempts => {
+            let detail = format!("gave up after {attempts} attempts; last: {reason}");
+            Ok(CommandResult::Ended { outcome: Outcome::Failed, attempts, detail })
+        }
+        Attempt::Retry { mut reason, retry_after } => {
+            let asked = retry_after.unwrap_or_default();
+            let delay = spec.retry.backoff().delay(attempts).max(asked.min(spec.retry.max_backoff));
+            if asked > spec.retry.max_backoff {
+                reason.push_str(&format!(" (Retry-After {} s capped at retry.maxBackoffMillis)", asked.as_secs()));
             }
-            Attempt::Retry { reason, retry_after } => {
-                let asked = retry_after.unwrap_or_default();
-                let delay = backoff.delay(attempts).max(asked.min(spec.retry.max_backoff));
-                log::debug!(
-                    "responder {}: attempt {attempts} of command {} failed ({reason}); retrying in {} ms{}",
-                    spec.responder.id(),
-                    command.envelope.command_id,
-                    delay.as_millis(),
-                    if asked > spec.retry.max_backoff {
-                        format!(" (Retry-After {} s capped at retry.maxBackoffMillis)", asked.as_secs())
-                    } else {
-                        String::new()
-                    }
-                );
-                tokio::time::sleep(delay).await;
-            }
+            Err((reason, delay))
         }
     }
 }
@@ -285,7 +322,7 @@ mod tests {
     use crate::config::runtime::Endpoints;
     use crate::iglu::SchemaCriterion;
     use crate::responders::{Answers, ExecuteBatch};
-    use crate::responders::{AttemptFuture, http};
+    use crate::responders::{AttemptFuture, AttemptsFuture, http};
     use crate::supervision::ChildId;
 
     /// One scripted answer: a status, and a `Retry-After`.
@@ -298,6 +335,9 @@ mod tests {
         answers: Mutex<HashMap<String, Vec<Answer>>>,
         attempts: Mutex<Vec<String>>,
         delay: Duration,
+        /// Whether it takes batches, and the sizes of those it was given.
+        takes_batches: bool,
+        batches: Mutex<Vec<usize>>,
     }
 
     impl Responder for Script {
@@ -322,6 +362,15 @@ mod tests {
                 tokio::time::sleep(delay).await;
                 http::attempt_for(status, retry_after, "from the stand-in")
             })
+        }
+
+        fn takes_batches(&self) -> bool {
+            self.takes_batches
+        }
+
+        fn execute_batch<'a>(&'a self, commands: Vec<&'a Command>, ctx: &'a ResponderContext) -> AttemptsFuture<'a> {
+            self.batches.lock().expect("lock").push(commands.len());
+            Box::pin(futures::future::join_all(commands.into_iter().map(|command| self.execute(command, ctx))))
         }
     }
 
@@ -492,17 +541,18 @@ mod tests {
         }
     }
 
-    #[actix_rt::test]
-    async fn each_command_of_a_batch_is_answered_once_with_its_own_outcome() {
-        let script = Arc::new(Script::default().with("flaky", &[(503, None), (200, None)]).with("bad", &[(400, None)]));
-        let responder = actor(&script, 2, Duration::from_millis(5));
+    /// Sends `commands` as one batch to `responder` and waits for `n` answers: (ticket,
+    /// outcome or abandoned, attempts), by ticket.
+    async fn answers_to(
+        responder: &Addr<ResponderActor>,
+        commands: Vec<(u64, Execute)>,
+    ) -> Vec<(u64, Option<Outcome>, u32)> {
         let answers = Arc::new(Mutex::new(vec![]));
         let collector = Collector(answers.clone()).start();
-        let fence = Fence::unbounded();
-        let commands = vec![(7, execute("flaky", &fence)), (8, execute("ok", &fence)), (9, execute("bad", &fence))];
+        let n = commands.len();
         responder.do_send(ExecuteBatch { commands, answers: collector.recipient() });
         let deadline = Instant::now() + Duration::from_secs(5);
-        while answers.lock().expect("lock").len() < 3 && Instant::now() < deadline {
+        while answers.lock().expect("lock").len() < n && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -510,13 +560,54 @@ mod tests {
             .lock()
             .expect("lock")
             .iter()
-            .map(|(t, r)| {
-                let (outcome, attempts, _) = ended(r.as_ref().expect("an answer"));
-                (*t, outcome, attempts)
+            .map(|(t, r)| match r.as_ref().expect("an answer") {
+                CommandResult::Ended { outcome, attempts, .. } => (*t, Some(*outcome), *attempts),
+                CommandResult::Abandoned { attempts, .. } => (*t, None, *attempts),
             })
             .collect();
         got.sort_by_key(|(t, ..)| *t);
-        assert_eq!(got, [(7, Outcome::Done, 2), (8, Outcome::Done, 1), (9, Outcome::Failed, 1)]);
+        got
+    }
+
+    #[actix_rt::test]
+    async fn each_command_of_a_batch_is_answered_once_with_its_own_outcome() {
+        let script = Arc::new(Script::default().with("flaky", &[(503, None), (200, None)]).with("bad", &[(400, None)]));
+        let responder = actor(&script, 2, Duration::from_millis(5));
+        let fence = Fence::unbounded();
+        let commands = vec![(7, execute("flaky", &fence)), (8, execute("ok", &fence)), (9, execute("bad", &fence))];
+        let got = answers_to(&responder, commands).await;
+        assert_eq!(got, [(7, Some(Outcome::Done), 2), (8, Some(Outcome::Done), 1), (9, Some(Outcome::Failed), 1)]);
+        assert!(script.batches.lock().expect("lock").is_empty(), "it does not take batches");
+    }
+
+    #[actix_rt::test]
+    async fn a_responder_taking_batches_makes_first_attempts_together_as_permits_allow_and_retries_alone() {
+        let script = Script { takes_batches: true, ..Script::default() };
+        let script = Arc::new(script.with("flaky", &[(503, None), (200, None)]).with("bad", &[(400, None)]));
+        let responder = actor(&script, 2, Duration::from_millis(5));
+        let (fence, closed) = (Fence::unbounded(), Fence::unbounded());
+        closed.close();
+        let commands = vec![
+            (1, execute("flaky", &fence)),
+            (2, execute("ok", &fence)),
+            (3, execute("bad", &fence)),
+            (4, execute("gone", &closed)),
+            (5, execute("ok", &fence)),
+        ];
+        let got = answers_to(&responder, commands).await;
+        assert_eq!(
+            got,
+            [
+                (1, Some(Outcome::Done), 2),
+                (2, Some(Outcome::Done), 1),
+                (3, Some(Outcome::Failed), 1),
+                (4, None, 0),
+                (5, Some(Outcome::Done), 1)
+            ]
+        );
+        // Two permits: batches of two, the fenced command left out of its batch; the retry alone.
+        assert_eq!(*script.batches.lock().expect("lock"), [2, 1, 1]);
+        assert_eq!((script.attempts_of("flaky"), script.attempts_of("gone")), (2, 0));
     }
 
     #[actix_rt::test]

@@ -104,6 +104,9 @@ impl ResponderContext {
 /// The future of one attempt.
 pub type AttemptFuture<'a> = Pin<Box<dyn Future<Output = Attempt> + Send + 'a>>;
 
+/// The future of one attempt at each of many commands, in their order.
+pub type AttemptsFuture<'a> = Pin<Box<dyn Future<Output = Vec<Attempt>> + Send + 'a>>;
+
 /// A configured responder. `Debug` must not print secrets (hold them in
 /// [`crate::config::Secret`]).
 ///
@@ -116,6 +119,18 @@ pub trait Responder: Send + Sync + fmt::Debug {
     fn criteria(&self) -> Vec<SchemaCriterion>;
     /// One attempt at actioning `command`.
     fn execute<'a>(&'a self, command: &'a Command, ctx: &'a ResponderContext) -> AttemptFuture<'a>;
+    /// Whether the first attempts at the commands a consumer sends together are made together,
+    /// with [`Responder::execute_batch`]: for a responder whose attempts cost less together
+    /// than apart (stdout writes many lines at once). Retries are still made one by one.
+    fn takes_batches(&self) -> bool {
+        false
+    }
+    /// One attempt at each of `commands`, answered in their order, made under one timeout and
+    /// one set of permits (called only if [`Responder::takes_batches`], and never for a
+    /// responder with a pace). The default makes them all at once with `execute`.
+    fn execute_batch<'a>(&'a self, commands: Vec<&'a Command>, ctx: &'a ResponderContext) -> AttemptsFuture<'a> {
+        Box::pin(futures::future::join_all(commands.into_iter().map(|command| self.execute(command, ctx))))
+    }
     /// Its own per-attempt timeout, if it has one (otherwise `retry.requestTimeoutMillis`).
     fn timeout(&self) -> Option<Duration> {
         None

@@ -4,9 +4,9 @@
 //! Standard output is written by a thread of its own: a reader that is slow to empty the pipe
 //! (or never does) holds up only the commands waiting to be printed — they wait in a bounded
 //! queue, their responder's permits fill, their shards' reading pauses — and never an actor
-//! thread (a blocking write there would stop lease renewals and lose every lease). Lines
-//! queued together are written with one `write` and one flush; each is acknowledged only once
-//! written and flushed.
+//! thread (a blocking write there would stop lease renewals and lose every lease). The lines of
+//! the commands a consumer sends together are queued as one; lines queued together are written
+//! with one `write` and one flush; each is acknowledged only once written and flushed.
 
 use std::io::Write;
 use std::sync::{Arc, OnceLock};
@@ -16,7 +16,8 @@ use tokio::sync::{mpsc, oneshot};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Attempt, AttemptFuture, ConfigSchema, Configured, Responder, ResponderConfigFile, ResponderContext, ResponderModule,
+    Attempt, AttemptFuture, AttemptsFuture, ConfigSchema, Configured, Responder, ResponderConfigFile, ResponderContext,
+    ResponderModule,
 };
 use crate::command::Command;
 use crate::config::FieldError;
@@ -53,13 +54,30 @@ impl Responder for StdoutResponder {
     }
 
     fn execute<'a>(&'a self, command: &'a Command, _: &'a ResponderContext) -> AttemptFuture<'a> {
-        let bytes = line_of(command);
-        Box::pin(async move {
-            match print(bytes).await {
-                Ok(()) => Attempt::Done("printed".into()),
-                Err(e) => Attempt::Retry { reason: format!("cannot write to standard output: {e}"), retry_after: None },
-            }
-        })
+        let mut lines = Vec::with_capacity(256);
+        write_line(&mut lines, command);
+        Box::pin(async move { attempt_of(print(lines).await) })
+    }
+
+    /// A batch's lines go to the writer together, and are acknowledged together.
+    fn takes_batches(&self) -> bool {
+        true
+    }
+
+    fn execute_batch<'a>(&'a self, commands: Vec<&'a Command>, _: &'a ResponderContext) -> AttemptsFuture<'a> {
+        let mut lines = Vec::with_capacity(256 * commands.len());
+        for command in &commands {
+            write_line(&mut lines, command);
+        }
+        Box::pin(async move { vec![attempt_of(print(lines).await); commands.len()] })
+    }
+}
+
+/// What writing a command's line (or a batch's lines) came to.
+fn attempt_of(written: std::io::Result<()>) -> Attempt {
+    match written {
+        Ok(()) => Attempt::Done("printed".into()),
+        Err(e) => Attempt::Retry { reason: format!("cannot write to standard output: {e}"), retry_after: None },
     }
 }
 
@@ -82,8 +100,8 @@ fn as_text<S: serde::Serializer>(value: &impl std::fmt::Display, serializer: S) 
     serializer.collect_str(value)
 }
 
-/// The line printed for `command`, its newline included.
-fn line_of(command: &Command) -> Vec<u8> {
+/// Writes the line printed for `command`, its newline included, to the end of `lines`.
+fn write_line(lines: &mut Vec<u8>, command: &Command) {
     let printed = PrintedCommand {
         // A UUID serialises as its hyphenated text, as `to_string` prints it.
         command_id: &command.envelope.command_id,
@@ -92,49 +110,49 @@ fn line_of(command: &Command) -> Vec<u8> {
         tags: &command.envelope.tags,
         when_created: command.envelope.when_created.to_rfc3339(),
     };
-    let mut bytes = Vec::with_capacity(256);
     // Serializing borrowed JSON values and strings into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut bytes, &printed);
-    bytes.push(b'\n');
-    bytes
+    let _ = serde_json::to_writer(&mut *lines, &printed);
+    lines.push(b'\n');
 }
 
-/// One line to print, and who waits for it.
-type Line = (Vec<u8>, oneshot::Sender<std::io::Result<()>>);
+/// Lines to print (one command's, or a batch's), and who waits for them.
+type Lines = (Vec<u8>, oneshot::Sender<std::io::Result<()>>);
 
-/// Lines waiting for the writer thread; a full queue makes the printing command wait.
+/// The most commands printing at once (the permits of the responder), and so the most lines
+/// waiting for the writer thread: a command waits for a permit before its line is queued.
 const QUEUE: usize = 4096;
-/// The most lines written with one `write`.
-const BATCH: usize = 512;
+/// The most bytes written with one `write`, unless one batch's lines are more.
+const WRITE: usize = 256 * 1024;
 
-/// Hands a line to the writer thread and waits until it is written and flushed.
-async fn print(line: Vec<u8>) -> std::io::Result<()> {
-    static WRITER: OnceLock<Option<mpsc::Sender<Line>>> = OnceLock::new();
+/// Hands lines to the writer thread and waits until they are written and flushed.
+async fn print(lines: Vec<u8>) -> std::io::Result<()> {
+    static WRITER: OnceLock<Option<mpsc::Sender<Lines>>> = OnceLock::new();
     let writer = WRITER.get_or_init(|| {
-        let (tx, rx) = mpsc::channel::<Line>(QUEUE);
+        let (tx, rx) = mpsc::channel::<Lines>(QUEUE);
         std::thread::Builder::new().name("sauna-stdout".into()).spawn(move || write_lines(rx)).ok().map(|_| tx)
     });
     let Some(writer) = writer else {
         return Err(std::io::Error::other("the standard output writer thread could not start"));
     };
     let (done, written) = oneshot::channel();
-    writer.send((line, done)).await.map_err(|_| std::io::Error::other("the standard output writer is gone"))?;
+    writer.send((lines, done)).await.map_err(|_| std::io::Error::other("the standard output writer is gone"))?;
     written.await.unwrap_or_else(|_| Err(std::io::Error::other("the standard output writer is gone")))
 }
 
-/// The writer thread: whatever is queued goes out in one write and one flush.
-fn write_lines(mut rx: mpsc::Receiver<Line>) {
+/// The writer thread: whatever is queued (up to [`WRITE`] bytes) goes out in one write and one
+/// flush.
+fn write_lines(mut rx: mpsc::Receiver<Lines>) {
     let mut buffer = Vec::new();
-    let mut waiting = Vec::with_capacity(BATCH);
-    while let Some(first) = rx.blocking_recv() {
+    let mut waiting = Vec::new();
+    while let Some((first, done)) = rx.blocking_recv() {
         buffer.clear();
         waiting.clear();
-        buffer.extend_from_slice(&first.0);
-        waiting.push(first.1);
-        while waiting.len() < BATCH {
+        buffer.extend_from_slice(&first);
+        waiting.push(done);
+        while buffer.len() < WRITE {
             match rx.try_recv() {
-                Ok((line, done)) => {
-                    buffer.extend_from_slice(&line);
+                Ok((lines, done)) => {
+                    buffer.extend_from_slice(&lines);
                     waiting.push(done);
                 }
                 Err(_) => break,
@@ -186,6 +204,8 @@ mod tests {
             "schema": command.schema.to_string(),
             "data": command.data,
         });
-        assert_eq!(String::from_utf8(line_of(&command)).expect("UTF-8"), format!("{expected}\n"));
+        let mut line = Vec::new();
+        write_line(&mut line, &command);
+        assert_eq!(String::from_utf8(line).expect("UTF-8"), format!("{expected}\n"));
     }
 }
