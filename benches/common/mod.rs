@@ -48,11 +48,26 @@ pub fn command(i: usize) -> Vec<u8> {
 
 /// User + system CPU time of this process.
 pub fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    stat_cpu_seconds(&std::fs::read_to_string("/proc/self/stat").unwrap_or_default())
+}
+
+/// User + system CPU time of this process but its threads named `name` (threads that live
+/// as long as the measure: the CPU of a thread that has ended is the process's alone).
+#[allow(dead_code)]
+pub fn cpu_seconds_but(name: &str) -> f64 {
+    let tasks = std::fs::read_dir("/proc/self/task").into_iter().flatten().flatten();
+    let theirs: f64 = tasks
+        .filter(|task| std::fs::read_to_string(task.path().join("comm")).is_ok_and(|comm| comm.trim_end() == name))
+        .map(|task| stat_cpu_seconds(&std::fs::read_to_string(task.path().join("stat")).unwrap_or_default()))
+        .sum();
+    cpu_seconds() - theirs
+}
+
+/// Fields 14 and 15 of a `/proc/…/stat` (utime, stime), in clock ticks of 1/100 s.
+fn stat_cpu_seconds(stat: &str) -> f64 {
     let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let fields: Vec<&str> = after.split_whitespace().collect();
     let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
-    // Fields 14 and 15 of /proc/<pid>/stat (utime, stime), in clock ticks of 1/100 s.
     (ticks(11) + ticks(12)) / 100.0
 }
 

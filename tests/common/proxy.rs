@@ -312,6 +312,9 @@ enum Answer {
     Broken(String),
 }
 
+/// The name of the proxy's threads.
+pub const PROXY_THREAD: &str = "fault-proxy";
+
 /// The proxy, on a thread of its own (so that it works from sync and async tests alike);
 /// stops when dropped.
 pub struct FaultProxy {
@@ -343,9 +346,15 @@ impl FaultProxy {
         });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let s = shared.clone();
-        std::thread::spawn(move || {
-            let runtime =
-                tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+        // Its threads are named, so that a benchmark can count their CPU out of its own.
+        let thread = std::thread::Builder::new().name(PROXY_THREAD.into());
+        let spawned = thread.spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name(PROXY_THREAD)
+                .enable_all()
+                .build()
+                .expect("runtime");
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
                 tokio::select! {
@@ -354,6 +363,7 @@ impl FaultProxy {
                 }
             });
         });
+        spawned.expect("the proxy's thread");
         FaultProxy { addr, shared, stop: Some(stop) }
     }
 
