@@ -40,7 +40,8 @@ const PARENTS_WARNING_EVERY: Duration = Duration::from_secs(60);
 pub(super) enum Reader {
     /// No GetRecords out (one may be scheduled).
     Idle,
-    /// A GetRecords is out.
+    /// A GetRecords is out, or its batch is not yet admitted (a batch waiting its turn has
+    /// the next iterator: no other read may go out before it is taken in).
     Fetching,
     /// Paused on the in-flight bound; completions resume it.
     Paused,
@@ -65,6 +66,12 @@ pub(super) struct State {
     pub bytes_per_record: usize,
     /// Empty reads in a row (the idle wait doubles with each after the first).
     pub empty_reads: u32,
+    /// The user records (estimated) and data bytes of the batch being classified: not yet
+    /// admitted, so a read that goes out meanwhile leaves room for them.
+    pub classifying: Option<(usize, usize)>,
+    /// A batch read while the one before it was being classified: it waits its turn, since
+    /// records are admitted in sequence order.
+    pub next_batch: Option<super::read_loop::ReadBatch>,
     /// The children of the closed shard, from its last GetRecords.
     pub children: Vec<ShardInfo>,
     pub drain_waiters: Waiters,
@@ -130,6 +137,8 @@ impl ShardConsumer {
                 user_records_per_record: 1,
                 bytes_per_record: super::read_loop::ASSUMED_RECORD_BYTES,
                 empty_reads: 0,
+                classifying: None,
+                next_batch: None,
                 children: vec![],
                 drain_waiters: Waiters::default(),
                 progress_sent: None,

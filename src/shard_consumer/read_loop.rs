@@ -30,6 +30,13 @@ const FIRST_READ_RECORDS: usize = 100;
 /// The size of a record assumed before a shard's first batch says better.
 pub(super) const ASSUMED_RECORD_BYTES: usize = 1024;
 
+/// A batch as read, before classification; `full`: it had all the records asked for.
+pub(super) struct ReadBatch {
+    records: Vec<Unparsed>,
+    batch: RecordBatch,
+    full: bool,
+}
+
 /// A record of a batch, before classification.
 pub(super) struct Unparsed {
     pub seq: SequenceNumber,
@@ -177,8 +184,11 @@ impl ShardConsumer {
             return;
         }
         let Some(iterator) = self.state.iterator.clone() else { return };
-        let room = self.state.tracker.room();
-        if room == 0 {
+        // The batch being classified is not admitted yet: leave room for it.
+        let (classifying, classifying_bytes) = self.state.classifying.unwrap_or_default();
+        let room = self.state.tracker.room().saturating_sub(classifying);
+        let byte_room = self.state.tracker.byte_room().saturating_sub(classifying_bytes);
+        if room == 0 || byte_room == 0 {
             self.state.reader = Reader::Paused;
             return;
         }
@@ -193,8 +203,10 @@ impl ShardConsumer {
         let started = std::time::Instant::now();
         // Never more than the in-flight bounds leave room for: counted in user records, so a
         // shard of KPL aggregates asks for as many Kinesis records as the last batch suggests,
-        // and in bytes, as many as fit at the last batch's average size.
-        let by_bytes = self.state.tracker.byte_room() / self.state.bytes_per_record.max(1);
+        // and in bytes, as many as fit at the last batch's average size. At most half the
+        // byte bound, so that the next read can be out while this batch is classified.
+        let byte_room = byte_room.min(self.state.tracker.max_bytes() / 2);
+        let by_bytes = byte_room / self.state.bytes_per_record.max(1);
         let mut records = (room / self.state.user_records_per_record).min(by_bytes).max(1);
         if self.state.counters.batches == 0 {
             // A shard's first read is small: its first commands go out while the next, full
@@ -299,6 +311,20 @@ impl ShardConsumer {
         let full = batch.records.len() >= usize::try_from(limit).unwrap_or(usize::MAX);
         let records = self.take_batch(&mut batch);
         self.state.empty_reads = if records.is_empty() { self.state.empty_reads.saturating_add(1) } else { 0 };
+        let read = ReadBatch { records, batch, full };
+        if self.state.classifying.is_some() {
+            // Read ahead while the batch before it is classified: it waits its turn (the
+            // reader stays `Fetching`, so no read goes out before it is taken in).
+            self.state.next_batch = Some(read);
+            return;
+        }
+        self.classify(read, ctx);
+    }
+
+    /// Has a batch classified, then admits its records. After a full batch the next read goes
+    /// out at once, while this one is classified: the emulator or Kinesis serves it meanwhile.
+    fn classify(&mut self, read: ReadBatch, ctx: &mut Context<Self>) {
+        let ReadBatch { records, batch, full } = read;
         if records.is_empty() {
             return self.batch_done(batch, full, ctx);
         }
@@ -306,8 +332,18 @@ impl ShardConsumer {
             records: records.iter().map(|r| r.data.clone()).collect(),
             hash_range: self.lease.hash_range,
         });
+        let bytes = records.iter().map(|r| r.data.len()).sum();
+        self.state.classifying = Some((records.len() * self.state.user_records_per_record, bytes));
+        let read_ahead = full && batch.next_iterator.is_some();
+        if read_ahead {
+            self.state.iterator = batch.next_iterator.clone();
+            self.state.reader = Reader::Idle;
+            self.fetch(ctx);
+        }
         ctx.spawn(parse.into_actor(self).map(move |result, act, ctx| {
+            act.state.classifying = None;
             if act.drop_batch_if_draining() {
+                act.state.next_batch = None;
                 return;
             }
             match result {
@@ -327,7 +363,16 @@ impl ShardConsumer {
                     return;
                 }
             }
-            act.batch_done(batch, full, ctx);
+            if !read_ahead {
+                return act.batch_done(batch, full, ctx);
+            }
+            if let Some(next) = act.state.next_batch.take() {
+                act.classify(next, ctx);
+            } else if act.state.reader == Reader::Paused {
+                // Paused on the room this batch held while classified: look again.
+                act.state.reader = Reader::Idle;
+                act.fetch(ctx);
+            }
         }));
     }
 

@@ -182,6 +182,11 @@ impl<T> Tracker<T> {
         self.max_bytes.saturating_sub(self.bytes)
     }
 
+    /// The byte bound (`usize::MAX` without one).
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+
     /// The data bytes of the records without an outcome.
     pub fn bytes(&self) -> usize {
         self.bytes

@@ -1,4 +1,4 @@
-//! The consumer at the edges: the in-flight bound holds while reading, nothing is dispatched
+//! The consumer at the edges: the in-flight bound holds while reading (and reading ahead), nothing is dispatched
 //! after a freeze, a stopped consumer's commands are fenced, an abandoned command keeps the
 //! watermark back, a shard past retention ends, a LATEST shard resumes where it was first read.
 
@@ -21,6 +21,36 @@ async fn reading_never_exceeds_the_in_flight_bound() {
     let limits = shard.limits.lock().expect("lock").clone();
     assert!(limits.iter().all(|l| *l <= 3), "GetRecords never asked for more than the room: {limits:?}");
     assert_eq!(reported(&seen).last().map(String::as_str), Some("10"));
+}
+
+#[actix_rt::test]
+async fn the_next_read_goes_out_while_a_full_batch_is_classified_leaving_room_for_it() {
+    let shard = Arc::new(Shard::with(300, |i| format!("key-{i}")));
+    let (consumer, seen) = start_with(shard.clone(), Checkpoint::TrimHorizon, 150);
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    seen.lock().expect("lock").parse_gate = Some(gate.clone());
+    // Read 1 (a shard's first: 100) is full; read 2 goes out while it is classified, for the
+    // 50 that the bound leaves beside it, and waits its turn; nothing more is read.
+    until("two reads", || shard.limits.lock().expect("lock").len() == 2).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(*shard.limits.lock().expect("lock"), [100, 50]);
+    assert_eq!(waiting(&seen), 0, "no batch is classified yet");
+
+    gate.add_permits(1000);
+    until("150 commands at the responder", || waiting(&seen) == 150).await;
+    let snapshot = crate::observe::observe(&consumer).await.expect("snapshot");
+    assert_eq!(snapshot.not_done, 150, "the bound holds");
+    while reported(&seen).last().map(String::as_str) != Some("300") {
+        let senders = std::mem::take(&mut seen.lock().expect("lock").waiting);
+        for tx in senders.into_values() {
+            let _ = tx.send(CommandResult::Ended { outcome: Outcome::Done, attempts: 1, detail: "ok".into() });
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let snapshot = crate::observe::observe(&consumer).await.expect("snapshot");
+    assert_eq!((snapshot.counters.records_read, snapshot.counters.outcome(Outcome::Done)), (300, 300));
+    let all: Vec<u64> = reported(&seen).iter().map(|s| s.parse().expect("a sequence number")).collect();
+    assert!(all.windows(2).all(|w| w[0] <= w[1]), "admitted in order, never backwards: {all:?}");
 }
 
 #[actix_rt::test]

@@ -1,6 +1,6 @@
 //! The ShardConsumer driven alone: a reader, a parser, a responder, a Checkpointer and a
 //! LeaseManager of the test's own making stand in for Kinesis, the parse pool and the actors.
-//! `edges`: bounds, freezing, fences, abandoned commands, shards past retention, LATEST;
+//! `edges`: bounds, reading ahead, freezing, fences, abandoned commands, shards past retention, LATEST;
 //! `claims`: dedup; `kpl`: KPL aggregates (sub-sequence checkpoints, resuming inside one,
 //! hash key ranges).
 
@@ -23,7 +23,7 @@ use crate::command::{Classified, Command, CommandParser, SchemaRegistry};
 use crate::config::runtime::RetryPolicy;
 use crate::lease_manager::{AcquiredLease, LatestStart, LeaseError, LeaseOwner, ParentsFinished, PinLatestStart};
 use crate::model::{Checkpoint, Fence, LeaseDeadline, Tenure};
-use crate::parser_pool::{ParseBatch, parse_record};
+use crate::parser_pool::{ParseBatch, Parsed, parse_record};
 use crate::responders::{Answers, CommandResult, Execute, ExecuteBatch, RouteTarget, Routes};
 use crate::supervision::{ChildId, ExitGuard};
 
@@ -88,6 +88,8 @@ struct Seen {
     latest: Option<LatestStart>,
     /// Who holds every other shard's lease (what LeaseOwner answers).
     lease_owner: Option<String>,
+    /// When set, each batch's classification waits for a permit of it.
+    parse_gate: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 type Shared = Arc<Mutex<Seen>>;
@@ -109,17 +111,24 @@ impl Actor for StandIn {
 }
 
 impl Handler<ParseBatch> for StandIn {
-    type Result = MessageResult<ParseBatch>;
+    type Result = ResponseFuture<Vec<Parsed>>;
 
-    /// The parse workers' own deaggregation, with a classification of the test's making.
+    /// The parse workers' own deaggregation, with a classification of the test's making (once
+    /// the parse gate, if any, lets it).
     fn handle(&mut self, batch: ParseBatch, _: &mut Self::Context) -> Self::Result {
         let ids = self.ids;
-        let classify = |data: &[u8]| {
-            let n = std::str::from_utf8(data).ok().and_then(|t| t.parse().ok()).unwrap_or(0);
-            Classified::Routable { command: command(ids(n)), route: 0 }
-        };
-        let range = batch.hash_range.as_ref();
-        MessageResult(batch.records.iter().map(|data| parse_record(data, range, classify)).collect())
+        let gate = self.seen.lock().expect("lock").parse_gate.clone();
+        Box::pin(async move {
+            if let Some(gate) = gate {
+                gate.acquire().await.expect("the gate stays open").forget();
+            }
+            let classify = |data: &[u8]| {
+                let n = std::str::from_utf8(data).ok().and_then(|t| t.parse().ok()).unwrap_or(0);
+                Classified::Routable { command: command(ids(n)), route: 0 }
+            };
+            let range = batch.hash_range.as_ref();
+            batch.records.iter().map(|data| parse_record(data, range, classify)).collect()
+        })
     }
 }
 
