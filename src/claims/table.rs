@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TableStatus,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
     TimeToLiveSpecification,
 };
 
@@ -246,13 +246,9 @@ impl ClaimStore for ClaimTable {
             Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => return Ok(false),
             Err(e) => return Err(other(e)),
         }
-        for _ in 0..600 {
-            let d = self.client.describe_table().table_name(&self.name).send().await.map_err(other)?;
-            if d.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
-                self.enable_time_to_live().await;
-                return Ok(true);
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        if crate::aws::wait_until_active(&self.client, &self.name).await.map_err(other)? {
+            self.enable_time_to_live().await;
+            return Ok(true);
         }
         Err(ClaimError::Other(format!("claim table {} did not become ACTIVE within 60 s", self.name)))
     }

@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TableStatus,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
 };
 
 use super::row::{
@@ -121,12 +121,8 @@ impl LeaseStore for LeaseTable {
                 other => return Err(other),
             },
         }
-        for _ in 0..600 {
-            let d = self.client.describe_table().table_name(&self.name).send().await.map_err(classify)?;
-            if d.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
-                return Ok(created);
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        if crate::aws::wait_until_active(&self.client, &self.name).await.map_err(classify)? {
+            return Ok(created);
         }
         Err(LeaseTableError::Other(format!("table {} did not become ACTIVE within 60 s", self.name)))
     }
