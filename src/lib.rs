@@ -52,6 +52,8 @@ mod outcome_log;
 mod parser_pool;
 mod shard_consumer;
 mod supervision;
+mod tasks;
+mod timers;
 
 // The running process and what can be observed of it.
 pub use app::{Observers, RunError, default_worker_id, run};

@@ -138,15 +138,17 @@ impl LeaseManager {
         }
         self.state.signal.read_in_flight = true;
         let table = self.table.clone();
-        ctx.spawn(async move { table.read_signal().await }.into_actor(self).map(|result, act, ctx| {
-            act.state.signal.read_in_flight = false;
-            let Ok(value) = result else { return };
-            let moved = act.state.signal.seen.is_some_and(|seen| seen != value);
-            act.state.signal.seen = Some(value);
-            if moved {
-                act.scan_cycle(false, ctx);
-            }
-        }));
+        ctx.spawn(crate::tasks::own_task(async move { table.read_signal().await }).into_actor(self).map(
+            |result, act, ctx| {
+                act.state.signal.read_in_flight = false;
+                let Ok(value) = result else { return };
+                let moved = act.state.signal.seen.is_some_and(|seen| seen != value);
+                act.state.signal.seen = Some(value);
+                if moved {
+                    act.scan_cycle(false, ctx);
+                }
+            },
+        ));
     }
 
     /// Until when a lease whose last successful write was sent at `renewed_at` may be acted
@@ -178,7 +180,9 @@ impl LeaseManager {
         ctx.run_interval(l.renew_interval, |act, ctx| act.renew_all(ctx));
         // Self-fencing is checked far more often than renewals, so a lease is dropped within
         // ~1/20 of the failover time of its deadline.
-        ctx.run_interval((l.failover_time / 20).max(Duration::from_millis(10)), |act, _| act.fence());
+        // It and the signal's reads are lined up with the other timers of the process (see
+        // `crate::timers`): they wake the thread together.
+        crate::timers::run_aligned(ctx, (l.failover_time / 20).max(Duration::from_millis(10)), |act, _| act.fence());
         // Discovery: free and expired leases are picked up at this pace (a lease released on
         // shutdown within one interval); stealing waits for the take interval.
         ctx.run_interval(l.discovery_interval, |act, ctx| act.scan_cycle(false, ctx));
@@ -190,7 +194,7 @@ impl LeaseManager {
             }
         });
         if let Some(every) = l.signal_poll_interval {
-            ctx.run_interval(every, |act, ctx| act.poll_signal(ctx));
+            crate::timers::run_aligned(ctx, every, |act, ctx| act.poll_signal(ctx));
         }
         self.sync_shards(ctx);
     }

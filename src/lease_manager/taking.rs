@@ -122,18 +122,20 @@ impl LeaseManager {
         }
         self.state.scan_in_flight = true;
         let table = self.table.clone();
-        ctx.spawn(async move { table.scan().await }.into_actor(self).map(move |result, act, ctx| match result {
-            Ok((leases, skipped)) => {
-                act.warn_malformed(&skipped);
-                let plan = act.plan(&leases, allow_steal, ctx);
-                act.schedule_expiry_scan(ctx);
-                act.take(plan, ctx);
-            }
-            Err(e) => {
-                act.scan_done(ctx);
-                log::warn!("lease table {}: scan failed ({e}); will retry", act.table.name());
-            }
-        }));
+        ctx.spawn(crate::tasks::own_task(async move { table.scan().await }).into_actor(self).map(
+            move |result, act, ctx| match result {
+                Ok((leases, skipped)) => {
+                    act.warn_malformed(&skipped);
+                    let plan = act.plan(&leases, allow_steal, ctx);
+                    act.schedule_expiry_scan(ctx);
+                    act.take(plan, ctx);
+                }
+                Err(e) => {
+                    act.scan_done(ctx);
+                    log::warn!("lease table {}: scan failed ({e}); will retry", act.table.name());
+                }
+            },
+        ));
     }
 
     fn scan_done(&mut self, ctx: &mut Context<Self>) {

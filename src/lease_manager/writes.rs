@@ -1,7 +1,8 @@
 //! The writes of a held lease, one at a time: renewals, checkpoints, SHARD_END and release
 //! each move the lease's counter and are conditional on the one before, so they queue per lease.
 //! A write refused on its condition is followed by a read (a retried request may in fact have
-//! succeeded) before the lease is given up.
+//! succeeded) before the lease is given up. Each write runs as a task of its own
+//! ([`crate::tasks`]): a round of renewals puts one call per lease out at once.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use super::store::{LeaseStore, LeaseTableError};
 use super::{LatestStart, LeaseChange, LeaseError, OPERATOR};
 use crate::metrics::{Operation, Scope};
 use crate::model::{Checkpoint, LeaseDeadline, ShardInfo, Tenure};
+use crate::tasks::own_task;
 
 /// One write to a held lease, waiting its turn.
 pub(super) enum LeaseWrite {
@@ -145,7 +147,7 @@ impl LeaseManager {
             let accepted = |l: &Lease| accept.is_none() || l.handoff_accepted == accept;
             confirm(&*table, &a.key, &worker_id, a.counter, r, accepted).await
         };
-        ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
+        ctx.spawn(own_task(fut).into_actor(self).map(move |result, act, ctx| {
             act.after_write(&at, result.as_ref().ok().copied(), None);
             match result {
                 Ok(_) => {
@@ -184,7 +186,7 @@ impl LeaseManager {
             let r = table.checkpoint(&a.key, &worker_id, a.counter, &cp, &[]).await;
             confirm(&*table, &a.key, &worker_id, a.counter, r, |l| l.checkpoint == cp).await
         };
-        ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
+        ctx.spawn(own_task(fut).into_actor(self).map(move |result, act, ctx| {
             act.after_write(&at, result.as_ref().ok().copied(), Some(checkpoint));
             let answer = match result {
                 Ok(_) => {
@@ -223,7 +225,7 @@ impl LeaseManager {
             let r = table.pin_latest_start(&a.key, &worker_id, a.counter, ms).await;
             confirm(&*table, &a.key, &worker_id, a.counter, r, |l| l.latest_started_at.is_some()).await
         };
-        ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
+        ctx.spawn(own_task(fut).into_actor(self).map(move |result, act, ctx| {
             act.after_write(&at, result.as_ref().ok().copied(), None);
             let answer = match result {
                 Ok(_) => {
@@ -270,7 +272,7 @@ impl LeaseManager {
             let released = table.release(&a.key, &worker_id, c, None).await;
             Ok::<_, WriteFailure>((created, ids, released.is_ok()))
         };
-        ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
+        ctx.spawn(own_task(fut).into_actor(self).map(move |result, act, ctx| {
             let answer = match result {
                 Ok((created, children, released)) => {
                     act.state.counters.leases_created += created;
@@ -323,7 +325,7 @@ impl LeaseManager {
                 other => other,
             }
         };
-        ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
+        ctx.spawn(own_task(fut).into_actor(self).map(move |result, act, ctx| {
             let ok = result.is_ok();
             if let Err(e) = &result {
                 log::warn!("lease {}: release failed ({e}); it will expire instead", at.key);

@@ -278,7 +278,8 @@ impl Actor for Metrics {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(self.mailbox);
-        ctx.run_interval(TAKE_EVERY, |act, _| act.take_buffered());
+        // Lined up with the process's other timers (see `crate::timers`).
+        crate::timers::run_aligned(ctx, TAKE_EVERY, |act, _| act.take_buffered());
         ctx.run_interval(self.settings.flush_interval, |act, ctx| {
             act.take_buffered();
             let flush = act.flush();

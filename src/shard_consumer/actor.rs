@@ -301,9 +301,10 @@ impl Actor for ShardConsumer {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(self.settings.mailbox);
         // Progress goes to the Checkpointer a few times per checkpoint interval; the
-        // Checkpointer decides when to write.
+        // Checkpointer decides when to write. The ticks of all consumers are lined up, so the
+        // idle consumers of an arbiter wake it once a tick, not once each.
         let tick = (self.settings.checkpoint_interval / 4).clamp(Duration::from_millis(10), Duration::from_millis(250));
-        ctx.run_interval(tick, |act, _| {
+        crate::timers::run_aligned(ctx, tick, |act, _| {
             act.send_progress(false);
             act.report_outcomes();
             act.sample_levels();

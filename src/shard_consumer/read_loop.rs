@@ -388,7 +388,7 @@ impl ShardConsumer {
                     let mut wait =
                         idle_wait(self.settings.idle_time, self.settings.max_idle_time, self.state.empty_reads);
                     if self.state.empty_reads >= 2 {
-                        wait = aligned(Instant::now(), wait);
+                        wait = crate::timers::aligned(Instant::now(), wait, IDLE_ALIGNMENT);
                     }
                     ctx.run_later(wait, |act, ctx| act.fetch(ctx));
                 }
@@ -444,21 +444,9 @@ fn idle_wait(idle: Duration, max_idle: Duration, empty_reads: u32) -> Duration {
     idle.saturating_mul(1 << doublings).min(max_idle.max(idle))
 }
 
-/// How finely the reads of idle shards are lined up.
+/// How finely the reads of idle shards are lined up (see [`crate::timers`]): the idle shards of
+/// an arbiter wake it together for their reads, not one at a time.
 const IDLE_ALIGNMENT: Duration = Duration::from_millis(250);
-
-/// `wait` from `now`, lengthened to end on a multiple of [`IDLE_ALIGNMENT`] since the process
-/// started: the idle shards of an arbiter wake it together for their reads, not one at a
-/// time (a wake of a thread costs more than the call it makes). At most that much later.
-fn aligned(now: Instant, wait: Duration) -> Duration {
-    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    let epoch = *EPOCH.get_or_init(|| now);
-    let step = IDLE_ALIGNMENT.as_nanos();
-    let at = (now + wait).saturating_duration_since(epoch).as_nanos();
-    let lined_up = at.div_ceil(step) * step;
-    let extra = Duration::from_nanos(u64::try_from(lined_up - at).unwrap_or(0));
-    wait + extra
-}
 
 fn describe(from: &StartPosition) -> String {
     match from {
@@ -473,20 +461,6 @@ fn describe(from: &StartPosition) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn idle_waits_end_on_the_same_steps() {
-        aligned(Instant::now(), Duration::ZERO); // the steps start at the first call
-        let start = Instant::now();
-        let first = start + aligned(start, Duration::from_millis(1));
-        for (from, wait) in [(3, 1000), (170, 1000), (999, 2000), (5, 4000)] {
-            let now = start + Duration::from_millis(from);
-            let w = aligned(now, Duration::from_millis(wait));
-            assert!(w >= Duration::from_millis(wait) && w < Duration::from_millis(wait) + IDLE_ALIGNMENT, "{w:?}");
-            let offset = (now + w).duration_since(first).as_nanos() % IDLE_ALIGNMENT.as_nanos();
-            assert_eq!(offset, 0, "ends on a step: {from} + {wait} ms");
-        }
-    }
 
     #[test]
     fn the_wait_doubles_with_each_empty_read_after_the_first_up_to_the_longest() {
