@@ -44,11 +44,20 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// User + system CPU seconds of process `pid` (fields 14 and 15 of its stat, in 1/100 s).
 fn cpu_of(pid: u32) -> f64 {
+    (stat_field(pid, 11) + stat_field(pid, 12)) / 100.0
+}
+
+/// Minor page faults so far (pages touched for the first time, mostly: a cost of its own on
+/// a virtual machine).
+fn faults_of(pid: u32) -> f64 {
+    stat_field(pid, 7)
+}
+
+/// Field `i` after the command name of `/proc/<pid>/stat` (7: minflt, 11: utime, 12: stime).
+fn stat_field(pid: u32, i: usize) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
+    after.split_whitespace().nth(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0)
 }
 
 /// A line of `/proc/<pid>/status` in MiB (`VmHWM`: peak RSS, `VmRSS`: now).
@@ -128,6 +137,7 @@ struct ProcessDrain {
     cpu: f64,
     rss: f64,
     first: f64,
+    faults: f64,
 }
 
 fn drain_once(stream: &str, id: &str, dedup: bool, total: usize, kinesalite: &str) -> ProcessDrain {
@@ -166,14 +176,14 @@ fn drain_once(stream: &str, id: &str, dedup: bool, total: usize, kinesalite: &st
         std::thread::sleep(Duration::from_millis(2));
     }
     let wall = start.elapsed().as_secs_f64();
-    let (cpu, rss) = (cpu_of(pid), memory_of(pid, "VmHWM:"));
+    let (cpu, rss, faults) = (cpu_of(pid), memory_of(pid, "VmHWM:"), faults_of(pid));
     if let Some(perf) = profiler {
         stop(perf);
     }
     stop(child);
     let _ = reader.join();
     let first = first_at.lock().expect("first").map_or(f64::NAN, |d| d.as_secs_f64());
-    ProcessDrain { wall, cpu, rss, first }
+    ProcessDrain { wall, cpu, rss, first, faults }
 }
 
 /// With `SAUNA_BENCH_PERF=DIR`, a `perf record` of the whole machine (call graphs, 1999 Hz) into
@@ -230,11 +240,12 @@ async fn drain(client: &aws_sdk_kinesis::Client, kinesalite: &str) {
             let (s, k) = (stream.clone(), kinesalite.to_owned());
             let d = tokio::task::spawn_blocking(move || drain_once(&s, &id, dedup, total, &k)).await.expect("drain");
             eprintln!(
-                "run {run}: dedup {}: {total} commands in {:.2} s, {:.2} CPU s, peak RSS {:.0} MiB, first after {:.2} s (plain loop {:.2} s)",
+                "run {run}: dedup {}: {total} commands in {:.2} s, {:.2} CPU s, peak RSS {:.0} MiB, {:.0} page faults, first after {:.2} s (plain loop {:.2} s)",
                 if dedup { "on" } else { "off" },
                 d.wall,
                 d.cpu,
                 d.rss,
+                d.faults,
                 d.first,
                 plain[run as usize]
             );

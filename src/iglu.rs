@@ -171,8 +171,9 @@ fn split_uri(s: &str) -> Result<(&str, &str, &str, &str), IgluParseError> {
     else {
         return Err(err("it must have four parts separated by '/'"));
     };
+    // Byte by byte: every character allowed is ASCII, and no byte of a multi-byte one is.
     let ok = |p: &str, dots: bool| {
-        !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || (dots && c == '.'))
+        !p.is_empty() && p.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || (dots && c == b'.'))
     };
     if !ok(vendor, true) {
         return Err(err("the vendor may hold only letters, digits, '-', '_' and '.'"));
