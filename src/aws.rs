@@ -1,7 +1,6 @@
 //! AWS clients of an observer: region and credentials from its config, endpoints from the
 //! standard `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` variables (which is how local runs
-//! and tests point at emulators), timeouts fit for a long-running consumer; and the wait for a
-//! DynamoDB table the observer created.
+//! and tests point at emulators), timeouts fit for a long-running consumer.
 
 use std::time::Duration;
 
@@ -10,10 +9,6 @@ use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, ConfigLoader, Region, SdkConfig};
 use aws_credential_types::Credentials;
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::describe_table::DescribeTableError;
-use aws_sdk_dynamodb::types::TableStatus;
-use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_types::service_config::ServiceConfigKey;
 
 use crate::config::AwsCredentials;
@@ -102,33 +97,5 @@ impl AwsClients {
 
     pub async fn for_observer(region: &str, credentials: &AwsCredentials) -> Self {
         Self::new(&sdk_config(region, credentials).await)
-    }
-}
-
-/// A table just created is looked at again after 5 ms, then twice as long each time up to
-/// 500 ms: an emulator's table (or one nearly ready) is ACTIVE within milliseconds, so a
-/// worker's start does not wait a fixed tenth of a second for it; DynamoDB's takes seconds.
-const ACTIVE_POLL: (Duration, Duration) = (Duration::from_millis(5), Duration::from_millis(500));
-
-/// How long a new table may take to become ACTIVE.
-const ACTIVE_WITHIN: Duration = Duration::from_secs(60);
-
-/// Waits until the DynamoDB table `name` is ACTIVE: `Ok(false)` if it is not within a minute.
-pub async fn wait_until_active(
-    client: &aws_sdk_dynamodb::Client,
-    name: &str,
-) -> Result<bool, SdkError<DescribeTableError, HttpResponse>> {
-    let deadline = tokio::time::Instant::now() + ACTIVE_WITHIN;
-    let mut wait = ACTIVE_POLL.0;
-    loop {
-        let described = client.describe_table().table_name(name).send().await?;
-        if described.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
-            return Ok(true);
-        }
-        if tokio::time::Instant::now() + wait > deadline {
-            return Ok(false);
-        }
-        tokio::time::sleep(wait).await;
-        wait = (wait * 2).min(ACTIVE_POLL.1);
     }
 }

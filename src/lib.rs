@@ -43,6 +43,7 @@ mod aws_error;
 mod checkpointer;
 pub mod claims;
 mod dead_letters;
+mod dynamodb_table;
 pub mod fan_out;
 mod http_endpoint;
 mod metrics;

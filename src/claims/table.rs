@@ -246,7 +246,7 @@ impl ClaimStore for ClaimTable {
             Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => return Ok(false),
             Err(e) => return Err(other(e)),
         }
-        if crate::aws::wait_until_active(&self.client, &self.name).await.map_err(other)? {
+        if crate::dynamodb_table::wait_until_active(&self.client, &self.name).await.map_err(other)? {
             self.enable_time_to_live().await;
             return Ok(true);
         }

@@ -153,21 +153,8 @@ impl CommandParser {
             return invalid(reason, Some(command_id));
         }
 
-        if let Some(ttl) = envelope.time_to_live {
-            let age = now.signed_duration_since(envelope.when_created);
-            let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
-            if age.num_milliseconds() > ttl_ms {
-                return Classified::Expired {
-                    reason: format!(
-                        "data.envelope.data.execution.timeToLive: expired; created {} ({} UTC), time to live {} ms, read {} ms after creation",
-                        envelope.when_created.to_rfc3339(),
-                        envelope.when_created.with_timezone(&Utc).format("%Y-%m-%dT%H:%M:%S%.3fZ"),
-                        ttl_ms,
-                        age.num_milliseconds()
-                    ),
-                    command_id,
-                };
-            }
+        if let Some(reason) = expired(&envelope, now) {
+            return Classified::Expired { reason, command_id };
         }
 
         let schema = cmd_key.into_owned();
@@ -194,6 +181,22 @@ impl CommandParser {
         };
         Ok((key, data))
     }
+}
+
+/// Why a command read at `now` is past its time to live, if it is.
+fn expired(envelope: &Envelope, now: DateTime<Utc>) -> Option<String> {
+    let ttl = envelope.time_to_live?;
+    let age = now.signed_duration_since(envelope.when_created);
+    let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+    (age.num_milliseconds() > ttl_ms).then(|| {
+        format!(
+            "data.envelope.data.execution.timeToLive: expired; created {} ({} UTC), time to live {} ms, read {} ms after creation",
+            envelope.when_created.to_rfc3339(),
+            envelope.when_created.with_timezone(&Utc).format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+            ttl_ms,
+            age.num_milliseconds()
+        )
+    })
 }
 
 /// Splits a self-describing JSON into its schema URI and data (if it has any); `prefix` names

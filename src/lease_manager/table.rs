@@ -121,7 +121,7 @@ impl LeaseStore for LeaseTable {
                 other => return Err(other),
             },
         }
-        if crate::aws::wait_until_active(&self.client, &self.name).await.map_err(classify)? {
+        if crate::dynamodb_table::wait_until_active(&self.client, &self.name).await.map_err(classify)? {
             return Ok(created);
         }
         Err(LeaseTableError::Other(format!("table {} did not become ACTIVE within 60 s", self.name)))

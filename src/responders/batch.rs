@@ -12,10 +12,8 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 
 use super::Attempt;
-use super::actor::{
-    CommandResult, Execute, Panicked, ResponderActor, ResponderSpec, abandoned, guarded, record_latencies,
-    run_with_retries, settle, wait_to_retry,
-};
+use super::actor::{CommandResult, Execute, Panicked, ResponderActor, ResponderSpec};
+use super::attempts::{abandoned, guarded, record_latencies, run_with_retries, settle, wait_to_retry};
 use crate::command::Command;
 
 /// Action these commands (of one shard), each answered as soon as it ends: how a consumer sends

@@ -22,6 +22,7 @@ use crate::config::{FieldError, Secret};
 use crate::iglu::{SchemaCriterion, SchemaKey};
 
 mod actor;
+mod attempts;
 mod batch;
 pub mod http;
 mod pagerduty;
