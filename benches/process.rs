@@ -42,22 +42,19 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// User + system CPU seconds of process `pid` (fields 14 and 15 of its stat, in 1/100 s).
+fn stat_of(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default()
+}
+
+/// User + system CPU seconds of process `pid`.
 fn cpu_of(pid: u32) -> f64 {
-    (stat_field(pid, 11) + stat_field(pid, 12)) / 100.0
+    common::stat_cpu_seconds(&stat_of(pid))
 }
 
 /// Minor page faults so far (pages touched for the first time, mostly: a cost of its own on
 /// a virtual machine).
 fn faults_of(pid: u32) -> f64 {
-    stat_field(pid, 7)
-}
-
-/// Field `i` after the command name of `/proc/<pid>/stat` (7: minflt, 11: utime, 12: stime).
-fn stat_field(pid: u32, i: usize) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    after.split_whitespace().nth(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0)
+    common::stat_field(&stat_of(pid), 7)
 }
 
 /// A line of `/proc/<pid>/status` in MiB (`VmHWM`: peak RSS, `VmRSS`: now).

@@ -7,14 +7,7 @@
 
 use std::future::Future;
 
-/// Aborts the task when dropped.
-struct AbortOnDrop(tokio::task::AbortHandle);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
+use tokio_util::task::AbortOnDropHandle;
 
 /// Runs `fut` as a task of its own on this thread (an arbiter's) and yields its output.
 /// Dropping the returned future aborts the task, as dropping `fut` would have cancelled it,
@@ -25,14 +18,12 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    let handle = actix_rt::spawn(fut);
-    let guard = AbortOnDrop(handle.abort_handle());
+    let handle = AbortOnDropHandle::new(actix_rt::spawn(fut));
     async move {
-        let _abort_on_drop = guard;
         match handle.await {
             Ok(output) => output,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            // Cancelled, and not by the guard (it is still here): the runtime is shutting
+            // Cancelled, and not by the handle (it is still here): the runtime is shutting
             // down, and this future goes with it.
             Err(_) => std::future::pending().await,
         }

@@ -63,12 +63,15 @@ pub fn cpu_seconds_but(name: &str) -> f64 {
     cpu_seconds() - theirs
 }
 
-/// Fields 14 and 15 of a `/proc/…/stat` (utime, stime), in clock ticks of 1/100 s.
-fn stat_cpu_seconds(stat: &str) -> f64 {
+/// User + system CPU seconds of a `/proc/…/stat` (utime, stime, in clock ticks of 1/100 s).
+pub fn stat_cpu_seconds(stat: &str) -> f64 {
+    (stat_field(stat, 11) + stat_field(stat, 12)) / 100.0
+}
+
+/// Field `i` after the command name of a `/proc/…/stat` (7: minflt, 11: utime, 12: stime).
+pub fn stat_field(stat: &str, i: usize) -> f64 {
     let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
+    after.split_whitespace().nth(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0)
 }
 
 pub fn peak_rss_mib() -> f64 {

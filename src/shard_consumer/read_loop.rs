@@ -324,7 +324,7 @@ impl ShardConsumer {
     /// Has a batch classified, then admits its records. After a full batch the next read goes
     /// out at once, while this one is classified: the emulator or Kinesis serves it meanwhile.
     fn classify(&mut self, read: ReadBatch, ctx: &mut Context<Self>) {
-        let ReadBatch { records, batch, full } = read;
+        let ReadBatch { records, mut batch, full } = read;
         if records.is_empty() {
             return self.batch_done(batch, full, ctx);
         }
@@ -336,7 +336,8 @@ impl ShardConsumer {
         self.state.classifying = Some((records.len() * self.state.user_records_per_record, bytes));
         let read_ahead = full && batch.next_iterator.is_some();
         if read_ahead {
-            self.state.iterator = batch.next_iterator.clone();
+            // Taken: after a read ahead, `batch_done` is not called for this batch.
+            self.state.iterator = batch.next_iterator.take();
             self.state.reader = Reader::Idle;
             self.fetch(ctx);
         }
