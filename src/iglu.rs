@@ -150,16 +150,57 @@ impl FromStr for SchemaCriterion {
 
 /// Whether `s` is what Iglu Central's `instance-iglu-only` schema allows, its pattern
 /// `^iglu:[a-zA-Z0-9-_.]+/[a-zA-Z0-9-_]+/[a-zA-Z0-9-_]+/[0-9]+-[0-9]+-[0-9]+$`, without running
-/// it (a tenth of the cost).
+/// it. One pass over the bytes with a table of what each part allows: the validator asks this
+/// twice per command, and splitting the URI into its parts first cost three times as much.
 pub fn is_iglu_uri(s: &str) -> bool {
-    let number = |p: &str| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit());
-    let Ok((_, _, _, version)) = split_uri(s) else { return false };
-    let mut numbers = version.split('-');
-    matches!(
-        (numbers.next(), numbers.next(), numbers.next(), numbers.next()),
-        (Some(m), Some(r), Some(a), None) if number(m) && number(r) && number(a)
-    )
+    let Some(rest) = s.strip_prefix("iglu:") else { return false };
+    let bytes = rest.as_bytes();
+    let mut at = 0;
+    // Runs of `class` from `at`, at least one byte long; `at` ends on the first byte past them.
+    let run = |at: &mut usize, class: u8| {
+        let start = *at;
+        while bytes.get(*at).is_some_and(|&b| URI_BYTES[usize::from(b)] & class != 0) {
+            *at += 1;
+        }
+        *at > start
+    };
+    let then = |at: &mut usize, byte: u8| {
+        let found = bytes.get(*at) == Some(&byte);
+        *at += usize::from(found);
+        found
+    };
+    run(&mut at, VENDOR)
+        && then(&mut at, b'/')
+        && run(&mut at, WORD)
+        && then(&mut at, b'/')
+        && run(&mut at, WORD)
+        && then(&mut at, b'/')
+        && run(&mut at, DIGIT)
+        && then(&mut at, b'-')
+        && run(&mut at, DIGIT)
+        && then(&mut at, b'-')
+        && run(&mut at, DIGIT)
+        && at == bytes.len()
 }
+
+/// [`URI_BYTES`] classes: what a vendor, a name or format, and a version number may hold.
+const VENDOR: u8 = 1;
+const WORD: u8 = 2;
+const DIGIT: u8 = 4;
+/// For each byte, the classes of Iglu URI parts that may hold it.
+const URI_BYTES: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        let word = b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+        table[i] = if word || b == b'.' { VENDOR } else { 0 }
+            | if word { WORD } else { 0 }
+            | if b.is_ascii_digit() { DIGIT } else { 0 };
+        i += 1;
+    }
+    table
+};
 
 /// Splits `iglu:vendor/name/format/version`, checking the characters Iglu allows.
 fn split_uri(s: &str) -> Result<(&str, &str, &str, &str), IgluParseError> {
@@ -220,6 +261,41 @@ mod tests {
             "iglu:com.acme/thing/jsonschema",
         ] {
             assert!(!is_iglu_uri(bad), "{bad:?}");
+        }
+    }
+
+    /// A part of an Iglu URI: mostly what `good` allows, now and then anything of `any`.
+    fn part(good: &'static str, any: &'static str) -> impl proptest::strategy::Strategy<Value = String> {
+        proptest::prop_oneof![6 => good, 1 => any]
+    }
+
+    /// Iglu URIs, most of them valid and the others a byte or a part off.
+    fn near_iglu_uris() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::strategy::Strategy as _;
+        (
+            part("iglu:", "(Iglu:|iglu|)"),
+            part("[a-z0-9._-]{1,4}", "[a-z0-9._é /-]{0,4}"),
+            part("[a-zA-Z0-9_-]{1,4}", "[a-z0-9._é /-]{0,4}"),
+            part("[a-zA-Z0-9_-]{1,4}", "[a-z0-9._é /-]{0,4}"),
+            part("[0-9]{1,2}-[0-9]{1,2}-[0-9]{1,2}", "[0-9x/-]{0,7}"),
+            part("", "[\n/x-]"),
+        )
+            .prop_map(|(prefix, vendor, name, format, version, end)| {
+                format!("{prefix}{vendor}/{name}/{format}/{version}{end}")
+            })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        /// `is_iglu_uri` answers as the pattern does, on near misses of every kind, and on
+        /// strings of the same bytes in any order.
+        #[test]
+        fn is_iglu_uri_answers_as_the_pattern(s in proptest::prop_oneof![near_iglu_uris(), "[iglu:a0._é /-]{0,24}"]) {
+            static PATTERN: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+                regex::Regex::new(r"^iglu:[a-zA-Z0-9\-_.]+/[a-zA-Z0-9\-_]+/[a-zA-Z0-9\-_]+/[0-9]+-[0-9]+-[0-9]+$")
+                    .expect("the pattern compiles")
+            });
+            proptest::prop_assert_eq!(is_iglu_uri(&s), PATTERN.is_match(&s), "{:?}", s);
         }
     }
 

@@ -100,10 +100,12 @@ mod tests {
         tokio::time::sleep(period * 8).await;
         let (a, b) = (a.send(Ticks).await.expect("a"), b.send(Ticks).await.expect("b"));
         assert!(a.len() >= 5 && b.len() >= 5, "about one tick a period: {} and {}", a.len(), b.len());
-        // Every tick of b is within a few milliseconds of one of a's (one wake for both).
-        for t in &b {
-            let nearest = a.iter().map(|u| if u > t { *u - *t } else { *t - *u }).min().expect("ticks");
-            assert!(nearest < Duration::from_millis(8), "b ticked {nearest:?} from a's nearest tick");
-        }
+        // Each tick of b is within a few milliseconds of one of a's (one wake for both), all
+        // but one at most: on a loaded machine the thread can be taken off the CPU between the
+        // two actors of one wake. Ticks that were not lined up would all be ~13 ms apart.
+        let apart: Vec<Duration> =
+            b.iter().map(|t| a.iter().map(|u| if u > t { *u - *t } else { *t - *u }).min().expect("ticks")).collect();
+        let off = apart.iter().filter(|d| **d >= Duration::from_millis(8)).count();
+        assert!(off <= 1, "b's ticks from a's nearest: {apart:?}");
     }
 }

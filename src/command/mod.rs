@@ -106,6 +106,8 @@ impl CommandParser {
                 return invalid(format!("record data: not UTF-8 (invalid byte at offset {})", e.valid_up_to()), None);
             }
         };
+        // From the text, not the bytes: `from_slice` checks the UTF-8 of each string again as it
+        // reads it, and costs half as much again as checking the whole record once.
         let mut json: Value = match serde_json::from_str(text) {
             Ok(v) => v,
             Err(e) => return invalid(format!("record data: not JSON: {e}"), None),
@@ -158,13 +160,15 @@ impl CommandParser {
         }
 
         let schema = cmd_key.into_owned();
-        // Validated: the command's data is taken out of the record's JSON, not copied.
-        // (`pointer_mut` would unescape each of the path's parts into a string of its own.)
-        let data = ["data", "command", "data"]
-            .into_iter()
-            .try_fold(&mut json, |json, field| json.get_mut(field))
-            .map(Value::take)
-            .unwrap_or_default();
+        // Validated: the command's data and the envelope's tags are taken out of the record's
+        // JSON, not copied. (`pointer_mut` would unescape each of the path's parts into a
+        // string of its own.)
+        let mut take = |path: &[&str]| {
+            path.iter().try_fold(&mut json, |json, field| json.get_mut(*field)).map(Value::take).unwrap_or_default()
+        };
+        let data = take(&["data", "command", "data"]);
+        let mut envelope = envelope;
+        envelope.tags = take_tags(take(&["data", "envelope", "data", "tags"]));
         Classified::Routable { command: Arc::new(Command { envelope, schema, data }), route }
     }
 
@@ -250,19 +254,30 @@ fn envelope(data: &Value) -> Result<Envelope, String> {
             }
         },
     };
-    let tags = match data.get("tags").and_then(Value::as_object) {
-        Some(obj) => obj
-            .iter()
-            .map(|(k, v)| match v.as_str() {
-                Some(s) => Ok((k.clone(), s.to_owned())),
-                None => Err(format!("{}: expected a string", at(&format!("tags.{k}")))),
-            })
-            .collect::<Result<BTreeMap<_, _>, _>>()?,
+    // Checked here; built by `take_tags` once the command is known to be routable, from the
+    // record's own strings.
+    match data.get("tags").and_then(Value::as_object) {
+        Some(obj) => {
+            if let Some((k, _)) = obj.iter().find(|(_, v)| !v.is_string()) {
+                return Err(format!("{}: expected a string", at(&format!("tags.{k}"))));
+            }
+        }
         None => {
             return Err(format!("{}: expected an object of strings (it may be empty)", at("tags")));
         }
-    };
-    Ok(Envelope { command_id, when_created, semantics, time_to_live, tags })
+    }
+    Ok(Envelope { command_id, when_created, semantics, time_to_live, tags: BTreeMap::new() })
+}
+
+/// An envelope's tags that [`envelope`] has checked, their strings moved, not copied.
+fn take_tags(tags: Value) -> BTreeMap<String, String> {
+    let Value::Object(tags) = tags else { return BTreeMap::new() };
+    tags.into_iter()
+        .filter_map(|(k, v)| match v {
+            Value::String(s) => Some((k, s)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The commandId, when an otherwise broken record still has a readable one (for the logs).
