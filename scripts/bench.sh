@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Runs the benchmarks against the local emulators, optimised (cargo's bench profile):
+#   benches/classify.rs CommandParser::classify alone beside a plain parse (no emulator needed)
 #   benches/drain.rs    throughput: kinesalite for Kinesis, dynalite, moto (dedup off and on)
 #   benches/latency.rs  put → action latency, polling against fan-out, on kinesis-mock
 #   benches/process.rs  the `sauna run` binary with the stdout responder: drain CPU, RSS and
