@@ -24,15 +24,6 @@ mod common;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 /// Seconds of this thread's CPU (user + system) and of the wall clock that `f` took.
 fn measure(f: impl FnOnce()) -> (f64, f64) {
     let (cpu, wall) = (thread_cpu(), Instant::now());
@@ -71,8 +62,8 @@ fn sauna_round(parser: &CommandParser, records: &[Vec<u8>], now: chrono::DateTim
 }
 
 fn main() {
-    let total = env_number("SAUNA_BENCH_RECORDS", 100_000) as usize;
-    let runs = env_number("SAUNA_BENCH_RUNS", 9).max(1);
+    let total = common::env_number("SAUNA_BENCH_RECORDS", 100_000) as usize;
+    let runs = common::env_number("SAUNA_BENCH_RUNS", 9).max(1);
     let records: Vec<Vec<u8>> = (0..total).map(common::command).collect();
     let bytes: usize = records.iter().map(Vec::len).sum();
     let route = vec!["iglu:com.slack.sauna.commands/send_message/jsonschema/1-0-*".parse().expect("criterion")];
@@ -90,8 +81,8 @@ fn main() {
         ratios.push(cpu / plain_cpu);
     }
     let scale = 100_000.0 / total as f64;
-    let (plain_cpu, plain_wall) = (median(plain.0) * scale, median(plain.1) * scale);
-    let (sauna_cpu, sauna_wall) = (median(sauna.0) * scale, median(sauna.1) * scale);
+    let (plain_cpu, plain_wall) = (common::median(plain.0) * scale, common::median(plain.1) * scale);
+    let (sauna_cpu, sauna_wall) = (common::median(sauna.0) * scale, common::median(sauna.1) * scale);
     println!(
         "\n### classify: {total} commands of {} B on average, one thread (medians of {runs} rounds)\n",
         bytes / total
@@ -101,5 +92,5 @@ fn main() {
     println!("| CPU s per 100k commands | {plain_cpu:.3} | {sauna_cpu:.3} |");
     println!("| wall s per 100k commands | {plain_wall:.3} | {sauna_wall:.3} |");
     println!("| µs of CPU per command | {:.2} | {:.2} |", plain_cpu * 10.0, sauna_cpu * 10.0);
-    println!("| CPU to the plain loop's in the same round | 1.00 | {:.2} |", median(ratios));
+    println!("| CPU to the plain loop's in the same round | 1.00 | {:.2} |", common::median(ratios));
 }

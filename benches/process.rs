@@ -33,15 +33,6 @@ mod common;
 
 const SAUNA: &str = env!("CARGO_BIN_EXE_sauna");
 
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 fn stat_of(pid: u32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default()
 }
@@ -215,8 +206,8 @@ async fn plain_first_record(stream: &str) -> f64 {
 }
 
 async fn drain(client: &aws_sdk_kinesis::Client, kinesalite: &str) {
-    let total = env_number("SAUNA_BENCH_RECORDS", 100_000) as usize;
-    let runs = env_number("SAUNA_BENCH_RUNS", 3).max(1);
+    let total = common::env_number("SAUNA_BENCH_RECORDS", 100_000) as usize;
+    let runs = common::env_number("SAUNA_BENCH_RUNS", 3).max(1);
     let stream = format!("process-{}", uuid::Uuid::new_v4().simple());
     common::create_stream(client, &stream, 4).await;
     common::put_all(client, &stream, total).await;
@@ -249,10 +240,11 @@ async fn drain(client: &aws_sdk_kinesis::Client, kinesalite: &str) {
             sauna[i].push(d);
         }
     }
-    let plain_wall = median(plain);
-    let (plain_cpu, plain_rss, plain_first) = (median(plain_cpu), median(plain_rss), median(plain_first));
+    let plain_wall = common::median(plain);
+    let (plain_cpu, plain_rss, plain_first) =
+        (common::median(plain_cpu), common::median(plain_rss), common::median(plain_first));
     let per = |v: &[ProcessDrain], f: fn(&ProcessDrain) -> f64| {
-        if v.is_empty() { f64::NAN } else { median(v.iter().map(f).collect()) }
+        if v.is_empty() { f64::NAN } else { common::median(v.iter().map(f).collect()) }
     };
     let scale = 100_000.0 / total as f64;
     println!("\n### drain: {total} commands, 4 kinesalite shards, `sauna run` with the stdout responder to a pipe");
@@ -376,7 +368,7 @@ fn workers_on(
 }
 
 async fn idle_and_scale(client: &aws_sdk_kinesis::Client, kinesalite: &str) {
-    let window = Duration::from_secs(env_number("SAUNA_BENCH_IDLE_SECS", 30));
+    let window = Duration::from_secs(common::env_number("SAUNA_BENCH_IDLE_SECS", 30));
     println!("\n### idle and scale: empty shards, the default runtime config");
     println!("(CPU per minute measured over {} s once every shard was read)\n", window.as_secs());
     println!(

@@ -213,13 +213,11 @@ fn split_uri(s: &str) -> Result<(&str, &str, &str, &str), IgluParseError> {
         return Err(err("it must have four parts separated by '/'"));
     };
     // Byte by byte: every character allowed is ASCII, and no byte of a multi-byte one is.
-    let ok = |p: &str, dots: bool| {
-        !p.is_empty() && p.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || (dots && c == b'.'))
-    };
-    if !ok(vendor, true) {
+    let ok = |p: &str, class: u8| !p.is_empty() && p.bytes().all(|b| URI_BYTES[usize::from(b)] & class != 0);
+    if !ok(vendor, VENDOR) {
         return Err(err("the vendor may hold only letters, digits, '-', '_' and '.'"));
     }
-    if !ok(name, false) || !ok(format, false) {
+    if !ok(name, WORD) || !ok(format, WORD) {
         return Err(err("name and format may hold only letters, digits, '-' and '_'"));
     }
     Ok((vendor, name, format, version))

@@ -46,6 +46,17 @@ pub fn command(i: usize) -> Vec<u8> {
     .into_bytes()
 }
 
+/// A size from the environment (`SAUNA_BENCH_RECORDS` and the like), or `default`.
+pub fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// The middle value of `v` (of an even count, the upper of the two middle ones).
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
 /// User + system CPU time of this process.
 pub fn cpu_seconds() -> f64 {
     stat_cpu_seconds(&std::fs::read_to_string("/proc/self/stat").unwrap_or_default())

@@ -134,7 +134,7 @@ impl CommandParser {
         if let Err(reason) = self.schemas.validate(&env_key, env_data, "data.envelope.data") {
             return invalid(reason, find_command_id(data));
         }
-        let envelope = match envelope(env_data) {
+        let mut envelope = match envelope(env_data) {
             Ok(e) => e,
             Err(reason) => return invalid(reason, find_command_id(data)),
         };
@@ -167,7 +167,6 @@ impl CommandParser {
             path.iter().try_fold(&mut json, |json, field| json.get_mut(*field)).map(Value::take).unwrap_or_default()
         };
         let data = take(&["data", "command", "data"]);
-        let mut envelope = envelope;
         envelope.tags = take_tags(take(&["data", "envelope", "data", "tags"]));
         Classified::Routable { command: Arc::new(Command { envelope, schema, data }), route }
     }
