@@ -50,7 +50,10 @@ impl Responder for Stopwatch {
 
     fn execute<'a>(&'a self, command: &'a Command, _: &'a ResponderContext) -> AttemptFuture<'a> {
         let now = origin().elapsed();
-        let put_at = command.data["text"].as_str().and_then(|t| t.strip_prefix("put at ")).and_then(|m| m.parse().ok());
+        let put_at = command.data.to_value()["text"]
+            .as_str()
+            .and_then(|t| t.strip_prefix("put at "))
+            .and_then(|m| m.parse().ok());
         if let Some(micros) = put_at {
             let latency = now.saturating_sub(Duration::from_micros(micros));
             self.latencies.lock().unwrap_or_else(|p| p.into_inner()).push(latency);

@@ -66,7 +66,7 @@ fn fixtures_of_each_responder_are_routed_to_it() {
         panic!("routable");
     };
     assert_eq!(command.envelope.command_id.to_string(), "9dadfc92-9311-43c7-9cee-61ab590a6e81");
-    assert_eq!(command.data["channel"], "#devops");
+    assert_eq!(command.data.to_value()["channel"], "#devops");
     assert!(command.envelope.time_to_live.is_none());
 }
 

@@ -41,7 +41,7 @@ impl Responder for Scripted {
     fn execute<'a>(&'a self, command: &'a Command, _: &'a ResponderContext) -> AttemptFuture<'a> {
         Box::pin(async move {
             self.calls.fetch_add(1, Ordering::Relaxed);
-            let text = command.data["text"].as_str().unwrap_or_default().to_owned();
+            let text = command.data.to_value()["text"].as_str().unwrap_or_default().to_owned();
             let attempt = {
                 let mut a = self.attempts.lock().expect("lock");
                 let n = a.entry(text.clone()).or_default();

@@ -6,11 +6,13 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use jsonschema::{Draft, Validator};
 use rustc_hash::FxHashMap;
 use serde_json::Value;
 
+use super::tape::{TapeJson, TapeNode};
 use crate::iglu::{SchemaKey, is_iglu_uri};
 
 /// `instance-iglu-only`, which the command schema `$ref`s for its `envelope` and `command`.
@@ -56,17 +58,32 @@ pub struct SchemaError {
 
 /// Compiled JSON Schemas by exact key.
 pub struct SchemaRegistry {
-    validators: FxHashMap<SchemaKey, Validator>,
-    /// Where each schema came from, for messages.
-    sources: FxHashMap<SchemaKey, String>,
-    /// Each key by its URI as written (`iglu:…`): a record naming a known schema costs a
+    schemas: FxHashMap<SchemaKey, Arc<KnownSchema>>,
+    /// Each schema by its URI as written (`iglu:…`): a record naming a known schema costs a
     /// lookup, not a parse (three for every command).
-    uris: FxHashMap<Box<str>, SchemaKey>,
+    uris: FxHashMap<Box<str>, Arc<KnownSchema>>,
+}
+
+/// One schema of the registry, compiled twice: for instances held as `serde_json::Value`s and
+/// for records read into a [`Tape`](super::tape::Tape) (the same schema, the same formats).
+pub struct KnownSchema {
+    pub key: Arc<SchemaKey>,
+    validator: Validator,
+    tape_validator: Validator<TapeJson>,
+    /// Where the schema came from, for messages.
+    source: String,
+}
+
+impl KnownSchema {
+    /// Whether a value read into a tape is valid against this schema.
+    pub fn is_valid(&self, instance: TapeNode<'_>) -> bool {
+        self.tape_validator.is_valid(instance)
+    }
 }
 
 impl fmt::Debug for SchemaRegistry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut keys: Vec<String> = self.validators.keys().map(ToString::to_string).collect();
+        let mut keys: Vec<String> = self.schemas.keys().map(ToString::to_string).collect();
         keys.sort();
         f.debug_struct("SchemaRegistry").field("schemas", &keys).finish()
     }
@@ -82,11 +99,7 @@ impl SchemaRegistry {
     /// (a folder holding `schemas/<vendor>/<name>/jsonschema/<version>`, or that `schemas`
     /// folder itself). A local schema with the key of an embedded one replaces it.
     pub fn with_repositories(repositories: &[PathBuf]) -> Result<Self, SchemaError> {
-        let mut registry = SchemaRegistry {
-            validators: FxHashMap::default(),
-            sources: FxHashMap::default(),
-            uris: FxHashMap::default(),
-        };
+        let mut registry = SchemaRegistry { schemas: FxHashMap::default(), uris: FxHashMap::default() };
         for (path, text) in EMBEDDED {
             let key: SchemaKey = format!("iglu:{path}").parse().expect("embedded schema paths are Iglu keys");
             let json: Value = serde_json::from_str(text).expect("embedded schemas are JSON");
@@ -145,37 +158,49 @@ impl SchemaRegistry {
             .add(INSTANCE_IGLU_ONLY_URI, serde_json::from_str::<Value>(INSTANCE_IGLU_ONLY).expect("constant JSON"))
             .and_then(|r| r.prepare())
             .map_err(|e| format!("cannot prepare schema references: {e}"))?;
-        let validator = jsonschema::options()
-            .with_draft(Draft::Draft4)
-            .with_registry(&registry)
-            .should_validate_formats(true)
-            .with_format("date-time", |s: &str| parse_date_time(s).is_some())
-            .with_format("uuid", |s: &str| parse_uuid(s).is_some())
-            .with_format("iglu-uri", is_iglu_uri)
+        let validator = options(jsonschema::options(), &registry)
             .build(&schema)
             .map_err(|e| format!("not a usable JSON Schema: {e}"))?;
-        self.validators.insert(key.clone(), validator);
-        self.uris.insert(key.to_string().into_boxed_str(), key.clone());
-        self.sources.insert(key, source);
+        let tape_validator = options(jsonschema::options_for::<TapeJson>(), &registry)
+            .build(&schema)
+            .map_err(|e| format!("not a usable JSON Schema: {e}"))?;
+        let known = Arc::new(KnownSchema { key: Arc::new(key.clone()), validator, tape_validator, source });
+        self.uris.insert(key.to_string().into_boxed_str(), known.clone());
+        self.schemas.insert(key, known);
         Ok(())
     }
 
     pub fn get(&self, key: &SchemaKey) -> Option<&Validator> {
-        self.validators.get(key)
+        self.schemas.get(key).map(|known| &known.validator)
     }
 
     /// The key of a schema of this registry, by its URI exactly as it prints (`None`: an
     /// unknown schema, or one written some other way: parse it).
     pub fn key_of(&self, uri: &str) -> Option<&SchemaKey> {
-        self.uris.get(uri)
+        self.known(uri).map(|known| &*known.key)
+    }
+
+    /// A schema of this registry, by its URI exactly as it prints.
+    pub fn known(&self, uri: &str) -> Option<&KnownSchema> {
+        self.uris.get(uri).map(|known| &**known)
+    }
+
+    /// Every schema of the registry, in no order.
+    pub fn all(&self) -> impl Iterator<Item = &KnownSchema> {
+        self.schemas.values().map(|known| &**known)
+    }
+
+    /// Where the schema of `key` came from (a file, or "embedded …").
+    pub fn source(&self, key: &SchemaKey) -> Option<&str> {
+        self.schemas.get(key).map(|known| known.source.as_str())
     }
 
     pub fn len(&self) -> usize {
-        self.validators.len()
+        self.schemas.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.validators.is_empty()
+        self.schemas.is_empty()
     }
 
     /// Validates `instance` (found at `path`, e.g. `data.command.data`) against the schema of
@@ -202,6 +227,21 @@ impl SchemaRegistry {
         }
         Err(line)
     }
+}
+
+/// The options every schema is compiled with, for either representation of instances: Iglu
+/// schemas are draft 4; formats are checked, with sauna's own checks of the three Iglu uses.
+fn options<'r, F: jsonschema::json::Json>(
+    options: jsonschema::ValidationOptions<'r, Arc<dyn jsonschema::Retrieve>, F>,
+    registry: &'r jsonschema::Registry,
+) -> jsonschema::ValidationOptions<'r, Arc<dyn jsonschema::Retrieve>, F> {
+    options
+        .with_draft(Draft::Draft4)
+        .with_registry(registry)
+        .should_validate_formats(true)
+        .with_format("date-time", |s: &str| parse_date_time(s).is_some())
+        .with_format("uuid", |s: &str| parse_uuid(s).is_some())
+        .with_format("iglu-uri", is_iglu_uri)
 }
 
 /// `data.command.data` + `/attachments/0/fallback` → `data.command.data.attachments[0].fallback`.

@@ -225,7 +225,7 @@ mod tests {
         }
 
         fn execute<'a>(&'a self, command: &'a Command, _: &'a ResponderContext) -> AttemptFuture<'a> {
-            let text = command.data["text"].as_str().unwrap_or_default().to_owned();
+            let text = command.data.to_value()["text"].as_str().unwrap_or_default().to_owned();
             self.attempts.lock().expect("lock").push(text.clone());
             let (status, retry_after) = {
                 let mut answers = self.answers.lock().expect("lock");

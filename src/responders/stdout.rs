@@ -13,7 +13,7 @@ use std::sync::{Arc, OnceLock};
 
 use tokio::sync::{mpsc, oneshot};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::{
     Attempt, AttemptFuture, AttemptsFuture, ConfigSchema, Configured, Responder, ResponderConfigFile, ResponderContext,
@@ -81,38 +81,40 @@ fn attempt_of(written: std::io::Result<()>) -> Attempt {
     }
 }
 
-/// A command as its line prints it. The fields are in the order of their names, as a JSON object
-/// built of them printed them (serde_json sorts an object's keys), and they borrow from the
-/// command instead of copying its data into a tree of their own.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct PrintedCommand<'a> {
-    command_id: &'a uuid::Uuid,
-    data: &'a serde_json::Value,
-    #[serde(serialize_with = "as_text")]
-    schema: &'a crate::iglu::SchemaKey,
-    tags: &'a std::collections::BTreeMap<String, String>,
-    when_created: String,
-}
-
-/// A field printed as its `Display` text (written straight into the line).
-fn as_text<S: serde::Serializer>(value: &impl std::fmt::Display, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.collect_str(value)
-}
-
-/// Writes the line printed for `command`, its newline included, to the end of `lines`.
+/// Writes the line printed for `command`, its newline included, to the end of `lines`: the JSON
+/// object of its `commandId`, `data`, `schema`, `tags` and `whenCreated`, in the order of their
+/// names, as serde_json prints such an object (the form downstream programs parse). Written
+/// piece by piece: the data is JSON text already, and a UUID, an Iglu URI and an RFC 3339 time
+/// hold no character that JSON escapes, so only the tags go through serde_json's escaping.
 fn write_line(lines: &mut Vec<u8>, command: &Command) {
-    let printed = PrintedCommand {
-        // A UUID serialises as its hyphenated text, as `to_string` prints it.
-        command_id: &command.envelope.command_id,
-        data: &command.data,
-        schema: &command.schema,
-        tags: &command.envelope.tags,
-        when_created: command.envelope.when_created.to_rfc3339(),
-    };
-    // Serializing borrowed JSON values and strings into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *lines, &printed);
-    lines.push(b'\n');
+    let envelope = &command.envelope;
+    lines.extend_from_slice(b"{\"commandId\":\"");
+    lines.extend_from_slice(envelope.command_id.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()).as_bytes());
+    lines.extend_from_slice(b"\",\"data\":");
+    lines.extend_from_slice(command.data.as_str().as_bytes());
+    lines.extend_from_slice(b",\"schema\":");
+    write_plain_string(lines, &command.schema);
+    lines.extend_from_slice(b",\"tags\":");
+    // Serializing a map of strings into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *lines, &envelope.tags);
+    lines.extend_from_slice(b",\"whenCreated\":");
+    write_plain_string(lines, &envelope.when_created.to_rfc3339());
+    lines.extend_from_slice(b"}\n");
+}
+
+/// Writes `value`'s text as a JSON string: as it is when no character of it needs an escape
+/// (the usual case for the values this is used for), through serde_json otherwise.
+fn write_plain_string(lines: &mut Vec<u8>, value: &impl std::fmt::Display) {
+    let start = lines.len();
+    lines.push(b'"');
+    // Writing to a Vec cannot fail.
+    let _ = write!(lines, "{value}");
+    if lines[start + 1..].iter().any(|&b| b == b'"' || b == b'\\' || b < 0x20) {
+        lines.truncate(start);
+        let _ = serde_json::to_writer(&mut *lines, &value.to_string());
+    } else {
+        lines.push(b'"');
+    }
 }
 
 /// Lines to print (one command's, or a batch's), and who waits for them.
@@ -194,18 +196,31 @@ mod tests {
                 time_to_live: None,
                 tags: [("z".to_owned(), "last".to_owned()), ("a \"quoted\"".to_owned(), "é\n".to_owned())].into(),
             },
-            schema: "iglu:com.slack.sauna.commands/send_message/jsonschema/1-0-0".parse().expect("key"),
-            data: serde_json::json!({ "text": "hi ✓", "channel": "#ops", "attachments": [{ "b": 1, "a": null }] }),
+            schema: Arc::new("iglu:com.slack.sauna.commands/send_message/jsonschema/1-0-0".parse().expect("key")),
+            data: serde_json::json!({ "text": "hi ✓", "channel": "#ops", "attachments": [{ "b": 1, "a": null }] })
+                .into(),
         };
         let expected = serde_json::json!({
             "commandId": command.envelope.command_id.to_string(),
             "whenCreated": command.envelope.when_created.to_rfc3339(),
             "tags": command.envelope.tags,
             "schema": command.schema.to_string(),
-            "data": command.data,
+            "data": command.data.to_value(),
         });
         let mut line = Vec::new();
         write_line(&mut line, &command);
         assert_eq!(String::from_utf8(line).expect("UTF-8"), format!("{expected}\n"));
+    }
+
+    /// A key made in code may hold any text: a character JSON escapes is escaped as serde_json
+    /// escapes it.
+    #[test]
+    fn text_that_needs_escapes_is_escaped() {
+        let mut line = Vec::new();
+        for text in ["plain", "a \"quote\"", "back\\slash", "tab\t", "é✓"] {
+            line.clear();
+            write_plain_string(&mut line, &text);
+            assert_eq!(String::from_utf8(line.clone()).expect("UTF-8"), serde_json::to_string(text).expect("JSON"));
+        }
     }
 }

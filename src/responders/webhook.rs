@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{
     AttemptFuture, ConfigSchema, Configured, Responder, ResponderConfigFile, ResponderContext, ResponderModule,
 };
-use crate::command::Command;
+use crate::command::{Command, CommandData};
 use crate::config::FieldError;
 use crate::config::Secret;
 use crate::config::runtime::Endpoints;
@@ -67,16 +67,15 @@ impl Responder for WebhookResponder {
     /// The body as configured, plus `Sauna-Command-Id` and `Sauna-Command-Schema` headers so
     /// the receiver can deduplicate and dispatch without parsing.
     fn execute<'a>(&'a self, command: &'a Command, ctx: &'a ResponderContext) -> AttemptFuture<'a> {
-        let body = match self.body {
-            Body::Command => serde_json::json!({ "schema": command.schema.to_string(), "data": command.data }),
-            Body::Data => command.data.clone(),
-        };
-        let mut request = ctx
+        let request = ctx
             .http
             .request(self.method.clone(), self.url.expose())
             .header("Sauna-Command-Id", command.envelope.command_id.to_string())
-            .header("Sauna-Command-Schema", command.schema.to_string())
-            .json(&body);
+            .header("Sauna-Command-Schema", command.schema.to_string());
+        let mut request = match self.body {
+            Body::Command => request.json(&CommandBody { data: &command.data, schema: command.schema.to_string() }),
+            Body::Data => request.json(&command.data),
+        };
         for (name, value) in &self.headers {
             request = request.header(name, value.expose());
         }
@@ -85,6 +84,14 @@ impl Responder for WebhookResponder {
         }
         Box::pin(super::http::send(request))
     }
+}
+
+/// The `command` body: `{"data": …, "schema": "iglu:…"}` (its fields in the order of their
+/// names, as a JSON object of them printed them).
+#[derive(Serialize)]
+struct CommandBody<'a> {
+    data: &'a CommandData,
+    schema: String,
 }
 
 #[derive(Deserialize)]
