@@ -17,7 +17,8 @@
 //! (3; the drain's figures are medians), `SAUNA_BENCH_IDLE_SECS` (30) change the sizes;
 //! `SAUNA_BENCH_ONLY=drain|idle` runs one part, `SAUNA_BENCH_DEDUP=off` only the drain without
 //! dedup, `SAUNA_BENCH_RUNTIME` (a JSON object) adds to the drain's runtime config, and
-//! `SAUNA_BENCH_PERF=DIR` records a `perf` profile of each drain and of one idle worker into `DIR`. The plain loop's
+//! `SAUNA_BENCH_PERF=DIR` records a `perf` profile of each drain and of one idle worker into `DIR`
+//! (`SAUNA_BENCH_PERF_DWARF=1`: with DWARF call graphs). The plain loop's
 //! CPU and peak RSS are this benchmark process's own while it drains.
 
 use std::io::Read;
@@ -182,8 +183,16 @@ fn profile(pid: u32, name: &str) -> Option<Child> {
     let dir = std::env::var("SAUNA_BENCH_PERF").ok()?;
     std::fs::write(Path::new(&dir).join(format!("{name}.pid")), pid.to_string()).expect("pid file");
     let out = Path::new(&dir).join(format!("{name}.data"));
+    // Frame-pointer call graphs (`-g`) are empty for a release build, which keeps no frame
+    // pointers; `SAUNA_BENCH_PERF_DWARF=1` unwinds with DWARF instead (larger files, fewer Hz).
+    let graphs: &[&str] = match std::env::var("SAUNA_BENCH_PERF_DWARF") {
+        Ok(_) => &["-F", "499", "--call-graph", "dwarf,16384"],
+        Err(_) => &["-F", "1999", "-g"],
+    };
     let child = Command::new("perf")
-        .args(["record", "-F", "1999", "-g", "-a", "-o"])
+        .arg("record")
+        .args(graphs)
+        .args(["-a", "-o"])
         .arg(out)
         .stdout(Stdio::null())
         .stderr(Stdio::null())

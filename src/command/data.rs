@@ -3,27 +3,26 @@
 //! Most responders only pass the data on (the body of an HTTP request, a line on standard
 //! output), so the record's JSON is not turned into a `serde_json::Value` for them: the parser
 //! writes the data's text once, in serde_json's form of a `Value` (no whitespace, object keys in
-//! order), and serialising the command writes that text as it is. A responder that looks inside
-//! deserialises what it needs ([`CommandData::deserialize`]) or takes the tree
-//! ([`CommandData::to_value`]).
+//! order). Serialising it streams that text into the serializer, token by token, with no tree
+//! (serde_json then writes the same text again); the stdout responder writes the text itself
+//! ([`CommandData::as_str`]). A responder that looks inside deserialises what it needs
+//! ([`CommandData::deserialize`]) or takes the tree ([`CommandData::to_value`]).
 
 use std::fmt;
 
 use serde::de::DeserializeOwned;
 use serde::{Serialize, Serializer};
 use serde_json::Value;
-use serde_json::value::RawValue;
 
 /// A command's data, valid against its schema: JSON text as serde_json prints the `Value` of
 /// it, so that two commands with equal data have equal text.
 #[derive(Clone)]
-pub struct CommandData(Box<RawValue>);
+pub struct CommandData(Box<str>);
 
 impl CommandData {
     /// The data of a JSON value.
     pub fn from_value(value: &Value) -> Self {
-        // Serialising a JSON value to text cannot fail.
-        CommandData(serde_json::value::to_raw_value(value).unwrap_or_else(|_| RawValue::NULL.to_owned()))
+        CommandData(value.to_string().into_boxed_str())
     }
 
     /// The data of JSON text that is already in the form serde_json prints a `Value` (as
@@ -31,12 +30,12 @@ impl CommandData {
     /// if it is not JSON.
     pub(crate) fn from_canonical(text: &[u8]) -> Option<Self> {
         let text = std::str::from_utf8(text).ok()?;
-        RawValue::from_string(text.to_owned()).ok().map(CommandData)
+        Some(CommandData(text.into()))
     }
 
     /// The JSON text: no whitespace, object members in the order of their names.
     pub fn as_str(&self) -> &str {
-        self.0.get()
+        &self.0
     }
 
     /// The data as a `serde_json::Value` (built on each call).
@@ -57,10 +56,11 @@ impl From<Value> for CommandData {
     }
 }
 
-/// Serialised as the JSON it holds (to serde_json: its text as it is).
+/// Serialised as the JSON it holds: its text read token by token into `serializer`.
 impl Serialize for CommandData {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(serializer)
+        let mut text = serde_json::Deserializer::from_str(&self.0);
+        serde_transcode::transcode(&mut text, serializer)
     }
 }
 
@@ -79,5 +79,43 @@ impl fmt::Debug for CommandData {
 impl fmt::Display for CommandData {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use super::CommandData;
+
+    fn arb_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<u64>().prop_map(|n| json!(n)),
+            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| json!(f)),
+            "[a\"\\\u{0}-\u{1f}é😀]{0,6}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 40, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map("[a-c\"é]{0,3}", inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        /// Serialised, the data prints as its `Value` prints, and reads back as that `Value`.
+        #[test]
+        fn data_serialises_as_its_value(value in arb_json()) {
+            let data = CommandData::from_value(&value);
+            prop_assert_eq!(data.as_str(), value.to_string());
+            prop_assert_eq!(serde_json::to_string(&data).expect("serialises"), value.to_string());
+            prop_assert_eq!(serde_json::to_value(&data).expect("serialises"), value.clone());
+            prop_assert_eq!(data.to_value(), value);
+        }
     }
 }

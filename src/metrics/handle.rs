@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-use super::{Operation, Sample, Scope, Unit};
+use super::{Operation, Sample, Scope, Stat, Unit};
 use crate::config::runtime::MetricsLevel;
 
 /// A cheap handle every actor holds to send samples. Sending never waits and is no message of
@@ -94,13 +94,13 @@ impl MetricsHandle {
     pub fn record(&self, name: &'static str, operation: Operation, scope: Scope, unit: Unit, value: f64) {
         let level = if self.prometheus { MetricsLevel::Detailed } else { self.level };
         let Some(scope) = level.scope(scope) else { return };
-        self.send(Sample { name, operation, scope, unit, value, cloudwatch: true });
+        self.send(Sample { name, operation, scope, unit, stat: Stat::of(value), cloudwatch: true });
     }
 
     /// A level for Prometheus only (nothing when Prometheus is off).
     pub fn gauge(&self, name: &'static str, operation: Operation, scope: Scope, value: f64) {
         if self.prometheus {
-            self.send(Sample { name, operation, scope, unit: Unit::Count, value, cloudwatch: false });
+            self.send(Sample { name, operation, scope, unit: Unit::Count, stat: Stat::of(value), cloudwatch: false });
         }
     }
 
@@ -141,18 +141,23 @@ impl MetricsHandle {
         self.record(name, operation, scope, Unit::Milliseconds, d.as_secs_f64() * 1000.0);
     }
 
-    /// One sample of each duration, buffered together.
+    /// Durations measured together: for CloudWatch alone, one sample of their aggregate (what
+    /// CloudWatch is sent of a series is its statistic set anyway); with Prometheus on, one
+    /// sample of each, buffered together (each is an observation of a histogram).
     pub fn millis_each(&self, name: &'static str, operation: Operation, scope: Scope, ds: &[Duration]) {
         let level = if self.prometheus { MetricsLevel::Detailed } else { self.level };
         let Some(scope) = level.scope(scope) else { return };
-        self.send_all(ds.iter().map(|d| Sample {
-            name,
-            operation,
-            scope: scope.clone(),
-            unit: Unit::Milliseconds,
-            value: d.as_secs_f64() * 1000.0,
-            cloudwatch: true,
-        }));
+        let millis = ds.iter().map(|d| d.as_secs_f64() * 1000.0);
+        let sample =
+            |stat| Sample { name, operation, scope: scope.clone(), unit: Unit::Milliseconds, stat, cloudwatch: true };
+        if self.prometheus {
+            self.send_all(millis.map(|ms| sample(Stat::of(ms))));
+        } else if let Some(stat) = millis.map(Stat::of).reduce(|mut all, one| {
+            all.merge(&one);
+            all
+        }) {
+            self.send(sample(stat));
+        }
     }
 
     pub fn dropped(&self) -> u64 {

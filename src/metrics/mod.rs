@@ -84,7 +84,9 @@ pub struct Sample {
     pub operation: Operation,
     pub scope: Scope,
     pub unit: Unit,
-    pub value: f64,
+    /// One value (`Stat::of`), or the aggregate of many taken together (CloudWatch's statistic
+    /// set of a series: see [`MetricsHandle::millis_each`]).
+    pub stat: Stat,
     /// `false`: a Prometheus gauge only (a level CloudWatch has no metric for, so no custom
     /// metric is added to anyone's CloudWatch bill).
     pub cloudwatch: bool,
@@ -100,15 +102,16 @@ pub struct Stat {
 }
 
 impl Stat {
-    fn of(v: f64) -> Self {
+    pub fn of(v: f64) -> Self {
         Stat { count: 1.0, sum: v, min: v, max: v }
     }
 
-    fn add(&mut self, v: f64) {
-        self.count += 1.0;
-        self.sum += v;
-        self.min = self.min.min(v);
-        self.max = self.max.max(v);
+    /// The aggregate of this and `other`.
+    pub fn merge(&mut self, other: &Stat) {
+        self.count += other.count;
+        self.sum += other.sum;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
     }
 }
 
@@ -119,6 +122,9 @@ type SeriesKey = (&'static str, Operation, Scope, Unit);
 pub struct MetricsSnapshot {
     /// (name, operation, shard or "") → sum of all samples.
     pub totals: BTreeMap<(String, String, String), f64>,
+    /// (name, operation) → the statistic set of the series (all its scopes) waiting for the
+    /// next flush to CloudWatch.
+    pub pending: BTreeMap<(String, String), Stat>,
     pub flushes: u64,
     pub failed_flushes: u64,
     pub datums_sent: u64,
@@ -312,14 +318,11 @@ impl Metrics {
             Scope::Shard(id) => Some(id.clone()),
             _ => None,
         };
-        *self.totals.entry((s.name, s.operation, shard)).or_default() += s.value;
+        *self.totals.entry((s.name, s.operation, shard)).or_default() += s.stat.sum;
         if !self.settings.enabled {
             return;
         }
-        self.pending
-            .entry((s.name, s.operation, scope, s.unit))
-            .and_modify(|st| st.add(s.value))
-            .or_insert_with(|| Stat::of(s.value));
+        self.pending.entry((s.name, s.operation, scope, s.unit)).and_modify(|st| st.merge(&s.stat)).or_insert(s.stat);
     }
 }
 
@@ -370,6 +373,11 @@ impl Observable for Metrics {
                     (((*name).to_owned(), operation.as_str().to_owned(), shard), *v)
                 })
                 .collect(),
+            pending: self.pending.iter().fold(BTreeMap::new(), |mut all, ((name, operation, _, _), stat)| {
+                let key = ((*name).to_owned(), operation.as_str().to_owned());
+                all.entry(key).and_modify(|s: &mut Stat| s.merge(stat)).or_insert(*stat);
+                all
+            }),
             flushes: self.flushes,
             failed_flushes: self.failed_flushes,
             datums_sent: self.datums_sent,
@@ -427,6 +435,25 @@ mod tests {
                 MetricsLevel::None => assert!(totals.is_empty(), "{totals:?}"),
                 _ => assert_eq!(totals, [("RecordsProcessed".into(), "ProcessTask".into(), String::new())]),
             }
+        }
+    }
+
+    /// Latencies measured together reach CloudWatch as the statistic set they make, whether
+    /// they came as one sample of their aggregate (Prometheus off) or one sample each (on).
+    #[actix_rt::test]
+    async fn latencies_measured_together_are_one_statistic_set() {
+        let took = [10, 30, 20].map(Duration::from_millis);
+        for prometheus in [false, true] {
+            let exporter = Arc::new(Exporter::new());
+            let m = start(settings(true, MetricsLevel::Detailed), prometheus.then(|| exporter.observer("obs")));
+            let handle = MetricsHandle::new(m.clone().recipient(), MetricsLevel::Detailed, 64).exporting(prometheus);
+            handle.millis_each("ResponderLatency", Operation::Responder, Scope::Application, &took);
+            handle.millis_each("ResponderLatency", Operation::Responder, Scope::Application, &[]);
+            let snap = snapshot(&m).await;
+            let stat = snap.pending.get(&("ResponderLatency".to_owned(), "Responder".to_owned()));
+            let expected = Stat { count: 3.0, sum: 60.0, min: 10.0, max: 30.0 };
+            assert_eq!(stat, Some(&expected), "prometheus {prometheus}");
+            assert_eq!(snap.total("ResponderLatency"), 60.0);
         }
     }
 

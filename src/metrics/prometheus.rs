@@ -147,11 +147,12 @@ pub fn labels(observer: &str, operation: Operation, scope: &Scope, worker: &str,
     l
 }
 
-/// A sample's value in the series' unit (durations in seconds).
+/// A sample's value in the series' unit (durations in seconds). With Prometheus on, samples
+/// are single values (see `MetricsHandle::millis_each`): a sample's sum is its value.
 pub fn value(sample: &Sample) -> f64 {
     match sample.unit {
-        Unit::Milliseconds => sample.value / 1000.0,
-        Unit::Count | Unit::Bytes => sample.value,
+        Unit::Milliseconds => sample.stat.sum / 1000.0,
+        Unit::Count | Unit::Bytes => sample.stat.sum,
     }
 }
 
@@ -308,7 +309,7 @@ mod tests {
     use super::*;
 
     fn sample(name: &'static str, operation: Operation, scope: Scope, unit: Unit, value: f64) -> Sample {
-        Sample { name, operation, scope, unit, value, cloudwatch: true }
+        Sample { name, operation, scope, unit, stat: crate::metrics::Stat::of(value), cloudwatch: true }
     }
 
     fn shard(id: &str) -> Scope {

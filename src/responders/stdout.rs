@@ -21,7 +21,7 @@ use super::{
 };
 use crate::command::Command;
 use crate::config::FieldError;
-use crate::iglu::SchemaCriterion;
+use crate::iglu::{SchemaCriterion, SchemaKey};
 
 pub static MODULE: ResponderModule = ResponderModule {
     name: "Stdout",
@@ -54,9 +54,9 @@ impl Responder for StdoutResponder {
     }
 
     fn execute<'a>(&'a self, command: &'a Command, _: &'a ResponderContext) -> AttemptFuture<'a> {
-        let mut lines = Vec::with_capacity(256);
-        write_line(&mut lines, command);
-        Box::pin(async move { attempt_of(print(lines).await) })
+        let mut lines = Lines::with_capacity(256);
+        lines.write(command);
+        Box::pin(async move { attempt_of(print(lines.out).await) })
     }
 
     /// A batch's lines go to the writer together, and are acknowledged together.
@@ -65,11 +65,11 @@ impl Responder for StdoutResponder {
     }
 
     fn execute_batch<'a>(&'a self, commands: Vec<&'a Command>, _: &'a ResponderContext) -> AttemptsFuture<'a> {
-        let mut lines = Vec::with_capacity(256 * commands.len());
+        let mut lines = Lines::with_capacity(256 * commands.len());
         for command in &commands {
-            write_line(&mut lines, command);
+            lines.write(command);
         }
-        Box::pin(async move { vec![attempt_of(print(lines).await); commands.len()] })
+        Box::pin(async move { vec![attempt_of(print(lines.out).await); commands.len()] })
     }
 }
 
@@ -81,25 +81,50 @@ fn attempt_of(written: std::io::Result<()>) -> Attempt {
     }
 }
 
-/// Writes the line printed for `command`, its newline included, to the end of `lines`: the JSON
-/// object of its `commandId`, `data`, `schema`, `tags` and `whenCreated`, in the order of their
-/// names, as serde_json prints such an object (the form downstream programs parse). Written
-/// piece by piece: the data is JSON text already, and a UUID, an Iglu URI and an RFC 3339 time
-/// hold no character that JSON escapes, so only the tags go through serde_json's escaping.
-fn write_line(lines: &mut Vec<u8>, command: &Command) {
-    let envelope = &command.envelope;
-    lines.extend_from_slice(b"{\"commandId\":\"");
-    lines.extend_from_slice(envelope.command_id.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()).as_bytes());
-    lines.extend_from_slice(b"\",\"data\":");
-    lines.extend_from_slice(command.data.as_str().as_bytes());
-    lines.extend_from_slice(b",\"schema\":");
-    write_plain_string(lines, &command.schema);
-    lines.extend_from_slice(b",\"tags\":");
-    // Serializing a map of strings into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *lines, &envelope.tags);
-    lines.extend_from_slice(b",\"whenCreated\":");
-    write_plain_string(lines, &envelope.when_created.to_rfc3339());
-    lines.extend_from_slice(b"}\n");
+/// Commands' lines, written one after the other.
+struct Lines {
+    out: Vec<u8>,
+    /// The schema of the last command written and how it prints: the commands written together
+    /// mostly share their schema, and printing an Iglu URI took a third of writing a line.
+    schema: Option<(Arc<SchemaKey>, Vec<u8>)>,
+}
+
+impl Lines {
+    fn with_capacity(bytes: usize) -> Self {
+        Lines { out: Vec::with_capacity(bytes), schema: None }
+    }
+
+    /// Writes the line printed for `command`, its newline included: the JSON object of its
+    /// `commandId`, `data`, `schema`, `tags` and `whenCreated`, in the order of their names, as
+    /// serde_json prints such an object (the form downstream programs parse). Written piece by
+    /// piece: the data is JSON text already, and a UUID, an Iglu URI and an RFC 3339 time hold
+    /// no character that JSON escapes, so only the tags go through serde_json's escaping.
+    fn write(&mut self, command: &Command) {
+        let (lines, envelope) = (&mut self.out, &command.envelope);
+        lines.extend_from_slice(b"{\"commandId\":\"");
+        lines.extend_from_slice(
+            envelope.command_id.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()).as_bytes(),
+        );
+        lines.extend_from_slice(b"\",\"data\":");
+        lines.extend_from_slice(command.data.as_str().as_bytes());
+        lines.extend_from_slice(b",\"schema\":");
+        match &self.schema {
+            Some((schema, printed)) if Arc::ptr_eq(schema, &command.schema) => lines.extend_from_slice(printed),
+            _ => {
+                let mut printed = Vec::with_capacity(80);
+                write_plain_string(&mut printed, &command.schema);
+                lines.extend_from_slice(&printed);
+                self.schema = Some((command.schema.clone(), printed));
+            }
+        }
+        lines.extend_from_slice(b",\"tags\":");
+        // Serializing a map of strings into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *lines, &envelope.tags);
+        // RFC 3339 as chrono prints it: digits, `-`, `:`, `.`, `T`, `+` and `Z` only.
+        lines.extend_from_slice(b",\"whenCreated\":\"");
+        lines.extend_from_slice(envelope.when_created.to_rfc3339().as_bytes());
+        lines.extend_from_slice(b"\"}\n");
+    }
 }
 
 /// Writes `value`'s text as a JSON string: as it is when no character of it needs an escape
@@ -118,7 +143,7 @@ fn write_plain_string(lines: &mut Vec<u8>, value: &impl std::fmt::Display) {
 }
 
 /// Lines to print (one command's, or a batch's), and who waits for them.
-type Lines = (Vec<u8>, oneshot::Sender<std::io::Result<()>>);
+type Queued = (Vec<u8>, oneshot::Sender<std::io::Result<()>>);
 
 /// The most commands printing at once (the permits of the responder), and so the most lines
 /// waiting for the writer thread: a command waits for a permit before its line is queued.
@@ -128,9 +153,9 @@ const WRITE: usize = 256 * 1024;
 
 /// Hands lines to the writer thread and waits until they are written and flushed.
 async fn print(lines: Vec<u8>) -> std::io::Result<()> {
-    static WRITER: OnceLock<Option<mpsc::Sender<Lines>>> = OnceLock::new();
+    static WRITER: OnceLock<Option<mpsc::Sender<Queued>>> = OnceLock::new();
     let writer = WRITER.get_or_init(|| {
-        let (tx, rx) = mpsc::channel::<Lines>(QUEUE);
+        let (tx, rx) = mpsc::channel::<Queued>(QUEUE);
         std::thread::Builder::new().name("sauna-stdout".into()).spawn(move || write_lines(rx)).ok().map(|_| tx)
     });
     let Some(writer) = writer else {
@@ -143,7 +168,7 @@ async fn print(lines: Vec<u8>) -> std::io::Result<()> {
 
 /// The writer thread: whatever is queued (up to [`WRITE`] bytes) goes out in one write and one
 /// flush.
-fn write_lines(mut rx: mpsc::Receiver<Lines>) {
+fn write_lines(mut rx: mpsc::Receiver<Queued>) {
     let mut buffer = Vec::new();
     let mut waiting = Vec::new();
     while let Some((first, done)) = rx.blocking_recv() {
@@ -207,9 +232,10 @@ mod tests {
             "schema": command.schema.to_string(),
             "data": command.data.to_value(),
         });
-        let mut line = Vec::new();
-        write_line(&mut line, &command);
-        assert_eq!(String::from_utf8(line).expect("UTF-8"), format!("{expected}\n"));
+        let mut lines = Lines::with_capacity(0);
+        lines.write(&command);
+        lines.write(&command);
+        assert_eq!(String::from_utf8(lines.out).expect("UTF-8"), format!("{expected}\n{expected}\n"));
     }
 
     /// A key made in code may hold any text: a character JSON escapes is escaped as serde_json
