@@ -23,9 +23,15 @@ pub async fn sdk_config(region: &str, credentials: &AwsCredentials) -> SdkConfig
                 .operation_attempt_timeout(Duration::from_secs(30))
                 .build(),
         )
-        // A paused peer is a failed attempt after 10 s of no progress, not a hung shard.
+        // A paused peer is a failed attempt after 10 s of no progress, not a hung shard. Only
+        // answers are watched: every request body sauna sends is a small JSON document, written
+        // at once, and watching each upload was a tenth of an idle call's CPU (a hung request
+        // is still ended by the attempt timeout).
         .stalled_stream_protection(
-            StalledStreamProtectionConfig::enabled().grace_period(Duration::from_secs(10)).build(),
+            StalledStreamProtectionConfig::enabled()
+                .upload_enabled(false)
+                .grace_period(Duration::from_secs(10))
+                .build(),
         )
         .load()
         .await
