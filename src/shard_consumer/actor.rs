@@ -30,7 +30,7 @@ const READ_BACKOFF: (Duration, Duration) = (Duration::from_millis(200), Duration
 
 /// Progress is sent again after this long even if the watermark did not move, so a restarted
 /// Checkpointer learns it.
-const PROGRESS_REFRESH: Duration = Duration::from_secs(5);
+pub(super) const PROGRESS_REFRESH: Duration = Duration::from_secs(5);
 
 /// How often a shard held back by parents that cannot be read says so.
 const PARENTS_WARNING_EVERY: Duration = Duration::from_secs(60);
@@ -93,6 +93,7 @@ pub(super) struct State {
     pub counters: ConsumerCounters,
     /// Outcomes counted and not yet sent to the metrics.
     pub unreported: UnreportedOutcomes,
+    pub ticking: super::ticking::Ticking,
 }
 
 /// Outcomes not yet sent to the metrics (see `report_outcomes`).
@@ -152,6 +153,7 @@ impl ShardConsumer {
                 levels_sampled: None,
                 counters: ConsumerCounters::default(),
                 unreported: UnreportedOutcomes::default(),
+                ticking: Default::default(),
             },
             exit,
         }
@@ -202,11 +204,13 @@ impl ShardConsumer {
 
     /// Tells the Checkpointer the watermark, if it moved (or every few seconds regardless, so a
     /// restarted Checkpointer learns it again).
-    pub(super) fn send_progress(&mut self, force: bool) {
-        let Some(w) = self.state.tracker.watermark().cloned() else { return };
+    /// Sends the watermark to the Checkpointer when it moved (or `force`, or after
+    /// [`PROGRESS_REFRESH`]); true when it had moved.
+    pub(super) fn send_progress(&mut self, force: bool) -> bool {
+        let Some(w) = self.state.tracker.watermark().cloned() else { return false };
         let moved = self.state.progress_sent.as_ref() != Some(&w);
-        if !(moved || force || self.state.progress_sent_at.elapsed() > PROGRESS_REFRESH) {
-            return;
+        if !(moved || force || self.state.progress_sent_at.elapsed() >= PROGRESS_REFRESH) {
+            return false;
         }
         self.links.progress.do_send(Progress {
             shard: self.shard().clone(),
@@ -215,23 +219,26 @@ impl ShardConsumer {
         });
         self.state.progress_sent = Some(w);
         self.state.progress_sent_at = Instant::now();
+        moved
     }
 
     /// The commands at responders and the records without an outcome, for Prometheus's gauges:
     /// when they changed, and every few seconds regardless (so a restarted Metrics learns them).
-    fn sample_levels(&mut self) {
+    /// True when they had changed.
+    pub(super) fn sample_levels(&mut self) -> bool {
         let (in_flight, pending) = (self.state.tracker.in_flight(), self.state.tracker.not_done());
-        let fresh = self
-            .state
-            .levels_sampled
-            .is_some_and(|(f, p, at)| (f, p) == (in_flight, pending) && at.elapsed() < PROGRESS_REFRESH);
-        if fresh {
-            return;
+        let (same, fresh) = match self.state.levels_sampled {
+            Some((f, p, at)) => ((f, p) == (in_flight, pending), at.elapsed() < PROGRESS_REFRESH),
+            None => (false, false),
+        };
+        if same && fresh {
+            return false;
         }
         let m = &self.links.metrics;
         m.gauge("CommandsInFlight", Operation::ProcessTask, self.scope(), in_flight as f64);
         m.gauge("RecordsPending", Operation::ProcessTask, self.scope(), pending as f64);
         self.state.levels_sampled = Some((in_flight, pending, Instant::now()));
+        !same
     }
 
     /// At the end of a closed shard with every record done: SHARD_END, then stop.
@@ -300,15 +307,9 @@ impl Actor for ShardConsumer {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(self.settings.mailbox);
-        // Progress goes to the Checkpointer a few times per checkpoint interval; the
-        // Checkpointer decides when to write. The ticks of all consumers are lined up, so the
-        // idle consumers of an arbiter wake it once a tick, not once each.
-        let tick = (self.settings.checkpoint_interval / 4).clamp(Duration::from_millis(10), Duration::from_millis(250));
-        crate::timers::run_aligned(ctx, tick, |act, _| {
-            act.send_progress(false);
-            act.report_outcomes();
-            act.sample_levels();
-        });
+        // Progress goes to the Checkpointer a few times per checkpoint interval (the
+        // Checkpointer decides when to write), and every few seconds once the shard is idle.
+        self.start_ticking(ctx);
         if self.lease.parents.is_empty() {
             self.initialize(ctx);
         } else {

@@ -24,6 +24,7 @@ mod dispatch;
 mod outcomes;
 mod read_loop;
 pub mod reading;
+mod ticking;
 pub mod tracker;
 
 use std::sync::Arc;
@@ -163,6 +164,9 @@ pub struct ConsumerCounters {
     /// User records of KPL aggregates dropped because one of them is outside the shard's hash
     /// key range.
     pub user_records_dropped: u64,
+    /// Ticks run (progress, outcome counts and levels reported): four per checkpoint interval
+    /// while there is news, one per few seconds while the shard is idle.
+    pub ticks: u64,
 }
 
 impl ConsumerCounters {

@@ -84,8 +84,10 @@ impl ShardConsumer {
     /// Sends the outcomes counted since the last report to the metrics, one sample per kind (a
     /// sample per command cost more than the rest of counting it): after outcomes handled
     /// together, on the consumer's tick, and when it stops.
-    pub(super) fn report_outcomes(&mut self) {
+    /// True when there were outcomes to report.
+    pub(super) fn report_outcomes(&mut self) -> bool {
         let unreported = std::mem::take(&mut self.state.unreported);
+        let any = unreported.outcomes.iter().any(|n| *n > 0);
         for (outcome, n) in Outcome::ALL.iter().zip(unreported.outcomes) {
             if n > 0 {
                 self.links.metrics.count(outcome.metric_name(), Operation::ProcessTask, self.scope(), n);
@@ -95,6 +97,7 @@ impl ShardConsumer {
             let n = unreported.possible_duplicates;
             self.links.metrics.count("CommandsPossiblyDuplicated", Operation::ProcessTask, self.scope(), n);
         }
+        any
     }
 
     /// Logs (once) and counts one record's outcome.

@@ -355,6 +355,8 @@ impl ShardConsumer {
                             act.admit(record, parsed, ctx);
                         }
                     });
+                    // Records in: progress and outcomes to report soon.
+                    act.wake_ticking(ctx);
                 }
                 Err(e) => {
                     // The parse pool is gone: the process is stopping. Nothing was admitted, so

@@ -125,3 +125,28 @@ async fn a_latest_shard_resumes_where_its_first_reader_started() {
     let starts = shard.starts.lock().expect("lock").clone();
     assert_eq!(starts, [StartPosition::AtTimestamp(1_700_000_000_000)], "not a new LATEST iterator");
 }
+
+/// An idle shard's consumer ticks a few times, then only at the refresh pace; records bring
+/// the quick tick back, so their progress reaches the Checkpointer within a tick.
+#[actix_rt::test]
+async fn an_idle_consumer_ticks_rarely_and_records_wake_its_tick() {
+    let shard = Arc::new(Shard::with(0, |i| format!("key-{i}")));
+    let (consumer, seen) = start_with(shard.clone(), Checkpoint::TrimHorizon, 10);
+    // The quick tick is every 10 ms (a checkpoint interval of 40 ms): some 30 in 300 ms.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let idle = crate::observe::observe(&consumer).await.expect("snapshot").counters.ticks;
+    assert!((1..=5).contains(&idle), "an idle consumer ticked {idle} times in 300 ms");
+
+    let records = Shard::with(2, |i| format!("key-{i}")).records.into_inner().expect("records");
+    shard.records.lock().expect("lock").extend(records);
+    until("both commands at the responder", || waiting(&seen) == 2).await;
+    answer(&seen, 1).await;
+    answer(&seen, 2).await;
+    let answered = Instant::now();
+    until("the progress of both", || reported(&seen).last().map(String::as_str) == Some("2")).await;
+    let took = answered.elapsed();
+    println!("progress reported {took:?} after the last answer (quick tick 10 ms, idle refresh 5 s)");
+    assert!(took < Duration::from_secs(2), "the quick tick came back: {took:?}");
+    let busy = crate::observe::observe(&consumer).await.expect("snapshot").counters.ticks;
+    assert!(busy > idle, "ticks resumed: {idle} -> {busy}");
+}
