@@ -86,7 +86,7 @@ parts = [
     ("  the envelope'"'"'s fields", "sauna::command::from_tape::envelope"),
     ("  the data'"'"'s text for its responder", "sauna::command::from_tape::canonical_data"),
     ("stdout responder: a batch'"'"'s lines", "StdoutResponder as sauna::responders::Responder>::execute_batch"),
-    ("consumer: answers handled (outcomes, completion)", "Handler<sauna::responders::batch::Answers> for sauna::shard_consumer::actor::ShardConsumer>::handle"),
+    ("consumer: commands answered (outcome, completion)", "ShardConsumer>::answered "),
     ("consumer: records admitted", "ShardConsumer>::admit_one"),
     ("consumer: dispatch to responders", "ShardConsumer>::dispatch "),
     ("Metrics actor: samples taken", "sauna::metrics::Metrics::take_sample"),

@@ -145,6 +145,9 @@ struct State {
     injections: Vec<Injection>,
     forwarded: BTreeMap<String, u64>,
     requests: Vec<Forwarded>,
+    /// Only count what is forwarded, keeping no request (a benchmark's hundreds of thousands
+    /// of bodies would be most of its memory).
+    counting_only: bool,
 }
 
 /// What every connection task shares.
@@ -210,8 +213,11 @@ impl Shared {
         {
             let mut s = self.lock();
             *s.forwarded.entry(op.to_owned()).or_default() += 1;
-            let seen = Forwarded { at: Instant::now(), op: op.to_owned(), status: status.as_u16(), body: request_body };
-            s.requests.push(seen);
+            if !s.counting_only {
+                let seen =
+                    Forwarded { at: Instant::now(), op: op.to_owned(), status: status.as_u16(), body: request_body };
+                s.requests.push(seen);
+            }
         }
         strip(&mut headers);
         let until = end_after.map(|d| tokio::time::Instant::now() + d);
@@ -365,6 +371,12 @@ impl FaultProxy {
         });
         spawned.expect("the proxy's thread");
         FaultProxy { addr, shared, stop: Some(stop) }
+    }
+
+    /// From now on counts the requests it forwards (`forwarded`) without keeping them
+    /// (`requests` stays as it is).
+    pub fn count_only(&self) {
+        self.shared.lock().counting_only = true;
     }
 
     /// `http://127.0.0.1:PORT`: the endpoint to give the client.

@@ -317,9 +317,19 @@ impl<'a> TapeNode<'a> {
         matches!(self.entry(), Entry::Null | Entry::Key { .. })
     }
 
-    /// The object's member named `name` (objects only).
+    /// The object's member named `name` (objects only). Names of another length are passed
+    /// over without reading them: most lookups (the validators' among them) pass several.
     pub fn member(&self, name: &str) -> Option<TapeNode<'a>> {
-        self.object()?.find(|(key, _)| *key == name).map(|(_, value)| value)
+        let Entry::Object { len, .. } = self.entry() else { return None };
+        let mut at = self.at + 1;
+        for _ in 0..*len {
+            let Some(Entry::Key { name: key, next }) = self.tape.entries.get(at as usize) else { return None };
+            if key.len as usize == name.len() && self.str_of(*key) == name {
+                return Some(self.at(at + 1));
+            }
+            at = *next;
+        }
+        None
     }
 
     /// An object's members in the order the document wrote them.
