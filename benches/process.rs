@@ -18,7 +18,8 @@
 //! `SAUNA_BENCH_ONLY=drain|idle` runs one part, `SAUNA_BENCH_DEDUP=off` only the drain without
 //! dedup, `SAUNA_BENCH_RUNTIME` (a JSON object) adds to the drain's runtime config, and
 //! `SAUNA_BENCH_PERF=DIR` records a `perf` profile of each drain and of one idle worker into `DIR`
-//! (`SAUNA_BENCH_PERF_DWARF=1`: with DWARF call graphs). The plain loop's
+//! (`SAUNA_BENCH_PERF_DWARF=1`: with DWARF call graphs), and `SAUNA_BENCH_BIN=PATH` runs another
+//! build of `sauna` (one of an earlier commit, for a before and after on the same day). The plain loop's
 //! CPU and peak RSS are this benchmark process's own while it drains.
 
 use std::io::Read;
@@ -33,6 +34,11 @@ use serde_json::{Value, json};
 mod common;
 
 const SAUNA: &str = env!("CARGO_BIN_EXE_sauna");
+
+/// The binary measured: this checkout's, or `SAUNA_BENCH_BIN`'s.
+fn sauna_bin() -> String {
+    std::env::var("SAUNA_BENCH_BIN").unwrap_or_else(|_| SAUNA.to_string())
+}
 
 fn stat_of(pid: u32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default()
@@ -79,7 +85,7 @@ fn config_dir(stream: &str, id: &str, runtime: Value) -> tempfile::TempDir {
 /// `sauna run` on `dir`, standard output piped, standard error (info logs) into `log`.
 fn spawn(dir: &Path, log: &Path, kinesalite: &str) -> Child {
     let log = std::fs::File::create(log).expect("log file");
-    Command::new(SAUNA)
+    Command::new(sauna_bin())
         .args(["run", "--config-dir"])
         .arg(dir)
         .env("AWS_ENDPOINT_URL_KINESIS", kinesalite)
