@@ -266,32 +266,22 @@ async fn drain(client: &aws_sdk_kinesis::Client, kinesalite: &str) {
     println!("(median of {runs} runs)\n");
     println!("| figure | plain loop | sauna, dedup off | sauna, dedup on |");
     println!("|---|---|---|---|");
+    // A figure of a mode not run (`SAUNA_BENCH_DEDUP=off`) is printed as such, not as NaN.
+    let cell = |x: f64, digits: usize| if x.is_nan() { "not run".to_string() } else { format!("{x:.digits$}") };
+    let row = |label: &str, plain: String, f: fn(&ProcessDrain) -> f64, scale: f64, digits: usize| {
+        let (off, on) = (per(&sauna[0], f) * scale, per(&sauna[1], f) * scale);
+        println!("| {label} | {plain} | {} | {} |", cell(off, digits), cell(on, digits));
+    };
+    row("wall s to all", format!("{plain_wall:.2}"), |d| d.wall, 1.0, 2);
+    let (off_wall, on_wall) = (per(&sauna[0], |d| d.wall), per(&sauna[1], |d| d.wall));
     println!(
-        "| wall s to all | {plain_wall:.2} | {:.2} | {:.2} |",
-        per(&sauna[0], |d| d.wall),
-        per(&sauna[1], |d| d.wall)
+        "| rate ratio to the plain loop | 1.00 | {} | {} |",
+        cell(plain_wall / off_wall, 2),
+        cell(plain_wall / on_wall, 2)
     );
-    println!(
-        "| rate ratio to the plain loop | 1.00 | {:.2} | {:.2} |",
-        plain_wall / per(&sauna[0], |d| d.wall),
-        plain_wall / per(&sauna[1], |d| d.wall)
-    );
-    println!(
-        "| CPU s per 100k commands | {:.2} | {:.2} | {:.2} |",
-        plain_cpu * scale,
-        per(&sauna[0], |d| d.cpu) * scale,
-        per(&sauna[1], |d| d.cpu) * scale
-    );
-    println!(
-        "| peak RSS MiB | {plain_rss:.0} (the benchmark's process) | {:.0} | {:.0} |",
-        per(&sauna[0], |d| d.rss),
-        per(&sauna[1], |d| d.rss)
-    );
-    println!(
-        "| s from start to first command | {plain_first:.2} | {:.2} | {:.2} |",
-        per(&sauna[0], |d| d.first),
-        per(&sauna[1], |d| d.first)
-    );
+    row("CPU s per 100k commands", format!("{:.2}", plain_cpu * scale), |d| d.cpu, scale, 2);
+    row("peak RSS MiB", format!("{plain_rss:.0} (the benchmark's process)"), |d| d.rss, 1.0, 0);
+    row("s from start to first command", format!("{plain_first:.2}"), |d| d.first, 1.0, 2);
     let _ = client.delete_stream().stream_name(&stream).send().await;
 }
 
