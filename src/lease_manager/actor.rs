@@ -345,10 +345,22 @@ impl Handler<ReleaseAll> for LeaseManager {
         }
         // Nothing outlives the failover time: by then every other worker may take the leases.
         let bound = self.settings.leases.failover_time;
+        // Each release moves the change signal, so the others take the leases at once; but those
+        // bumps are coalesced (one out at a time, the rest pending) and this process may exit as
+        // soon as the releases are answered. One more bump after the last release, awaited, is
+        // what makes the others scan a table that shows every lease of this worker free.
+        let signal = self.settings.leases.signal_poll_interval.map(|_| self.table.clone());
         Box::pin(async move {
-            let _ = tokio::time::timeout(bound, futures::future::join_all(waits)).await;
+            let released_then_signalled = async move {
+                futures::future::join_all(waits).await;
+                if let Some(table) = signal
+                    && let Err(e) = table.bump_signal().await
+                {
+                    log::debug!("lease table {}: change signal not moved on leaving ({e})", table.name());
+                }
+            };
+            let _ = tokio::time::timeout(bound, released_then_signalled).await;
         })
-        // (Each release moves the change signal, so the others take the leases at once.)
     }
 }
 

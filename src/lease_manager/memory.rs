@@ -56,6 +56,7 @@ pub struct MemoryLeaseTable {
     on_write: Arc<Mutex<Option<WriteHook>>>,
     latency: Arc<Mutex<Duration>>,
     call_latency: Arc<Mutex<Vec<(TableCall, Duration)>>>,
+    key_latency: Arc<Mutex<Vec<(String, Duration)>>>,
     signal: Arc<std::sync::atomic::AtomicU64>,
 }
 
@@ -95,6 +96,11 @@ impl MemoryLeaseTable {
         *self.on_write.lock().unwrap_or_else(|p| p.into_inner()) = Some(hook);
     }
 
+    /// The change signal's value, read at once (whatever latency its calls are given).
+    pub fn signal_value(&self) -> u64 {
+        self.signal.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     pub fn clear_faults(&self) {
         *self.fault.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
@@ -105,6 +111,13 @@ impl MemoryLeaseTable {
     }
 
     /// Calls of this kind take at least this long (on top of [`MemoryLeaseTable::set_latency`]).
+    /// Adds `latency` to every call on the row of `key` (one slow partition, as it were).
+    pub fn set_key_latency(&self, key: &str, latency: Duration) {
+        let mut l = self.key_latency.lock().unwrap_or_else(|p| p.into_inner());
+        l.retain(|(k, _)| k != key);
+        l.push((key.to_owned(), latency));
+    }
+
     pub fn set_call_latency(&self, call: TableCall, latency: Duration) {
         let mut l = self.call_latency.lock().unwrap_or_else(|p| p.into_inner());
         l.retain(|(c, _)| *c != call);
@@ -140,7 +153,9 @@ impl MemoryLeaseTable {
         let latency = {
             let all = *self.latency.lock().unwrap_or_else(|p| p.into_inner());
             let per_call = self.call_latency.lock().unwrap_or_else(|p| p.into_inner());
+            let per_key = self.key_latency.lock().unwrap_or_else(|p| p.into_inner());
             all + per_call.iter().find(|(c, _)| *c == what).map(|(_, d)| *d).unwrap_or_default()
+                + per_key.iter().find(|(k, _)| k == key).map(|(_, d)| *d).unwrap_or_default()
         };
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;

@@ -24,6 +24,49 @@ async fn a_lease_taken_while_shutting_down_is_released_not_stranded() {
 }
 
 #[actix_rt::test]
+async fn a_worker_leaving_has_moved_the_change_signal_after_its_last_release_when_it_goes() {
+    let table = MemoryLeaseTable::new("t");
+    for n in 0..3 {
+        table.put(Lease::new(shard(n).id, Checkpoint::TrimHorizon));
+    }
+    let (lm, seen) = start_with(&table, "me", 3, |_| {});
+    until("3 leases taken", Duration::from_secs(5), || all_acquired(&seen).len() == 3).await;
+    // Calls on shard 0's row take 200 ms and the signal's 1 s. The shutdown comes while a
+    // renewal of shard 0 is out, so its release goes out after the others' releases have moved
+    // the signal, and the bump it asks for waits behind theirs. A process that exited when the
+    // last release was answered would leave the others to find shard 0 free at their next
+    // regular scan, seconds later.
+    let slow = shard(0).id;
+    table.set_key_latency(&slow, Duration::from_millis(200));
+    table.set_call_latency(TableCall::Signal, Duration::from_secs(1));
+    let renewing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let at_releases: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let (watched, record, flag, key) = (table.clone(), at_releases.clone(), renewing.clone(), slow.clone());
+    table.inject_faults(Arc::new(move |call, k| {
+        match call {
+            TableCall::Renew if k == key => flag.store(true, std::sync::atomic::Ordering::Release),
+            // The signal's value as each release is applied.
+            TableCall::Release => record.lock().expect("lock").push(watched.signal_value()),
+            _ => {}
+        }
+        None
+    }));
+    until("a renewal of shard 0 is out", Duration::from_secs(5), || {
+        renewing.load(std::sync::atomic::Ordering::Acquire)
+    })
+    .await;
+    lm.send(ReleaseAll).await.expect("released");
+    assert!((0..3).all(|n| table.row(&shard(n).id).is_some_and(|l| l.owner.is_none())), "every lease released");
+    let seen_at_releases = at_releases.lock().expect("lock").clone();
+    let last_release = seen_at_releases.iter().copied().max().expect("releases seen");
+    assert!(
+        table.signal_value() > last_release,
+        "the signal moved after the last release (values at the releases: {seen_at_releases:?}, now {})",
+        table.signal_value()
+    );
+}
+
+#[actix_rt::test]
 async fn a_big_take_batch_hands_over_each_lease_with_a_live_deadline() {
     let table = MemoryLeaseTable::new("t");
     for n in 0..100 {
