@@ -482,4 +482,4 @@ fn write_members<'n>(members: impl Iterator<Item = (&'n str, TapeNode<'n>)>, out
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -7,8 +7,9 @@ use serde_json::json;
 
 use super::*;
 
-/// JSON of any shape, keys of any text (escapes included), numbers of every kind.
-fn arb_json() -> impl Strategy<Value = Value> {
+/// JSON of any shape, keys of any text (escapes included), numbers of every kind (also what
+/// `CommandData`'s tests print).
+pub(crate) fn arb_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
