@@ -57,8 +57,9 @@ impl CommandParser {
     /// A self-describing JSON's schema, if the registry knows it by the URI as written, and its
     /// data.
     fn known_self_describing<'t>(&self, node: TapeNode<'t>) -> Option<(&KnownSchema, TapeNode<'t>)> {
-        let schema = self.schemas.known(node.member("schema")?.str()?)?;
-        Some((schema, node.member("data")?))
+        let [schema, data] = node.members(["schema", "data"])?;
+        let schema = self.schemas.known(schema?.str()?)?;
+        Some((schema, data?))
     }
 }
 
@@ -84,20 +85,21 @@ fn canonical_data(data: TapeNode<'_>) -> Option<CommandData> {
 /// not what sauna reads, which a custom envelope revision could allow; the `Value` way says
 /// which).
 fn envelope(data: TapeNode<'_>) -> Option<Envelope> {
-    let command_id = schemas::parse_uuid(data.member("commandId")?.str()?)?;
-    let when_created = schemas::parse_date_time(data.member("whenCreated")?.str()?)?;
-    let execution = data.member("execution")?;
-    let semantics = match execution.member("semantics")?.str()? {
+    let [command_id, when_created, execution, tags] =
+        data.members(["commandId", "whenCreated", "execution", "tags"])?;
+    let command_id = schemas::parse_uuid(command_id?.str()?)?;
+    let when_created = schemas::parse_date_time(when_created?.str()?)?;
+    let [semantics, time_to_live] = execution?.members(["semantics", "timeToLive"])?;
+    let semantics = match semantics?.str()? {
         "AT_LEAST_ONCE" => Semantics::AtLeastOnce,
         _ => return None,
     };
-    let time_to_live = execution.member("timeToLive")?;
+    let time_to_live = time_to_live?;
     let time_to_live =
         if time_to_live.is_null_value() { None } else { Some(Duration::from_millis(time_to_live.u64()?)) };
-    let tags = data
-        .member("tags")?
-        .object()?
-        .map(|(name, value)| Some((name.to_owned(), value.str()?.to_owned())))
-        .collect::<Option<BTreeMap<String, String>>>()?;
-    Some(Envelope { command_id, when_created, semantics, time_to_live, tags })
+    let mut tag_map = BTreeMap::new();
+    for (name, value) in tags?.object()? {
+        tag_map.insert(name.to_owned(), value.str()?.to_owned());
+    }
+    Some(Envelope { command_id, when_created, semantics, time_to_live, tags: tag_map })
 }

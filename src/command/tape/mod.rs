@@ -332,6 +332,25 @@ impl<'a> TapeNode<'a> {
         None
     }
 
+    /// The members named `names` of an object (objects only), in the order of `names`, found
+    /// in one pass over its members instead of one lookup each: for code that reads several
+    /// fields of one object (a command's envelope, a self-describing JSON).
+    pub fn members<const N: usize>(&self, names: [&str; N]) -> Option<[Option<TapeNode<'a>>; N]> {
+        let Entry::Object { len, .. } = self.entry() else { return None };
+        let mut found = [None; N];
+        let mut at = self.at + 1;
+        for _ in 0..*len {
+            let Some(Entry::Key { name: key, next }) = self.tape.entries.get(at as usize) else { break };
+            for (slot, name) in found.iter_mut().zip(names) {
+                if key.len as usize == name.len() && self.str_of(*key) == name {
+                    *slot = Some(self.at(at + 1));
+                }
+            }
+            at = *next;
+        }
+        Some(found)
+    }
+
     /// An object's members in the order the document wrote them.
     pub fn object(&self) -> Option<TapeMembers<'a>> {
         match self.entry() {

@@ -69,6 +69,29 @@ proptest! {
         }
     }
 
+    /// `members` (one pass for several names) finds what `member` finds for each name: the
+    /// object's own keys, in any order, and names it does not have.
+    #[test]
+    fn members_finds_what_member_finds_name_by_name(value in arb_json(), other in ".{0,4}") {
+        let mut tape = Tape::default();
+        let text = value.to_string();
+        let root = tape.parse(&text).expect("JSON without duplicate keys");
+        let mut names: Vec<String> = value.as_object().map(|o| o.keys().rev().cloned().collect()).unwrap_or_default();
+        names.push(other);
+        for pair in names.windows(2).chain([&names[..1]]) {
+            let (a, b) = (pair[0].as_str(), pair.get(1).map_or("", String::as_str));
+            let found = root.members([a, b]);
+            if value.is_object() {
+                let found = found.expect("an object");
+                prop_assert_eq!(found[0].map(|n| n.to_json()), root.member(a).map(|n| n.to_json()));
+                prop_assert_eq!(found[1].map(|n| n.to_json()), root.member(b).map(|n| n.to_json()));
+                prop_assert_eq!(found[0].map(|n| n.to_json()), value.get(a).cloned());
+            } else {
+                prop_assert!(found.is_none());
+            }
+        }
+    }
+
     #[test]
     fn every_embedded_schema_answers_a_tape_as_it_answers_a_value(value in arb_json()) {
         let registry = crate::command::SchemaRegistry::embedded();
