@@ -182,7 +182,7 @@ fn main() {
         } else {
             Some(observe(&stream, 0, total, true, &counting).await)
         };
-        let either = |f: fn(&Drained) -> String| on.as_ref().map_or_else(|| "not run".to_string(), f);
+        let either = |f: &dyn Fn(&Drained) -> String| on.as_ref().map_or_else(|| "not run".to_string(), f);
         println!();
         println!("(dedup off: medians of {runs} runs)");
         println!();
@@ -193,24 +193,20 @@ fn main() {
         println!(
             "| sauna (parse + validate + dispatch + checkpoint) | {:.0} commands/s | {} |",
             off.rate,
-            either(|d| format!("{:.0} commands/s", d.rate))
+            either(&|d| format!("{:.0} commands/s", d.rate))
         );
         let ratio = |d: &Drained| d.rate / plain_rate;
-        println!(
-            "| ratio to the plain loop | {:.2} | {} |",
-            ratio(&off),
-            on.as_ref().map_or_else(|| "not run".to_string(), |d| format!("{:.2}", ratio(d)))
-        );
+        println!("| ratio to the plain loop | {:.2} | {} |", ratio(&off), either(&|d| format!("{:.2}", ratio(d))));
         println!(
             "| sauna CPU time per 100k commands | {:.2} s | {} |",
             off.cpu_per_100k,
-            either(|d| format!("{:.2} s", d.cpu_per_100k))
+            either(&|d| format!("{:.2} s", d.cpu_per_100k))
         );
-        println!("| sauna peak RSS | {:.0} MiB | {} |", off.rss, either(|d| format!("{:.0} MiB", d.rss)));
+        println!("| sauna peak RSS | {:.0} MiB | {} |", off.rss, either(&|d| format!("{:.0} MiB", d.rss)));
         println!(
             "| DynamoDB writes per command | {:.3} | {} |",
             off.writes_per_command,
-            either(|d| format!("{:.3}", d.writes_per_command))
+            either(&|d| format!("{:.3}", d.writes_per_command))
         );
     });
 }

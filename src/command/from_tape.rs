@@ -36,12 +36,13 @@ impl CommandParser {
         if !self.command.matches(&outer.key) || !outer.is_valid(data) {
             return None;
         }
-        let (envelope_schema, envelope_data) = self.known_self_describing(data.member("envelope")?)?;
+        let [envelope_node, command_node] = data.members(["envelope", "command"])?;
+        let (envelope_schema, envelope_data) = self.known_self_describing(envelope_node?)?;
         if !self.envelope.matches(&envelope_schema.key) || !envelope_schema.is_valid(envelope_data) {
             return None;
         }
         let envelope = envelope(envelope_data)?;
-        let (schema, command_data) = self.known_self_describing(data.member("command")?)?;
+        let (schema, command_data) = self.known_self_describing(command_node?)?;
         let route = self.route_of(&schema.key)?;
         if !schema.is_valid(command_data) {
             return None;

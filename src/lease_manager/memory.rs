@@ -110,7 +110,6 @@ impl MemoryLeaseTable {
         *self.latency.lock().unwrap_or_else(|p| p.into_inner()) = latency;
     }
 
-    /// Calls of this kind take at least this long (on top of [`MemoryLeaseTable::set_latency`]).
     /// Adds `latency` to every call on the row of `key` (one slow partition, as it were).
     pub fn set_key_latency(&self, key: &str, latency: Duration) {
         let mut l = self.key_latency.lock().unwrap_or_else(|p| p.into_inner());
@@ -118,6 +117,7 @@ impl MemoryLeaseTable {
         l.push((key.to_owned(), latency));
     }
 
+    /// Calls of this kind take at least this long (on top of [`MemoryLeaseTable::set_latency`]).
     pub fn set_call_latency(&self, call: TableCall, latency: Duration) {
         let mut l = self.call_latency.lock().unwrap_or_else(|p| p.into_inner());
         l.retain(|(c, _)| *c != call);
