@@ -3,9 +3,10 @@
 //!
 //! Why: a `serde_json::Value` tree costs a command two dozen allocations (every object a
 //! `BTreeMap`, every string a `String`), and building and dropping it was more than half of
-//! what classifying cost. The tape is filled by serde_json's own parser (the same grammar, the
-//! same numbers, the same errors), each thread keeps one and reuses its memory, and the
-//! validators read it in place through `jsonschema`'s representation traits. What a responder
+//! what classifying cost. The tape is filled by a reader of the common case ([`scan`]: strings,
+//! integers, literals, containers), and by serde_json's own parser when that reader gives up;
+//! both build the same tape, with serde_json's grammar, numbers and errors. Each thread keeps
+//! one tape and reuses its memory, and the validators read it in place through `jsonschema`'s representation traits. What a responder
 //! needs of a command's data is written out of the tape once ([`TapeNode::write_canonical`]), as
 //! serde_json prints a `Value` of the same JSON, byte for byte.
 //!
@@ -13,6 +14,7 @@
 //! fails). A `Value` keeps the last of the two and a validator sees one member; the tape would
 //! show both, so such a record is left to the `Value` path.
 
+mod scan;
 mod validation;
 
 use std::fmt;
@@ -65,6 +67,8 @@ pub struct Tape {
     entries: Vec<Entry>,
     /// The text of the strings that were written with escapes, unescaped.
     unescaped: String,
+    /// The fast path's containers being read (kept for its memory).
+    open: Vec<scan::Open>,
 }
 
 /// Why a text is not a document the tape holds: not JSON (serde_json's own error), or an object
@@ -80,18 +84,27 @@ impl fmt::Display for TapeError {
 
 impl Tape {
     /// Parses `text` into this tape, replacing what it held; the node returned is the
-    /// document's root.
+    /// document's root. The fast path ([`scan`]) reads it if it can, serde_json if not.
     pub fn parse<'a>(&'a mut self, text: &'a str) -> Result<TapeNode<'a>, TapeError> {
-        self.entries.clear();
-        self.unescaped.clear();
         if u32::try_from(text.len()).is_err() {
             return Err(TapeError(de::Error::custom("a document over 4 GiB")));
         }
+        self.entries.clear();
+        self.unescaped.clear();
+        if scan::fill(self, text).is_none() {
+            self.parse_with_serde(text)?;
+        }
+        Ok(TapeNode { tape: self, text, at: 0 })
+    }
+
+    /// Fills this tape through serde_json's parser: any JSON, with serde_json's errors.
+    fn parse_with_serde(&mut self, text: &str) -> Result<(), TapeError> {
+        self.entries.clear();
+        self.unescaped.clear();
         let mut parser = serde_json::Deserializer::from_str(text);
         let builder = Builder { tape: &mut *self, text };
         builder.deserialize(&mut parser).map_err(TapeError)?;
-        parser.end().map_err(TapeError)?;
-        Ok(TapeNode { tape: self, text, at: 0 })
+        parser.end().map_err(TapeError)
     }
 
     /// Gives back the memory of a tape that grew past `entries` entries (after a big document),

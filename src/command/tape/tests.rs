@@ -205,3 +205,164 @@ fn a_big_tape_gives_its_memory_back() {
     assert_eq!(tape.entries.capacity(), 0);
     assert_eq!(tape.parse("[1]").expect("parses").to_json(), json!([1]));
 }
+
+/// The tape each path builds of `text`: the fast path's (`None` when it gives up) and
+/// serde_json's (its error as text).
+type Built = (Vec<Entry>, String);
+
+fn by_both_paths(text: &str) -> (Option<Built>, Result<Built, String>) {
+    let mut fast = Tape::default();
+    let by_scan = scan::fill(&mut fast, text).map(|()| (fast.entries.clone(), fast.unescaped.clone()));
+    let mut slow = Tape::default();
+    let by_serde =
+        slow.parse_with_serde(text).map(|()| (slow.entries, slow.unescaped)).map_err(|error| error.to_string());
+    (by_scan, by_serde)
+}
+
+/// Pieces that make JSON go wrong, or right in ways the fast path must not misread.
+const SPLICES: &[&str] = &[
+    "\"",
+    "\\",
+    ",",
+    ":",
+    "{",
+    "}",
+    "[",
+    "]",
+    "-",
+    "0",
+    "1",
+    ".",
+    "e",
+    "E",
+    "+",
+    " ",
+    "\u{0}",
+    "\n",
+    "\u{7f}",
+    "é",
+    "\\u",
+    "\\ud800",
+    "\\udc00",
+    "\\u00e9",
+    "\\n",
+    "\\\"",
+    "tru",
+    "true",
+    "nul",
+    "null",
+    "fals",
+    "-0",
+    "01",
+    "18446744073709551616",
+    "9223372036854775808",
+    "-9223372036854775809",
+    "1e400",
+    "\"a\":1",
+    "\"a\"",
+];
+
+/// A text with a few edits: characters removed or pieces put in, at character boundaries.
+fn edited(text: &str, edits: &[(usize, Option<usize>)]) -> String {
+    let mut chars: Vec<String> = text.chars().map(String::from).collect();
+    for &(at, splice) in edits {
+        let at = if chars.is_empty() { 0 } else { at % (chars.len() + 1) };
+        match splice {
+            Some(piece) => chars.insert(at, SPLICES[piece % SPLICES.len()].to_owned()),
+            None if at < chars.len() => {
+                chars.remove(at);
+            }
+            None => {}
+        }
+    }
+    chars.concat()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1500))]
+
+    /// Whatever text the fast path reads, it builds the tape serde_json builds, entry for
+    /// entry (spans and unescaped text included): on JSON of every shape, in every writing,
+    /// and on the same with edits that break it or change what it means.
+    #[test]
+    fn the_fast_path_builds_the_tape_serde_json_builds_or_gives_up(
+        value in arb_json(),
+        edits in prop::collection::vec((any::<usize>(), prop::option::of(any::<usize>())), 0..4),
+    ) {
+        for written in writings(&value) {
+            let (by_scan, by_serde) = by_both_paths(&written);
+            if let Some(built) = by_scan {
+                prop_assert_eq!(Ok(built), by_serde, "{}", written);
+            }
+            let text = edited(&written, &edits);
+            let (by_scan, by_serde) = by_both_paths(&text);
+            if let Some(built) = by_scan {
+                prop_assert_eq!(Ok(built), by_serde, "{:?}", text);
+            }
+        }
+    }
+
+    /// The eight-bytes-at-a-time search finds what a byte-by-byte one finds, from any start.
+    #[test]
+    fn special_byte_finds_the_first_quote_backslash_or_control_character(
+        bytes in prop::collection::vec(prop_oneof![Just(b'"'), Just(b'\\'), 0u8..0x20, 0x20u8..=0xff, Just(0x7f), Just(0xa2)], 0..40)
+            .prop_flat_map(|noise| (Just(noise.clone()), prop::collection::vec(0x20u8..=0xff, 0..40), 0..8usize)),
+    ) {
+        let (noise, plain, from) = bytes;
+        // Plain bytes first, then noise: the first special byte lands at every offset of a word.
+        let text: Vec<u8> = plain.into_iter().filter(|b| *b != b'"' && *b != b'\\').chain(noise).collect();
+        let expected = (from..text.len()).find(|&i| text[i] == b'"' || text[i] == b'\\' || text[i] < 0x20).unwrap_or(text.len().max(from));
+        prop_assert_eq!(scan::special_byte(&text, from), expected);
+    }
+}
+
+/// The fast path reads the commands sauna sees (so their cost stays what the README says): the
+/// benchmarks' command, and one with escapes, negative numbers, literals and nesting.
+#[test]
+fn the_fast_path_reads_commands_as_producers_write_them() {
+    let commands = [
+        r##"{"data":{"command":{"data":{"channel":"#ops","text":"benchmark command 7: the nightly load finished","username":"sauna-bench"},"schema":"iglu:com.slack.sauna.commands/send_message/jsonschema/1-0-0"},"envelope":{"data":{"commandId":"6f1d4c5e-0d6e-4c53-9d55-0b8b0c0e9a51","execution":{"semantics":"AT_LEAST_ONCE","timeToLive":null},"tags":{"source":"bench"},"whenCreated":"2026-11-26T10:00:00Z"},"schema":"iglu:com.snowplowanalytics.sauna.envelope/jsonschema/1-0-0"}},"schema":"iglu:com.snowplowanalytics.sauna.commands/command/jsonschema/1-0-0"}"##,
+        "{\"data\": {\"text\": \"line one\\nline \\\"two\\\" caf\\u00e9 \\ud83d\\ude00\", \"n\": [-1, 0, 42, -9223372036854775808, 18446744073709551615],\n \"flags\": [true, false, null, {}, []], \"deep\": {\"a\": {\"b\": [[{\"c\": \"\\\\\"}]]}}}}",
+    ];
+    for text in commands {
+        let (by_scan, by_serde) = by_both_paths(text);
+        assert_eq!(by_scan.ok_or_else(|| "the fast path gave up".to_owned()), by_serde, "{text}");
+    }
+}
+
+/// Nesting: the fast path reads what is under its depth, and leaves deeper documents to
+/// serde_json (which refuses them past 127 levels, as `parse` does).
+#[test]
+fn the_fast_path_leaves_deep_documents_to_serde_json() {
+    for depth in [1, 50, 99, 100, 101, 127, 128, 500] {
+        let text = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        let object = format!("{}1{}", "{\"a\":".repeat(depth), "}".repeat(depth));
+        for text in [text, object] {
+            let (by_scan, by_serde) = by_both_paths(&text);
+            match by_scan {
+                Some(built) => assert_eq!(Ok(built), by_serde, "depth {depth}"),
+                None => assert!(depth > 99, "depth {depth}: the fast path gave up"),
+            }
+            let by_value = serde_json::from_str::<Value>(&text).map_err(|e| e.to_string());
+            let by_tape = Tape::default().parse(&text).map(|root| root.to_json()).map_err(|e| e.to_string());
+            assert_eq!(by_tape, by_value, "depth {depth}");
+        }
+    }
+}
+
+/// What the fast path leaves to serde_json, serde_json reads (or refuses) through `parse`.
+#[test]
+fn what_the_fast_path_gives_up_on_parse_still_reads() {
+    let mut tape = Tape::default();
+    for text in ["[1.5, -0, 1e3, 18446744073709551616]", r#"{"a": 1, "a": 2}"#, r#""\ud800""#, "[01]"] {
+        let mut fast = Tape::default();
+        assert!(scan::fill(&mut fast, text).is_none(), "{text}");
+        let by_value = serde_json::from_str::<Value>(text).map_err(|e| e.to_string());
+        let by_tape = tape.parse(text).map(|root| root.to_json()).map_err(|e| e.to_string());
+        match (by_value, by_tape) {
+            (Ok(value), Ok(read)) => assert_eq!(read, value, "{text}"),
+            (_, Err(error)) => assert!(!error.is_empty(), "{text}"),
+            (Err(error), Ok(read)) => panic!("{text}: serde_json refuses it ({error}), the tape read {read}"),
+        }
+    }
+}
