@@ -221,6 +221,12 @@ impl<T> Tracker<T> {
         self.not_done
     }
 
+    /// At most how many commands [`Tracker::next_dispatch`] gives now (those ready, within the
+    /// free in-flight places): a size for the batches they go out in.
+    pub fn dispatchable(&self) -> usize {
+        self.ready.len().min(self.max_in_flight.saturating_sub(self.in_flight))
+    }
+
     /// Commands at responders right now.
     pub fn in_flight(&self) -> usize {
         self.in_flight
@@ -267,6 +273,23 @@ mod tests {
         assert_eq!(t.next_dispatch(), None, "a2 waits for a1");
         t.complete(a1);
         assert_eq!(t.next_dispatch(), Some((a2, "a2")));
+    }
+
+    /// `dispatchable` bounds what `next_dispatch` gives, and is reached when keys are free.
+    #[test]
+    fn dispatchable_counts_what_may_go_now() {
+        let mut t = Tracker::new(3);
+        assert_eq!(t.dispatchable(), 0);
+        for (n, k) in ["a", "b", "a", "c", "d"].iter().enumerate() {
+            t.admit(seq(n as u64 + 1), key(k), n, 0);
+        }
+        assert_eq!(t.dispatchable(), 3, "four keys free, three places");
+        let out: Vec<_> = std::iter::from_fn(|| t.next_dispatch()).collect();
+        assert_eq!(out.len(), 3);
+        assert_eq!(t.dispatchable(), 0, "no place left");
+        t.complete(out[0].0);
+        assert_eq!(t.dispatchable(), 1, "a's second and d are ready, one place");
+        assert_eq!(std::iter::from_fn(|| t.next_dispatch()).count(), 1);
     }
 
     #[test]
