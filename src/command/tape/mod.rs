@@ -403,10 +403,14 @@ pub struct TapeMembers<'a> {
     remaining: u32,
 }
 
-impl<'a> Iterator for TapeMembers<'a> {
-    type Item = (&'a str, TapeNode<'a>);
+impl<'a> TapeMembers<'a> {
+    /// The members with where each name is in the tape (to tell a name written with escapes).
+    fn with_spans(self) -> impl Iterator<Item = (Span, &'a str, TapeNode<'a>)> + Clone {
+        let mut members = self;
+        std::iter::from_fn(move || members.next_with_span())
+    }
 
-    fn next(&mut self) -> Option<Self::Item> {
+    fn next_with_span(&mut self) -> Option<(Span, &'a str, TapeNode<'a>)> {
         if self.remaining == 0 {
             return None;
         }
@@ -415,9 +419,17 @@ impl<'a> Iterator for TapeMembers<'a> {
             self.remaining = 0;
             return None;
         };
-        let member = (self.node.str_of(name), self.node.at(self.node.at + 1));
+        let member = (name, self.node.str_of(name), self.node.at(self.node.at + 1));
         self.node = self.node.at(next);
         Some(member)
+    }
+}
+
+impl<'a> Iterator for TapeMembers<'a> {
+    type Item = (&'a str, TapeNode<'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_with_span().map(|(_, name, value)| (name, value))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -463,16 +475,7 @@ impl TapeNode<'_> {
             Entry::Number(n) => {
                 let _ = serde_json::to_writer(&mut *out, n);
             }
-            // A string the document wrote without escapes has no character serde_json escapes
-            // (a quote or a backslash would have been escaped, a control character refused).
-            Entry::Str(span) if !span.unescaped => {
-                out.push(b'"');
-                out.extend_from_slice(self.str_of(*span).as_bytes());
-                out.push(b'"');
-            }
-            Entry::Str(span) => {
-                let _ = serde_json::to_writer(&mut *out, self.str_of(*span));
-            }
+            Entry::Str(span) => write_string(*span, self.str_of(*span), out),
             Entry::Array { .. } => {
                 out.push(b'[');
                 for (i, element) in self.array().into_iter().flatten().enumerate() {
@@ -484,33 +487,58 @@ impl TapeNode<'_> {
                 out.push(b']');
             }
             Entry::Object { .. } => {
-                let members = self.object().into_iter().flatten();
-                // Written in the document's order when that is the names' order already.
-                let mut previous = None;
-                if members.clone().all(|(name, _)| previous.replace(name).is_none_or(|p| p < name)) {
-                    write_members(members, out);
-                } else {
-                    let mut sorted: Vec<(&str, TapeNode<'_>)> = members.collect();
+                let Some(members) = self.object().map(TapeMembers::with_spans) else { return };
+                // Written in the document's order while that is the names' order (producers that
+                // sort their keys); at a name out of order, taken back and written sorted.
+                let start = out.len();
+                if !write_members(members.clone(), out, true) {
+                    out.truncate(start);
+                    let mut sorted: Vec<(Span, &str, TapeNode<'_>)> = members.collect();
                     // A tape's objects name each key once, so the order is total.
-                    sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
-                    write_members(sorted.into_iter(), out);
+                    sorted.sort_unstable_by(|a, b| a.1.cmp(b.1));
+                    write_members(sorted.into_iter(), out, false);
                 }
             }
         }
     }
 }
 
-fn write_members<'n>(members: impl Iterator<Item = (&'n str, TapeNode<'n>)>, out: &mut Vec<u8>) {
+/// Appends `text` as serde_json writes a string: quoted, with escapes only when it holds a
+/// quote, a backslash or a control character (the only bytes serde_json escapes). A string the
+/// document wrote without escapes (`span`) has none of them (a quote or a backslash would have
+/// been escaped, a control character refused); one unescaped from escapes is searched for them.
+fn write_string(span: Span, text: &str, out: &mut Vec<u8>) {
+    if !span.unescaped || scan::special_byte(text.as_bytes(), 0) == text.len() {
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    } else {
+        let _ = serde_json::to_writer(&mut *out, text);
+    }
+}
+
+/// Writes an object's members; with `sorted_only`, stops (returning false) at a name that does
+/// not come after the one before it.
+fn write_members<'n>(
+    members: impl Iterator<Item = (Span, &'n str, TapeNode<'n>)>,
+    out: &mut Vec<u8>,
+    sorted_only: bool,
+) -> bool {
     out.push(b'{');
-    for (i, (name, value)) in members.enumerate() {
-        if i > 0 {
+    let mut previous: Option<&str> = None;
+    for (span, name, value) in members {
+        if let Some(previous) = previous.replace(name) {
+            if sorted_only && previous >= name {
+                return false;
+            }
             out.push(b',');
         }
-        let _ = serde_json::to_writer(&mut *out, name);
+        write_string(span, name, out);
         out.push(b':');
         value.write_canonical(out);
     }
     out.push(b'}');
+    true
 }
 
 #[cfg(test)]
