@@ -65,7 +65,7 @@ impl Responder for OpsgenieResponder {
     /// One attempt: the command's data is the create-alert request as it stands.
     fn execute<'a>(&'a self, command: &'a Command, ctx: &'a ResponderContext) -> AttemptFuture<'a> {
         let request = ctx
-            .http
+            .http()
             .post(format!("{}/v2/alerts", self.api_url.trim_end_matches('/')))
             .header("Authorization", format!("GenieKey {}", self.api_key.expose()))
             .json(&command.data);

@@ -11,7 +11,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use apache_avro::types::Value as AvroValue;
@@ -85,20 +85,29 @@ pub enum Attempt {
 /// the configured API base URLs, and the per-attempt timeout.
 #[derive(Debug, Clone)]
 pub struct ResponderContext {
-    pub http: reqwest::Client,
+    /// Built at the first request ([`ResponderContext::http`]): building it reads the system's
+    /// root certificates (~18 M instructions, a fifth of sauna's start), which a process whose
+    /// responders make no HTTP request (stdout) need not do. Shared by the context's clones.
+    http: Arc<OnceLock<reqwest::Client>>,
     pub endpoints: Endpoints,
     pub request_timeout: Duration,
 }
 
 impl ResponderContext {
     pub fn new(endpoints: Endpoints, request_timeout: Duration) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(request_timeout)
-            .connect_timeout(request_timeout.min(Duration::from_secs(10)))
-            .user_agent(concat!("sauna/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
-        ResponderContext { http, endpoints, request_timeout }
+        ResponderContext { http: Arc::default(), endpoints, request_timeout }
+    }
+
+    /// The shared HTTP client, with the per-attempt timeout and sauna's user agent.
+    pub fn http(&self) -> &reqwest::Client {
+        self.http.get_or_init(|| {
+            reqwest::Client::builder()
+                .timeout(self.request_timeout)
+                .connect_timeout(self.request_timeout.min(Duration::from_secs(10)))
+                .user_agent(concat!("sauna/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .unwrap_or_else(|_| reqwest::Client::new())
+        })
     }
 }
 
@@ -186,4 +195,28 @@ pub struct ConfigData<P> {
 /// parameters `P`, a serde struct of the schema's `parameters` record.
 pub fn decode<P: serde::de::DeserializeOwned>(value: &AvroValue) -> Result<ConfigData<P>, FieldError> {
     apache_avro::from_value(value).map_err(|e| FieldError::new("data", format!("cannot decode: {e}")))
+}
+
+#[cfg(test)]
+mod context_tests {
+    use std::time::Duration;
+
+    use super::ResponderContext;
+    use crate::config::runtime::Endpoints;
+
+    /// No client (nor the root certificates it reads) until a responder asks for one; then one
+    /// client for the context and every clone of it.
+    #[test]
+    fn the_http_client_is_built_at_first_use_and_shared_by_clones() {
+        let endpoints = Endpoints {
+            pager_duty_events_url: "http://127.0.0.1:9/events".to_owned(),
+            sendgrid_api_url: "http://127.0.0.1:9".to_owned(),
+        };
+        let context = ResponderContext::new(endpoints, Duration::from_secs(1));
+        let clone = context.clone();
+        assert!(context.http.get().is_none(), "built before its first use");
+        let first: *const reqwest::Client = clone.http();
+        assert!(context.http.get().is_some(), "a clone's first use builds it for the context too");
+        assert!(std::ptr::eq(first, context.http()), "one client, shared");
+    }
 }

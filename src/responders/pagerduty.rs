@@ -45,7 +45,7 @@ impl Responder for PagerDutyResponder {
     /// `details`, `client`, `client_url`, `contexts`.
     fn execute<'a>(&'a self, command: &'a Command, ctx: &'a ResponderContext) -> AttemptFuture<'a> {
         Box::pin(async move {
-            let request = ctx.http.post(&ctx.endpoints.pager_duty_events_url).json(&command.data);
+            let request = ctx.http().post(&ctx.endpoints.pager_duty_events_url).json(&command.data);
             match super::http::send(request).await {
                 // The Events API answers 403 when the service key is rate limited.
                 Attempt::Fail(reason) if reason.starts_with("HTTP 403") => {

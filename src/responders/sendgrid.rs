@@ -55,7 +55,7 @@ impl Responder for SendgridResponder {
     /// content, attachments, templates, settings…).
     fn execute<'a>(&'a self, command: &'a Command, ctx: &'a ResponderContext) -> AttemptFuture<'a> {
         let url = format!("{}/v3/mail/send", ctx.endpoints.sendgrid_api_url.trim_end_matches('/'));
-        Box::pin(super::http::send(ctx.http.post(url).bearer_auth(self.api_key.expose()).json(&command.data)))
+        Box::pin(super::http::send(ctx.http().post(url).bearer_auth(self.api_key.expose()).json(&command.data)))
     }
 
     fn endpoint(&self, endpoints: &Endpoints) -> Option<Secret> {

@@ -52,7 +52,7 @@ impl Responder for SlackResponder {
     /// The command's data is an incoming-webhook message as it stands (text, channel,
     /// username, icons, attachments…): it is posted unchanged.
     fn execute<'a>(&'a self, command: &'a Command, ctx: &'a ResponderContext) -> AttemptFuture<'a> {
-        Box::pin(super::http::send(ctx.http.post(self.webhook_url.expose()).json(&command.data)))
+        Box::pin(super::http::send(ctx.http().post(self.webhook_url.expose()).json(&command.data)))
     }
 
     fn endpoint(&self, _: &Endpoints) -> Option<Secret> {

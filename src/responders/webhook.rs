@@ -68,7 +68,7 @@ impl Responder for WebhookResponder {
     /// the receiver can deduplicate and dispatch without parsing.
     fn execute<'a>(&'a self, command: &'a Command, ctx: &'a ResponderContext) -> AttemptFuture<'a> {
         let request = ctx
-            .http
+            .http()
             .request(self.method.clone(), self.url.expose())
             .header("Sauna-Command-Id", command.envelope.command_id.to_string())
             .header("Sauna-Command-Schema", command.schema.to_string());
