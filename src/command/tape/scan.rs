@@ -36,8 +36,9 @@ pub(super) struct Open {
     len: u32,
     key: u32,
     object: bool,
-    /// One bit per name read, set by [`name_bit`]: two names on the same bit may be the same
-    /// name, and have the object's names compared when it closes.
+    /// Two bits per name read, set by [`name_bits`] (a Bloom filter): a name whose two bits
+    /// were both set already may have been read before, and has the object's names compared
+    /// when it closes.
     names: u64,
     maybe_twice: bool,
 }
@@ -154,20 +155,24 @@ fn read_key(tape: &mut Tape, open: &mut [Open], text: &str, at: usize) -> Option
     let current = open.last_mut()?;
     current.key = key;
     let source = if name.unescaped { tape.unescaped.as_bytes() } else { bytes };
-    let bit = name_bit(source.get(name.at as usize..).unwrap_or_default(), name.len);
-    current.maybe_twice |= current.names & bit != 0;
-    current.names |= bit;
+    let bits = name_bits(source.get(name.at as usize..).unwrap_or_default(), name.len);
+    current.maybe_twice |= current.names & bits == bits;
+    current.names |= bits;
     let end = skip_whitespace(bytes, end);
     (bytes.get(end) == Some(&b':')).then_some(end + 1)
 }
 
-/// A name's bit in [`Open::names`], from its length and first byte (which tell apart the names
-/// of most objects), read from its unescaped text (`name_onwards` starts with it): the same
-/// name has the same bit however it was written.
+/// A name's two bits in [`Open::names`], from its length, first and last bytes (which tell
+/// apart the names of most objects: an object of four names is compared in ~1 % of cases, where
+/// one bit from the length and first byte had a command's envelope compared every time), read
+/// from its unescaped text (`name_onwards` starts with it): the same name has the same bits
+/// however it was written.
 #[inline(always)]
-fn name_bit(name_onwards: &[u8], len: u32) -> u64 {
-    let first = if len == 0 { 0 } else { name_onwards.first().map_or(0, |b| u64::from(*b)) };
-    1 << ((u64::from(len) + first * 7) % 64)
+fn name_bits(name_onwards: &[u8], len: u32) -> u64 {
+    let byte = |i: u32| if len == 0 { 0 } else { name_onwards.get(i as usize).map_or(0, |b| u64::from(*b)) };
+    let mixed =
+        (u64::from(len) | byte(0) << 32 | byte(len.saturating_sub(1)) << 40).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    1 << (mixed >> 58) | 1 << ((mixed >> 52) & 63)
 }
 
 /// Completes a container's head; an object that names a key twice ends the fast path.
