@@ -350,18 +350,25 @@ impl<'a> TapeNode<'a> {
     /// fields of one object (a command's envelope, a self-describing JSON).
     pub fn members<const N: usize>(&self, names: [&str; N]) -> Option<[Option<TapeNode<'a>>; N]> {
         let Entry::Object { len, .. } = self.entry() else { return None };
-        let mut found = [None; N];
-        let mut at = self.at + 1;
+        // Where each value is (0: not found; no member's value is the document's root), so
+        // that the loop moves indices rather than nodes; it ends when every name is found (an
+        // object of a tape names each key once).
+        let mut found = [0u32; N];
+        let (mut at, mut missing) = (self.at + 1, N);
         for _ in 0..*len {
             let Some(Entry::Key { name: key, next }) = self.tape.entries.get(at as usize) else { break };
             for (slot, name) in found.iter_mut().zip(names) {
-                if key.len as usize == name.len() && self.str_of(*key) == name {
-                    *slot = Some(self.at(at + 1));
+                if key.len as usize == name.len() && *slot == 0 && self.str_of(*key) == name {
+                    *slot = at + 1;
+                    missing -= 1;
                 }
+            }
+            if missing == 0 {
+                break;
             }
             at = *next;
         }
-        Some(found)
+        Some(found.map(|value| (value != 0).then(|| self.at(value))))
     }
 
     /// An object's members in the order the document wrote them.
