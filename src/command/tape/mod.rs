@@ -298,6 +298,13 @@ impl<'a> TapeNode<'a> {
         source.get(span.at as usize..(span.at + span.len) as usize).unwrap_or_default()
     }
 
+    /// The bytes of a string, to compare with a name: without `str_of`'s checks that the span
+    /// starts and ends on characters (a span always does).
+    fn bytes_of(&self, span: Span) -> &'a [u8] {
+        let source = if span.unescaped { self.tape.unescaped.as_bytes() } else { self.text.as_bytes() };
+        source.get(span.at as usize..(span.at + span.len) as usize).unwrap_or_default()
+    }
+
     fn at(&self, at: u32) -> TapeNode<'a> {
         TapeNode { at, ..*self }
     }
@@ -337,7 +344,7 @@ impl<'a> TapeNode<'a> {
         let mut at = self.at + 1;
         for _ in 0..*len {
             let Some(Entry::Key { name: key, next }) = self.tape.entries.get(at as usize) else { return None };
-            if key.len as usize == name.len() && self.str_of(*key) == name {
+            if key.len as usize == name.len() && self.bytes_of(*key) == name.as_bytes() {
                 return Some(self.at(at + 1));
             }
             at = *next;
@@ -358,7 +365,7 @@ impl<'a> TapeNode<'a> {
         for _ in 0..*len {
             let Some(Entry::Key { name: key, next }) = self.tape.entries.get(at as usize) else { break };
             for (slot, name) in found.iter_mut().zip(names) {
-                if key.len as usize == name.len() && *slot == 0 && self.str_of(*key) == name {
+                if key.len as usize == name.len() && *slot == 0 && self.bytes_of(*key) == name.as_bytes() {
                     *slot = at + 1;
                     missing -= 1;
                 }
