@@ -6,9 +6,10 @@
 //! what classifying cost. The tape is filled by a reader of the common case ([`scan`]: strings,
 //! integers, literals, containers), and by serde_json's own parser when that reader gives up;
 //! both build the same tape, with serde_json's grammar, numbers and errors. Each thread keeps
-//! one tape and reuses its memory, and the validators read it in place through `jsonschema`'s representation traits. What a responder
-//! needs of a command's data is written out of the tape once ([`TapeNode::write_canonical`]), as
-//! serde_json prints a `Value` of the same JSON, byte for byte.
+//! one tape and reuses its memory, and the validators read it in place through `jsonschema`'s
+//! representation traits. What a responder needs of a command's data is written out of the
+//! tape once ([`TapeNode::write_canonical`]), as serde_json prints a `Value` of the same JSON,
+//! byte for byte.
 //!
 //! One difference with a `Value`: an object that names a key twice is refused ([`Tape::parse`]
 //! fails). A `Value` keeps the last of the two and a validator sees one member; the tape would
@@ -293,16 +294,20 @@ impl<'a> TapeNode<'a> {
         self.tape.entries.get(self.at as usize).unwrap_or(&Entry::Null)
     }
 
+    /// The text a span points into: the document's, or the tape's own buffer of unescaped
+    /// strings.
+    fn source(&self, span: Span) -> &'a str {
+        if span.unescaped { self.tape.unescaped.as_str() } else { self.text }
+    }
+
     fn str_of(&self, span: Span) -> &'a str {
-        let source = if span.unescaped { self.tape.unescaped.as_str() } else { self.text };
-        source.get(span.at as usize..(span.at + span.len) as usize).unwrap_or_default()
+        self.source(span).get(span.at as usize..(span.at + span.len) as usize).unwrap_or_default()
     }
 
     /// The bytes of a string, to compare with a name: without `str_of`'s checks that the span
     /// starts and ends on characters (a span always does).
     fn bytes_of(&self, span: Span) -> &'a [u8] {
-        let source = if span.unescaped { self.tape.unescaped.as_bytes() } else { self.text.as_bytes() };
-        source.get(span.at as usize..(span.at + span.len) as usize).unwrap_or_default()
+        self.source(span).as_bytes().get(span.at as usize..(span.at + span.len) as usize).unwrap_or_default()
     }
 
     fn at(&self, at: u32) -> TapeNode<'a> {
