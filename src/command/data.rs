@@ -29,7 +29,7 @@ impl CommandData {
     /// [`TapeNode::write_canonical`](super::tape::TapeNode::write_canonical) writes it); `None`
     /// if it is not JSON.
     pub(crate) fn from_canonical(text: &[u8]) -> Option<Self> {
-        let text = std::str::from_utf8(text).ok()?;
+        let text = simdutf8::basic::from_utf8(text).ok()?;
         Some(CommandData(text.into()))
     }
 

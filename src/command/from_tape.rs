@@ -5,7 +5,6 @@
 //! the reason.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -13,7 +12,7 @@ use std::sync::Arc;
 
 use super::schemas::{self, KnownSchema};
 use super::tape::{Tape, TapeNode};
-use super::{Classified, Command, CommandData, CommandParser, Envelope, Semantics, expired};
+use super::{Classified, Command, CommandData, CommandParser, Envelope, Semantics, Tags, expired};
 
 /// Above this many entries a thread's tape gives its memory back after a record (a big
 /// record's tape is not kept for the small ones after it).
@@ -98,9 +97,6 @@ fn envelope(data: TapeNode<'_>) -> Option<Envelope> {
     let time_to_live = time_to_live?;
     let time_to_live =
         if time_to_live.is_null_value() { None } else { Some(Duration::from_millis(time_to_live.u64()?)) };
-    let mut tag_map = BTreeMap::new();
-    for (name, value) in tags?.object()? {
-        tag_map.insert(name.to_owned(), value.str()?.to_owned());
-    }
-    Some(Envelope { command_id, when_created, semantics, time_to_live, tags: tag_map })
+    let tags = tags?.object()?.map(|(name, value)| Some((name, value.str()?))).collect::<Option<Tags>>()?;
+    Some(Envelope { command_id, when_created, semantics, time_to_live, tags })
 }

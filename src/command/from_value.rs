@@ -4,7 +4,6 @@
 //! here), so that its reason names where and what.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{Classified, Command, CommandData, CommandParser, Envelope, Semantics, expired, schemas};
+use super::{Classified, Command, CommandData, CommandParser, Envelope, Semantics, Tags, expired, schemas};
 use crate::iglu::SchemaKey;
 
 impl CommandParser {
@@ -167,12 +166,12 @@ fn envelope(data: &Value) -> Result<Envelope, String> {
             return Err(format!("{}: expected an object of strings (it may be empty)", at("tags")));
         }
     }
-    Ok(Envelope { command_id, when_created, semantics, time_to_live, tags: BTreeMap::new() })
+    Ok(Envelope { command_id, when_created, semantics, time_to_live, tags: Tags::new() })
 }
 
-/// An envelope's tags that [`envelope`] has checked, their strings moved, not copied.
-fn take_tags(tags: Value) -> BTreeMap<String, String> {
-    let Value::Object(tags) = tags else { return BTreeMap::new() };
+/// An envelope's tags that [`envelope`] has checked.
+fn take_tags(tags: Value) -> Tags {
+    let Value::Object(tags) = tags else { return Tags::new() };
     tags.into_iter()
         .filter_map(|(k, v)| match v {
             Value::String(s) => Some((k, s)),

@@ -16,11 +16,12 @@
 mod data;
 mod from_tape;
 mod from_value;
+mod last_parsed;
 pub mod schemas;
+mod tags;
 pub mod tape;
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,6 +31,7 @@ use uuid::Uuid;
 use crate::iglu::{SchemaCriterion, SchemaKey};
 pub use data::CommandData;
 pub use schemas::SchemaRegistry;
+pub use tags::Tags;
 use tape::Tape;
 
 /// The outer schema family every command belongs to.
@@ -52,7 +54,7 @@ pub struct Envelope {
     pub semantics: Semantics,
     /// `None`: the command never expires.
     pub time_to_live: Option<Duration>,
-    pub tags: BTreeMap<String, String>,
+    pub tags: Tags,
 }
 
 /// A valid command, ready for its responder.
@@ -111,7 +113,9 @@ impl CommandParser {
 
     /// Classifies one record's bytes as read at `now`.
     pub fn classify(&self, bytes: &[u8], now: DateTime<Utc>) -> Classified {
-        let text = match std::str::from_utf8(bytes) {
+        // The standard library's check only to word the error (simdutf8's `basic` does not say
+        // where).
+        let text = match simdutf8::basic::from_utf8(bytes).or_else(|_| std::str::from_utf8(bytes)) {
             Ok(t) => t,
             Err(e) => {
                 let reason = format!("record data: not UTF-8 (invalid byte at offset {})", e.valid_up_to());

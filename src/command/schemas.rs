@@ -4,6 +4,7 @@
 //! Sauna fetched every schema from iglucentral.com at run time; this build never goes to the
 //! network for a schema, so a command is validated the same way on every machine.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use jsonschema::{Draft, Validator};
 use rustc_hash::FxHashMap;
 use serde_json::Value;
 
+use super::last_parsed::{LastParsed, parse_remembered};
 use super::tape::{TapeJson, TapeNode};
 use crate::iglu::{SchemaKey, is_iglu_uri};
 
@@ -254,8 +256,8 @@ const URIS_REMEMBERED: usize = 8;
 fn is_iglu_uri_remembered(uri: &str) -> bool {
     thread_local! {
         /// The URIs found valid, and the slot the next one takes.
-        static VALID: std::cell::RefCell<([Option<Box<str>>; URIS_REMEMBERED], usize)> =
-            std::cell::RefCell::default();
+        static VALID: RefCell<([Option<Box<str>>; URIS_REMEMBERED], usize)> =
+            RefCell::default();
     }
     VALID.with(|valid| {
         let Ok(mut valid) = valid.try_borrow_mut() else { return is_iglu_uri(uri) };
@@ -297,15 +299,32 @@ fn self_key(schema: &Value) -> Option<SchemaKey> {
 
 /// An envelope's `whenCreated`: RFC 3339, or an ISO 8601 local date-time without offset, which
 /// Sauna accepted and which is read as UTC.
+/// Answered from the last text this thread parsed when it is the same (`last_parsed.rs`).
 pub fn parse_date_time(s: &str) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    thread_local! {
+        static LAST: RefCell<LastParsed<chrono::DateTime<chrono::FixedOffset>>> =
+            const { RefCell::new(LastParsed::new()) };
+    }
+    parse_remembered(&LAST, s, parse_date_time_text)
+}
+
+fn parse_date_time_text(s: &str) -> Option<chrono::DateTime<chrono::FixedOffset>> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
         return Some(t);
     }
     chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").ok().map(|n| n.and_utc().fixed_offset())
 }
 
-/// A UUID in its canonical hyphenated form (`8-4-4-4-12` hex digits).
+/// A UUID in its canonical hyphenated form (`8-4-4-4-12` hex digits). Answered from the last
+/// text this thread parsed when it is the same (`last_parsed.rs`).
 pub fn parse_uuid(s: &str) -> Option<uuid::Uuid> {
+    thread_local! {
+        static LAST: RefCell<LastParsed<uuid::Uuid>> = const { RefCell::new(LastParsed::new()) };
+    }
+    parse_remembered(&LAST, s, parse_uuid_text)
+}
+
+fn parse_uuid_text(s: &str) -> Option<uuid::Uuid> {
     if s.len() != 36 {
         return None;
     }

@@ -219,7 +219,9 @@ mod tests {
                 when_created: chrono::DateTime::parse_from_rfc3339("2017-01-02T03:04:05.678+01:00").expect("time"),
                 semantics: crate::command::Semantics::AtLeastOnce,
                 time_to_live: None,
-                tags: [("z".to_owned(), "last".to_owned()), ("a \"quoted\"".to_owned(), "é\n".to_owned())].into(),
+                tags: [("z".to_owned(), "last".to_owned()), ("a \"quoted\"".to_owned(), "é\n".to_owned())]
+                    .into_iter()
+                    .collect(),
             },
             schema: Arc::new("iglu:com.slack.sauna.commands/send_message/jsonschema/1-0-0".parse().expect("key")),
             data: serde_json::json!({ "text": "hi ✓", "channel": "#ops", "attachments": [{ "b": 1, "a": null }] })

@@ -192,7 +192,7 @@ impl ShardConsumer {
     /// the lease it claimed under) for longer than an attempt can last, take the claim over.
     fn wait_for_claim(&mut self, idx: u64, pending: Pending, held: Held, ctx: &mut Context<Self>) {
         let Some(timings) = self.settings.claims.clone() else { return };
-        if pending.claim_wait.as_ref().is_none_or(|(seen, _)| *seen != held) {
+        if pending.claim_wait.as_deref().is_none_or(|(seen, _)| *seen != held) {
             log::info!(
                 "shard {}: command {} is claimed by {} (shard {}, seq {}): waiting for that claim to end",
                 self.shard(),
@@ -226,12 +226,12 @@ impl ShardConsumer {
         timings: &ClaimTimings,
         ctx: &mut Context<Self>,
     ) {
-        let since = match &pending.claim_wait {
+        let since = match pending.claim_wait.as_deref() {
             Some((seen, Some(since))) if *seen == held && gone => Some(*since),
             _ => gone.then(Instant::now),
         };
-        pending.stale = since.is_some_and(|t| t.elapsed() >= timings.stale_after).then(|| held.clone());
-        pending.claim_wait = Some((held, since));
+        pending.stale = since.is_some_and(|t| t.elapsed() >= timings.stale_after).then(|| Box::new(held.clone()));
+        pending.claim_wait = Some(Box::new((held, since)));
         ctx.run_later(timings.recheck_every, move |act, ctx| act.send(idx, pending, ctx));
     }
 }

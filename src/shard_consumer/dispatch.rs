@@ -29,9 +29,11 @@ pub(super) struct Pending {
     /// Times sent to its responder (sent again when a responder's actor stopped unanswered).
     pub attempts: u32,
     /// Someone else's claim it waits for, as last seen, and since when its claimer is gone.
-    pub claim_wait: Option<(Held, Option<Instant>)>,
+    /// (This and `stale` are boxed: only dedup uses them, and a pending command is moved
+    /// several times on its way, so each byte of it counts for every command.)
+    pub claim_wait: Option<Box<(Held, Option<Instant>)>>,
     /// That claim, once its claimer is gone for `staleAfter`: taken over at the next try.
-    pub stale: Option<Held>,
+    pub stale: Option<Box<Held>>,
     pub claim_failures: u32,
 }
 
@@ -232,7 +234,7 @@ impl ShardConsumer {
                 };
                 (store, timings, claimer)
             }),
-            stale: pending.stale.take(),
+            stale: pending.stale.take().map(|held| *held),
             recipient: target.one,
             execute: self.execute_of(&pending),
         };

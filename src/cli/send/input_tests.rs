@@ -99,7 +99,7 @@ fn a_completed_line_is_a_command_the_observer_routes() {
         };
         assert_eq!(command.data.to_value()["text"], text);
         assert_eq!(command.envelope.time_to_live, Some(Duration::from_millis(90_000)));
-        assert_eq!(command.envelope.tags.get("source").map(String::as_str), Some("test"));
+        assert_eq!(command.envelope.tags.get("source"), Some("test"));
         assert_eq!(r.partition_key, command.envelope.command_id.to_string(), "the default key is the commandId");
         ids.push(command.envelope.command_id);
     }
