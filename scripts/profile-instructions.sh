@@ -46,7 +46,8 @@ EOF
 cat > "$DIR/runtime.json" <<EOF
 {"schema": "iglu:rs.sauna.config/RuntimeConfig/avro/1-0-0", "data": {"dedup": {"enabled": false}}}
 EOF
-# The benchmarks' commands (benches/common/mod.rs): a Slack send_message with a tag.
+# The benchmarks' commands (benches/common/mod.rs): a Slack send_message with a tag, each with
+# an id and a creation time of its own.
 python3 - "$N" > "$DIR/commands.jsonl" <<'EOF'
 import json, sys, uuid
 for i in range(int(sys.argv[1])):
@@ -54,7 +55,7 @@ for i in range(int(sys.argv[1])):
         "schema": "iglu:com.snowplowanalytics.sauna.commands/command/jsonschema/1-0-0",
         "data": {
             "envelope": {"schema": "iglu:com.snowplowanalytics.sauna.commands/envelope/jsonschema/1-0-0",
-                         "data": {"commandId": str(uuid.uuid4()), "whenCreated": "2026-11-26T10:00:00Z",
+                         "data": {"commandId": str(uuid.uuid4()), "whenCreated": "2026-11-26T%02d:%02d:%02dZ" % (i // 3600 % 24, i // 60 % 60, i % 60),
                                   "execution": {"semantics": "AT_LEAST_ONCE", "timeToLive": None},
                                   "tags": {"source": "bench"}}},
             "command": {"schema": "iglu:com.slack.sauna.commands/send_message/jsonschema/1-0-0",

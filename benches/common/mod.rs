@@ -23,7 +23,11 @@ pub async fn create_stream(client: &aws_sdk_kinesis::Client, name: &str, shards:
     }
 }
 
+/// The `i`th command of a benchmark: a Slack `send_message` with a tag, ~560 bytes. Each has
+/// an id and a creation time of its own (a second apart, a fixed day), as a stream's have:
+/// nothing a command repeats of the one before is left for a cache to answer.
 pub fn command(i: usize) -> Vec<u8> {
+    let when_created = format!("2026-11-26T{:02}:{:02}:{:02}Z", i / 3600 % 24, i / 60 % 60, i % 60);
     json!({
         "schema": "iglu:com.snowplowanalytics.sauna.commands/command/jsonschema/1-0-0",
         "data": {
@@ -31,7 +35,7 @@ pub fn command(i: usize) -> Vec<u8> {
                 "schema": "iglu:com.snowplowanalytics.sauna.commands/envelope/jsonschema/1-0-0",
                 "data": {
                     "commandId": uuid::Uuid::new_v4().to_string(),
-                    "whenCreated": "2026-11-26T10:00:00Z",
+                    "whenCreated": when_created,
                     "execution": { "semantics": "AT_LEAST_ONCE", "timeToLive": null },
                     "tags": { "source": "bench" }
                 }

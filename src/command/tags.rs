@@ -14,9 +14,9 @@ use serde::ser::{Serialize, Serializer};
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Tags {
     /// Each tag's name then its value, in the order of the names.
-    text: Box<str>,
+    text: String,
     /// For each tag, where its name ends and where its value ends, in `text`.
-    ends: Box<[usize]>,
+    ends: Vec<usize>,
 }
 
 impl Tags {
@@ -49,7 +49,7 @@ impl Tags {
     }
 
     /// The tags in the order of their names.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &str)> + '_ {
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&str, &str)> + ExactSizeIterator + '_ {
         (0..self.len()).map(|i| self.entry(i))
     }
 
@@ -69,28 +69,38 @@ impl Tags {
 /// map's `insert` would have it).
 impl<N: AsRef<str>, V: AsRef<str>> FromIterator<(N, V)> for Tags {
     fn from_iter<I: IntoIterator<Item = (N, V)>>(pairs: I) -> Self {
-        let mut pairs: Vec<(N, V)> = pairs.into_iter().collect();
-        if pairs.is_empty() {
-            return Tags::new();
+        let pairs = pairs.into_iter();
+        let mut tags = Tags { text: String::new(), ends: Vec::with_capacity(2 * pairs.size_hint().0) };
+        // Written as they come: commands' tags are few, and usually in order already.
+        let mut in_order = true;
+        for (name, value) in pairs {
+            let (name, value) = (name.as_ref(), value.as_ref());
+            in_order &= tags.iter().next_back().is_none_or(|(last, _)| last < name);
+            tags.text.reserve(name.len() + value.len());
+            tags.text.push_str(name);
+            tags.ends.push(tags.text.len());
+            tags.text.push_str(value);
+            tags.ends.push(tags.text.len());
         }
-        // Stable: of equal names, the last one given stays last, and is the one kept.
-        pairs.sort_by(|a, b| a.0.as_ref().cmp(b.0.as_ref()));
-        let mut kept: Vec<&(N, V)> = Vec::with_capacity(pairs.len());
-        for pair in &pairs {
-            match kept.last_mut() {
-                Some(last) if last.0.as_ref() == pair.0.as_ref() => *last = pair,
-                _ => kept.push(pair),
+        if in_order { tags } else { tags.sorted() }
+    }
+}
+
+impl Tags {
+    /// The same tags in the order of their names, the last of each name kept.
+    fn sorted(&self) -> Tags {
+        let mut entries: Vec<(&str, &str)> = self.iter().collect();
+        // Stable: of equal names, the last one given stays last.
+        entries.sort_by(|a, b| a.0.cmp(b.0));
+        // `dedup_by` keeps the first of a run: move each later value into it.
+        entries.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                kept.1 = later.1;
             }
-        }
-        let mut text = String::with_capacity(kept.iter().map(|(n, v)| n.as_ref().len() + v.as_ref().len()).sum());
-        let mut ends = Vec::with_capacity(2 * kept.len());
-        for (name, value) in kept {
-            text.push_str(name.as_ref());
-            ends.push(text.len());
-            text.push_str(value.as_ref());
-            ends.push(text.len());
-        }
-        Tags { text: text.into_boxed_str(), ends: ends.into_boxed_slice() }
+            same
+        });
+        entries.into_iter().collect()
     }
 }
 
