@@ -22,8 +22,26 @@ pub struct ParseBatch {
     pub hash_range: Option<HashKeyRange>,
 }
 
+/// A batch classified: what each record is, in order, and the records themselves, handed back.
+/// (Moved there and back rather than cloned: a clone of each record's `Bytes` allocated a shared
+/// header for it, later freed, ~300 instructions a command; README: Performance.)
+#[derive(Debug)]
+pub struct ParsedBatch {
+    pub parsed: Vec<Parsed>,
+    pub records: Vec<Bytes>,
+}
+
+impl ParseBatch {
+    /// Classifies every record with `classify` (see [`parse_record`]).
+    pub fn parse(self, classify: impl Fn(&[u8]) -> Classified) -> ParsedBatch {
+        let range = self.hash_range.as_ref();
+        let parsed = self.records.iter().map(|data| parse_record(data, range, &classify)).collect();
+        ParsedBatch { parsed, records: self.records }
+    }
+}
+
 impl Message for ParseBatch {
-    type Result = Vec<Parsed>;
+    type Result = ParsedBatch;
 }
 
 /// What one Kinesis record is.
@@ -95,8 +113,7 @@ impl Handler<ParseBatch> for ParseWorker {
                 }
             })
         };
-        let range = batch.hash_range.as_ref();
-        MessageResult(batch.records.iter().map(|data| parse_record(data, range, classify)).collect())
+        MessageResult(batch.parse(classify))
     }
 }
 

@@ -15,7 +15,7 @@ use super::reading::{ReadError, RecordBatch, StartPosition};
 use crate::lease_manager::{LatestStart, LeaseError, PinLatestStart};
 use crate::metrics::{Operation, Unit};
 use crate::model::{Checkpoint, SequenceNumber};
-use crate::parser_pool::{ParseBatch, Parsed};
+use crate::parser_pool::{ParseBatch, Parsed, ParsedBatch};
 use crate::supervision::ExitReason;
 
 /// How far before "now" the start of a LATEST shard is recorded: clocks of this host and of
@@ -328,11 +328,10 @@ impl ShardConsumer {
         if records.is_empty() {
             return self.batch_done(batch, full, ctx);
         }
-        let parse = self.links.parser.send(ParseBatch {
-            records: records.iter().map(|r| r.data.clone()).collect(),
-            hash_range: self.lease.hash_range,
-        });
         let bytes = records.iter().map(|r| r.data.len()).sum();
+        // The data goes to the parse pool and comes back with the answers.
+        let (records, data): (Vec<_>, Vec<_>) = records.into_iter().map(|r| ((r.seq, r.partition_key), r.data)).unzip();
+        let parse = self.links.parser.send(ParseBatch { records: data, hash_range: self.lease.hash_range });
         self.state.classifying = Some((records.len() * self.state.user_records_per_record, bytes));
         let read_ahead = full && batch.next_iterator.is_some();
         if read_ahead {
@@ -348,11 +347,11 @@ impl ShardConsumer {
                 return;
             }
             match result {
-                Ok(parsed) => {
+                Ok(ParsedBatch { parsed, records: data }) => {
                     act.state.user_records_per_record = user_records_per_record(&parsed);
                     act.dispatching_after(ctx, |act, ctx| {
-                        for (record, parsed) in records.into_iter().zip(parsed) {
-                            act.admit(record, parsed, ctx);
+                        for (((seq, partition_key), data), parsed) in records.into_iter().zip(data).zip(parsed) {
+                            act.admit(Unparsed { seq, partition_key, data }, parsed, ctx);
                         }
                     });
                     // Records in: progress and outcomes to report soon.

@@ -23,7 +23,7 @@ use crate::command::{Classified, Command, CommandParser, SchemaRegistry};
 use crate::config::runtime::RetryPolicy;
 use crate::lease_manager::{AcquiredLease, LatestStart, LeaseError, LeaseOwner, ParentsFinished, PinLatestStart};
 use crate::model::{Checkpoint, Fence, LeaseDeadline, Tenure};
-use crate::parser_pool::{ParseBatch, Parsed, parse_record};
+use crate::parser_pool::{ParseBatch, ParsedBatch};
 use crate::responders::{Answers, CommandResult, Execute, ExecuteBatch, RouteTarget, Routes};
 use crate::supervision::{ChildId, ExitGuard};
 
@@ -111,7 +111,7 @@ impl Actor for StandIn {
 }
 
 impl Handler<ParseBatch> for StandIn {
-    type Result = ResponseFuture<Vec<Parsed>>;
+    type Result = ResponseFuture<ParsedBatch>;
 
     /// The parse workers' own deaggregation, with a classification of the test's making (once
     /// the parse gate, if any, lets it).
@@ -126,8 +126,7 @@ impl Handler<ParseBatch> for StandIn {
                 let n = std::str::from_utf8(data).ok().and_then(|t| t.parse().ok()).unwrap_or(0);
                 Classified::Routable { command: command(ids(n)), route: 0 }
             };
-            let range = batch.hash_range.as_ref();
-            batch.records.iter().map(|data| parse_record(data, range, classify)).collect()
+            batch.parse(classify)
         })
     }
 }
