@@ -298,8 +298,8 @@ fn self_key(schema: &Value) -> Option<SchemaKey> {
 }
 
 /// An envelope's `whenCreated`: RFC 3339, or an ISO 8601 local date-time without offset, which
-/// Sauna accepted and which is read as UTC.
-/// Answered from the last text this thread parsed when it is the same (`last_parsed.rs`).
+/// Sauna accepted and which is read as UTC. Answered from the last text this thread parsed when
+/// it is the same (`last_parsed.rs`).
 pub fn parse_date_time(s: &str) -> Option<chrono::DateTime<chrono::FixedOffset>> {
     thread_local! {
         static LAST: RefCell<LastParsed<chrono::DateTime<chrono::FixedOffset>>> =
