@@ -223,7 +223,9 @@ impl Sauna {
 
 impl Drop for Sauna {
     fn drop(&mut self) {
-        if std::env::var_os("SAUNA_TEST_PRINT_LOG").is_some() {
+        // A failing test prints its workers' logs: its config dir, and the logs with it, are gone
+        // once it ends, and a failure seen once in CI is otherwise left without its story.
+        if std::thread::panicking() || std::env::var_os("SAUNA_TEST_PRINT_LOG").is_some() {
             println!("----- log of {} -----\n{}", self.name, self.log_text());
         }
         if let Ok(None) = self.child.try_wait() {
